@@ -1,0 +1,85 @@
+"""The gateway's HTTP API: SiteWise-compatible routes, the dashboard, health.
+
+``create_app(backend)`` is a factory: no module-level app, so tests and the demo can
+run several gateways in one process. A boto3 ``iotsitewise`` client pointed at it
+(with ``Config(inject_host_prefix=False)``) works unchanged.
+
+Errors follow the SiteWise wire format: the HTTP status of the error shape, the
+``x-amzn-ErrorType`` header and a body ``{"message": ...}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.backend import Backend
+from api.dashboard.routes import router as dashboard_router
+from api.sitewise.assets import router as assets_router
+from api.sitewise.data import router as data_router
+from sitewise_edge.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(code: str, message: str, status: int | None = None) -> JSONResponse:
+    status = status or ApiError(code, message).status
+    return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code})
+
+
+def create_app(backend: Backend) -> FastAPI:
+    app = FastAPI(
+        title=f"sitewise-edge {backend.name}",
+        description="AWS IoT SiteWise-compatible API of a sitewise-edge gateway, its dashboard and health.",
+        version="0.1.0",
+    )
+    app.state.backend = backend
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
+            parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+        return error_response("InvalidRequestException", "; ".join(parts))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response("ResourceNotFoundException", "Unknown operation or resource", 404)
+        if exc.status_code == 405:
+            return error_response("InvalidRequestException", "Method not allowed on this route", 405)
+        return error_response("InvalidRequestException", str(exc.detail), exc.status_code)
+
+    @app.middleware("http")
+    async def _write_token(request: Request, call_next):  # type: ignore[no-untyped-def]
+        token = backend.api_token
+        if token and request.method in ("POST", "PUT", "DELETE", "PATCH"):
+            given = request.headers.get("x-api-token") or ""
+            auth = request.headers.get("authorization") or ""
+            if auth.lower().startswith("bearer "):
+                given = auth[7:].strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return error_response(
+                    "UnauthorizedException",
+                    "this route needs the API token: send 'Authorization: Bearer <token>' or 'x-api-token'",
+                )
+        return await call_next(request)
+
+    @app.get("/health", tags=["operations"], summary="Liveness and the state of every component")
+    async def health() -> dict[str, object]:
+        return {"status": "ok", **backend.status()}
+
+    app.include_router(data_router)
+    app.include_router(assets_router)
+    app.include_router(dashboard_router)
+    return app

@@ -1,0 +1,36 @@
+"""What the API needs of the gateway, as one small interface the runtime implements.
+
+The API never imports the store, the models or the connectors: the runtime hands it
+an object of this shape (see ``sitewise_edge.runtime.Gateway``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import pyarrow as pa
+
+T = TypeVar("T")
+
+
+class Backend(Protocol):
+    name: str
+    api_token: str | None
+    registry: Any
+    """The asset registry: describe_asset, list_assets, describe_asset_model, list_asset_models, ..."""
+
+    def resolve_stream(self, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
+        """The data stream an API call names; raises ApiError (InvalidRequest, ResourceNotFound)."""
+
+    def property_data_type(self, stream: str) -> tuple[str, str] | None:
+        """(dataType, description) of the measurement behind a stream, or None for a disassociated stream."""
+
+    async def ingest(self, batch: pa.RecordBatch) -> None:
+        """Accept a batch: returns once it is durable."""
+
+    async def query(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(reader)`` on a store reader in a worker thread."""
+
+    def status(self) -> dict[str, Any]:
+        """Sources, store and publishers, for /health and the dashboard."""

@@ -1,0 +1,64 @@
+"""SiteWise control-plane routes over the loaded asset models: ListAssets, DescribeAsset, and the model reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from api.sitewise.data import decode_token, encode_token, invalid
+
+router = APIRouter(tags=["SiteWise control plane"])
+
+MAX_LIST_RESULTS = 250
+DEFAULT_LIST_RESULTS = 50
+
+
+def _page(items: list[dict[str, Any]], key: str, next_token: str | None, max_results: int | None) -> dict[str, Any]:
+    limit = DEFAULT_LIST_RESULTS if max_results is None else max_results
+    if not 1 <= limit <= MAX_LIST_RESULTS:
+        raise invalid(f"maxResults: must be 1 to {MAX_LIST_RESULTS}, got {max_results}")
+    offset = decode_token(next_token)
+    out: dict[str, Any] = {key: items[offset:offset + limit]}
+    if offset + limit < len(items):
+        out["nextToken"] = encode_token(offset + limit)
+    return out
+
+
+def _registry(request: Request) -> Any:
+    return request.app.state.backend.registry
+
+
+@router.get("/assets", summary="ListAssets")
+async def list_assets(
+    request: Request,
+    assetModelId: str | None = None,
+    filter: str | None = None,
+    nextToken: str | None = None,
+    maxResults: int | None = None,
+) -> dict[str, Any]:
+    items = _registry(request).list_assets(assetModelId, filter or "ALL")
+    return _page(items, "assetSummaries", nextToken, maxResults)
+
+
+@router.get("/assets/{assetId}", summary="DescribeAsset")
+async def describe_asset(request: Request, assetId: str, excludeProperties: bool = False) -> dict[str, Any]:
+    return _registry(request).describe_asset(assetId, exclude_properties=excludeProperties)  # type: ignore[no-any-return]
+
+
+@router.get("/asset-models", summary="ListAssetModels")
+async def list_asset_models(
+    request: Request,
+    assetModelTypes: list[str] | None = Query(default=None),  # noqa: B008
+    nextToken: str | None = None,
+    maxResults: int | None = None,
+) -> dict[str, Any]:
+    items = _registry(request).list_asset_models()
+    if assetModelTypes:
+        items = [m for m in items if m.get("assetModelType", "ASSET_MODEL") in assetModelTypes]
+    return _page(items, "assetModelSummaries", nextToken, maxResults)
+
+
+@router.get("/asset-models/{assetModelId}", summary="DescribeAssetModel")
+async def describe_asset_model(request: Request, assetModelId: str) -> dict[str, Any]:
+    return _registry(request).describe_asset_model(assetModelId)  # type: ignore[no-any-return]

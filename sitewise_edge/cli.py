@@ -1,0 +1,266 @@
+"""The ``sitewise-edge`` command.
+
+    sitewise-edge run -c gateway.yaml          run a gateway
+    sitewise-edge validate -c gateway.yaml     check a configuration (and its asset models)
+    sitewise-edge demo [--port 8080]           simulators + gateway + local SiteWise endpoint
+    sitewise-edge simulate opcua|modbus        one simulator on its own
+
+Exit status: 0 ok, 2 a configuration or model error, 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sitewise_edge.config import Config, load_config
+from sitewise_edge.errors import ConfigError, ModelError, SitewiseEdgeError
+
+log = logging.getLogger("sitewise_edge")
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXIT_CONFIG = 2
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("asyncua", "pymodbus", "botocore", "urllib3", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def _print_config_error(exc: ConfigError) -> None:
+    print(f"{exc.source or 'configuration'}: {len(exc.issues)} error(s)", file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue}", file=sys.stderr)
+
+
+# --- validate ---------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+        registry = _load_registry(cfg)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    except ModelError as exc:
+        print(f"models: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    unmapped = [a for a in _source_aliases(cfg) if registry.property_by_alias(a) is None]
+    if unmapped and cfg.models:
+        print(f"note: {len(unmapped)} source aliases belong to no asset property and will be stored as "
+              f"data streams: {', '.join(unmapped[:5])}{' ...' if len(unmapped) > 5 else ''}", file=sys.stderr)
+    print("ok")
+    return 0
+
+
+def _load_registry(cfg: Config):  # type: ignore[no-untyped-def]
+    from asset_models.registry import Registry
+
+    return Registry.load([m.path for m in cfg.models]) if cfg.models else Registry.empty()
+
+
+def _source_aliases(cfg: Config) -> list[str]:
+    out: list[str] = []
+    for s in cfg.sources:
+        out += [n.alias for n in (s.nodes if s.type == "opcua" else s.tags)]  # type: ignore[union-attr]
+    return out
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    hits = 0
+
+    def on_signal(signame: str) -> None:
+        nonlocal hits
+        hits += 1
+        if hits == 1:
+            log.info("%s received: draining and stopping (send it again to stop at once)", signame)
+            stop.set()
+        else:
+            log.warning("%s received again: exiting now; everything accepted is already in the WAL", signame)
+            os._exit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    await main(stop)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    return _run_gateways(lambda: [cfg])
+
+
+def _run_gateways(configs: Callable[[], list[Config]], before: Callable[[], Awaitable[list[object]]] | None = None,
+                  announce: Callable[[list[object]], None] | None = None) -> int:
+    from sitewise_edge.runtime import Gateway, dashboard_url
+
+    async def main(stop: asyncio.Event) -> None:
+        helpers = await before() if before else []
+        gateways: list[Gateway] = []
+        try:
+            for cfg in configs():
+                gw = Gateway(cfg)
+                await gw.start()
+                gateways.append(gw)
+            main_gw = gateways[-1]
+            assert main_gw.api_port is not None
+            if announce:
+                announce([*helpers, *gateways])
+            print(f"Dashboard: {dashboard_url(main_gw.config.api.host, main_gw.api_port)}", flush=True)
+            await stop.wait()
+        finally:
+            for gw in reversed(gateways):
+                await gw.stop()
+            for h in reversed(helpers):
+                await h.stop()  # type: ignore[attr-defined]
+
+    try:
+        asyncio.run(_until_signal(main))
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    except ModelError as exc:
+        print(f"models: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SitewiseEdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sitewise_edge.simulators.modbus import ModbusSimulator
+    from sitewise_edge.simulators.opcua import OpcUaSimulator
+
+    data_dir = Path(args.data_dir).resolve()
+    ports = {"opcua": free_port(), "modbus": free_port(), "cloud": free_port()}
+    env = {
+        **os.environ,
+        "OPCUA_ENDPOINT": f"opc.tcp://127.0.0.1:{ports['opcua']}",
+        "MODBUS_HOST": "127.0.0.1",
+        "MODBUS_PORT": str(ports["modbus"]),
+        "CLOUD_PORT": str(ports["cloud"]),
+        "CLOUD_URL": f"http://127.0.0.1:{ports['cloud']}",
+        "GATEWAY_PORT": str(args.port),
+        "GATEWAY_DATA_DIR": str(data_dir / "gateway"),
+        "CLOUD_DATA_DIR": str(data_dir / "cloud"),
+    }
+
+    def configs() -> list[Config]:
+        return [load_config(EXAMPLES / "cloud.yaml", env), load_config(EXAMPLES / "gateway.yaml", env)]
+
+    async def simulators() -> list[object]:
+        opcua = OpcUaSimulator(port=ports["opcua"])
+        modbus = ModbusSimulator(port=ports["modbus"])
+        await opcua.start()
+        await modbus.start()
+        return [opcua, modbus]
+
+    def announce(_: list[object]) -> None:
+        print(f"OPC UA simulator:  {env['OPCUA_ENDPOINT']}", flush=True)
+        print(f"Modbus simulator:  127.0.0.1:{ports['modbus']}", flush=True)
+        print(f"SiteWise endpoint: {env['CLOUD_URL']}/ (the local ingestion endpoint the gateway forwards to)",
+              flush=True)
+        print(f"Data:              {data_dir}", flush=True)
+
+    return _run_gateways(configs, simulators, announce)
+
+
+# --- simulate ---------------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    async def main(stop: asyncio.Event) -> None:
+        sim: object
+        if args.protocol == "opcua":
+            from sitewise_edge.simulators.opcua import OpcUaSimulator
+
+            sim = OpcUaSimulator(host=args.host, port=args.port or 4840)
+            await sim.start()
+            print(f"OPC UA simulator serving {sim.endpoint}", flush=True)
+        else:
+            from sitewise_edge.simulators.modbus import ModbusSimulator
+
+            sim = ModbusSimulator(host=args.host, port=args.port or 5020, unit_id=args.unit_id)
+            await sim.start()
+            print(f"Modbus simulator serving {args.host}:{sim.port} unit {args.unit_id}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await sim.stop()  # type: ignore[attr-defined]
+
+    try:
+        asyncio.run(_until_signal(main))
+    except OSError as exc:
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sitewise-edge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run a gateway")
+    p.add_argument("-c", "--config", required=True, type=Path)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a configuration file and its asset models")
+    p.add_argument("-c", "--config", required=True, type=Path)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("demo", help="run simulators, a gateway and a local SiteWise endpoint")
+    p.add_argument("--port", type=int, default=8080, help="API and dashboard port (default 8080)")
+    p.add_argument("--data-dir", default="./demo-data", help="where the demo keeps its data")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="serve the simulated plant over OPC UA or Modbus")
+    p.add_argument("protocol", choices=["opcua", "modbus"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default 4840 (OPC UA) or 5020 (Modbus)")
+    p.add_argument("--unit-id", type=int, default=1)
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

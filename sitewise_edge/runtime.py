@@ -1,0 +1,253 @@
+"""The composition root: builds every component from the configuration and supervises them.
+
+    gateway = Gateway(load_config("gateway.yaml"))
+    await gateway.start()        # store recovered, sources, publishers and API running
+    ...
+    await gateway.stop()         # sources stop, queued batches drain into the store, all closes
+
+Flow: connectors -> bounded queue (full policy: block, so a slow disk slows the
+sources instead of growing memory) -> mapper (type checks against the asset models)
+-> store (durable) -> publishers (from their own cursors) and the API (queries).
+
+Only this module (and the CLI) import across the sibling packages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import uvicorn
+
+from api.app import create_app
+from asset_models.mapping import check_batch, resolve_stream
+from asset_models.registry import Registry
+from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
+from sitewise_edge.config import Config, ModbusSource, OpcUaSource
+from sitewise_edge.errors import ConnectorError, SitewiseEdgeError
+from sitewise_edge.publish.sitewise import SitewisePublisherTask
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+QUEUE_BATCHES = 256
+MAX_BACKOFF = 30.0
+DRAIN_TIMEOUT = 5.0
+
+
+def make_connector(cfg: OpcUaSource | ModbusSource) -> Connector:
+    if isinstance(cfg, ModbusSource):
+        from connectors.modbus import ModbusConnector
+
+        return ModbusConnector(cfg)
+    from connectors.opcua import make_opcua_connector
+
+    return make_opcua_connector(cfg)
+
+
+class Gateway:
+    """One gateway: what ``sitewise-edge run`` runs. Also the API's backend."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.name = config.gateway.name
+        self.api_token = config.api.token
+        self.registry = Registry.load([m.path for m in config.models]) if config.models else Registry.empty()
+        self.store = Store(config.gateway.data_dir, config.storage)
+        self.connectors = [make_connector(s) for s in config.sources]
+        deadletter = config.gateway.data_dir / "deadletter"
+        self.publishers = [SitewisePublisherTask(p, self.store, deadletter) for p in config.publishers]
+        self.rejected_values = 0
+        self.api_port: int | None = None
+        self._queue: asyncio.Queue[pa.RecordBatch] = asyncio.Queue(QUEUE_BATCHES)
+        self._source_tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: uvicorn.Server | None = None
+        self._stopping = asyncio.Event()
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        sock = self._bind(self.config.api.host, self.config.api.port)
+        self.api_port = sock.getsockname()[1]
+        app = create_app(self)
+        server = _EmbeddedServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+        self._server = server
+        self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="api"))
+        self._tasks.append(asyncio.create_task(self._ingest_loop(), name="ingest"))
+        for pub in self.publishers:
+            self._tasks.append(asyncio.create_task(self._supervise(f"publisher {pub.name}", pub.run),
+                                                   name=f"publisher-{pub.name}"))
+        for conn in self.connectors:
+            self._source_tasks.append(asyncio.create_task(self._run_source(conn), name=f"source-{conn.name}"))
+        while not server.started:
+            if self._tasks[0].done():
+                self._tasks[0].result()
+                raise SitewiseEdgeError("the API server stopped during start-up")
+            await asyncio.sleep(0.01)
+        log.info("gateway %s running: %d sources, %d publishers, API on http://%s:%d/", self.name,
+                 len(self.connectors), len(self.publishers), self.config.api.host, self.api_port)
+
+    @staticmethod
+    def _bind(host: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            raise SitewiseEdgeError(f"api: cannot listen on {host}:{port}: {exc.strerror}") from None
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    async def stop(self) -> None:
+        """Stop sources, drain what they produced into the store, then stop the rest."""
+        self._stopping.set()
+        for t in self._source_tasks:
+            t.cancel()
+        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT)
+        except TimeoutError:
+            log.error("stop: %d batches could not be stored within %.0fs", self._queue.qsize(), DRAIN_TIMEOUT)
+        if self._server is not None:
+            self._server.should_exit = True
+        for t in self._tasks[1:]:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+        log.info("gateway %s stopped", self.name)
+
+    # --- sources ------------------------------------------------------------------------
+
+    async def _run_source(self, conn: Connector) -> None:
+        """Open, read, and on failure reopen with exponential back-off; other sources are unaffected."""
+        backoff = 1.0
+        status: ConnectorStatus = conn.status
+        while True:
+            try:
+                await conn.open()
+                status.state = "connected"
+                status.last_error = None
+                log.info("source %s connected", conn.name)
+                backoff = 1.0
+                if isinstance(conn, PollingConnector):
+                    await self._poll(conn)
+                elif isinstance(conn, StreamingConnector):
+                    async for batch in conn.stream():
+                        await self._queue.put(batch)
+            except ConnectorError as exc:
+                status.state = "error"
+                if status.last_error != str(exc):
+                    log.warning("source %s: %s (retrying in %.0fs)", conn.name, exc, backoff)
+                status.last_error = str(exc)
+            except asyncio.CancelledError:
+                status.state = "stopped"
+                await conn.close()
+                raise
+            except Exception as exc:  # the supervisor: a bug in a connector must not stop the gateway
+                status.state = "error"
+                status.last_error = f"internal error: {exc!r}"
+                log.exception("source %s failed unexpectedly; restarting in %.0fs", conn.name, backoff)
+            await conn.close()
+            status.reconnects += 1
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _poll(self, conn: PollingConnector) -> None:
+        next_tick = time.monotonic()
+        while True:
+            batch = await conn.poll()
+            if batch.num_rows:
+                await self._queue.put(batch)
+            next_tick += conn.interval
+            delay = next_tick - time.monotonic()
+            if delay < 0:  # overrun: skip missed ticks rather than bursting
+                next_tick = time.monotonic()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def _ingest_loop(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self.ingest(batch)
+            except SitewiseEdgeError as exc:
+                log.error("could not store a batch of %d values: %s", batch.num_rows, exc)
+            finally:
+                self._queue.task_done()
+
+    async def _supervise(self, what: str, run: Callable[[], Any]) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                await run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the supervisor: log, count, restart
+                log.exception("%s failed; restarting in %.0fs", what, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    # --- the API's backend --------------------------------------------------------------
+
+    async def ingest(self, batch: pa.RecordBatch) -> None:
+        """Type-check against the models, then make durable. Rejected values are logged and counted."""
+        accepted, rejected, reasons = check_batch(batch, self.registry)
+        if rejected.num_rows:
+            self.rejected_values += rejected.num_rows
+            log.warning("rejected %d values: %s", rejected.num_rows, "; ".join(sorted(set(reasons))[:3]))
+        if accepted.num_rows:
+            await self.store.append(accepted)
+
+    def resolve_stream(self, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
+        return resolve_stream(self.registry, asset_id, property_id, alias)
+
+    def property_data_type(self, stream: str) -> tuple[str, str] | None:
+        prop = self.registry.property_of_stream(stream)
+        if prop is None:
+            return None
+        return prop.data_type, f"the property {prop.property_name} of asset {prop.asset_name}"
+
+    async def query(self, fn: Callable[[Any], T]) -> T:
+        def run() -> T:
+            with self.store.reader() as reader:
+                return fn(reader)
+
+        return await asyncio.to_thread(run)
+
+    def status(self) -> dict[str, Any]:
+        s = self.store.stats
+        return {
+            "gateway": self.name,
+            "sources": {c.name: c.status.as_dict() for c in self.connectors},
+            "publishers": {p.name: {**p.stats.as_dict(), "backlogRecords": max(
+                0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq)} for p in self.publishers},
+            "store": {"valuesAccepted": s.values_accepted, "batchesAccepted": s.batches_accepted,
+                      "compactions": s.compactions, "valuesRejected": self.rejected_values,
+                      "dataDir": str(self.store.data_dir)},
+        }
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: the gateway, not uvicorn, owns the signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def dashboard_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return f"http://{shown}:{port}/"

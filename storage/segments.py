@@ -1,0 +1,110 @@
+"""Parquet segments: the compacted, queryable form of the log.
+
+Layout under ``<data_dir>/parquet/``: one folder per UTC day (``day=2026-11-25``),
+files named by the WAL sequence range they hold (``<first>-<last>.parquet``) so a
+compaction that runs again after a crash writes the same names. Rows are sorted
+by stream, then time. Encodings are chosen for time series: delta timestamps and
+integers, byte-stream-split doubles, dictionary streams and strings, zstd.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sitewise_edge.samples import SCHEMA
+from storage._fs import fsync_dir
+
+log = logging.getLogger(__name__)
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+def _write_options() -> dict[str, object]:
+    return {
+        "compression": "zstd",
+        "compression_level": 3,
+        "use_dictionary": ["stream", "string"],
+        "column_encoding": {
+            "time": "DELTA_BINARY_PACKED",
+            "integer": "DELTA_BINARY_PACKED",
+            "double": "BYTE_STREAM_SPLIT",
+            "quality": "DELTA_BINARY_PACKED",
+        },
+        "write_statistics": True,
+        "row_group_size": 1 << 20,
+    }
+
+
+def day_folder(day_start_ns: int) -> str:
+    return "day=" + datetime.fromtimestamp(day_start_ns / 1e9, UTC).strftime("%Y-%m-%d")
+
+
+def write_partitions(table: pa.Table, directory: Path, first_seq: int, last_seq: int) -> list[Path]:
+    """Write ``table`` as one sorted file per UTC day it touches. Atomic per file (tmp + rename)."""
+    if table.num_rows == 0:
+        return []
+    table = table.cast(SCHEMA).unify_dictionaries()
+    time_ns = table.column("time").cast(pa.int64())
+    day = pc.multiply(pc.divide(time_ns, pa.scalar(NS_PER_DAY, pa.int64())), pa.scalar(NS_PER_DAY, pa.int64()))
+    # integer division truncates towards zero; days before 1970 are not a concern for live data
+    written = []
+    for day_start in pc.unique(day).to_pylist():
+        part = table.filter(pc.equal(day, day_start))
+        keys = pa.table({"s": part.column("stream").cast(pa.string()), "t": part.column("time")})
+        part = part.take(pc.sort_indices(keys, [("s", "ascending"), ("t", "ascending")]))
+        folder = directory / day_folder(day_start)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{first_seq:020d}-{last_seq:020d}.parquet"
+        tmp = path.with_suffix(".parquet.tmp")
+        pq.write_table(part, tmp, **_write_options())  # type: ignore[arg-type]
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(folder)
+        written.append(path)
+    return written
+
+
+def list_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("day=*/*.parquet"))
+
+
+def seq_range(path: Path) -> tuple[int, int]:
+    first, last = path.stem.split("-")
+    return int(first), int(last)
+
+
+def remove_orphans(directory: Path, compacted_through: int) -> int:
+    """Drop files from a compaction that crashed before it was recorded (and stray temp files)."""
+    removed = 0
+    for tmp in directory.glob("day=*/*.tmp"):
+        tmp.unlink()
+        removed += 1
+    for path in list_files(directory):
+        if seq_range(path)[1] > compacted_through:
+            log.info("removing %s: its compaction was not recorded before the last stop", path.name)
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def expire_days(directory: Path, before_ns: int) -> list[Path]:
+    """Delete whole day folders that end before ``before_ns``. Returns the files removed."""
+    removed = []
+    cutoff = datetime.fromtimestamp(before_ns / 1e9, UTC).strftime("%Y-%m-%d")
+    for folder in sorted(directory.glob("day=*")):
+        if folder.name[4:] < cutoff:
+            files = list(folder.glob("*.parquet"))
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
+            removed += files
+    return removed
+

@@ -1,0 +1,377 @@
+"""The historian: accept batches durably, compact them to Parquet, answer queries, feed publishers.
+
+    store = Store(data_dir, storage_config)
+    report = await store.open()          # recovers the WAL, cutting a torn tail
+    seq = await store.append(batch)      # returns once the batch is durable (accepted)
+    with store.reader() as r:            # in a worker thread
+        r.history("/plant/temp", None, None)
+    rows, pos = store.read(Position(0, 0), 1000)   # publishers: everything after a position
+    await store.close()
+
+One writer: appends are serialised by an asyncio lock and run in a worker thread.
+WAL segments are deleted only when compacted *and* passed by every publisher's cursor,
+so a long cloud outage is bridged by the log itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from sitewise_edge.config import StorageConfig
+from sitewise_edge.errors import StoreError
+from sitewise_edge.samples import SCHEMA, concat
+from storage import segments, wal
+from storage._fs import read_json, write_json_atomic
+from storage.query import Reader, Snapshot
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = 1
+COMPACT_ROWS = 1_000_000
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the log: the next row to read is row ``row`` of record ``seq``."""
+
+    seq: int
+    row: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"seq": self.seq, "row": self.row}
+
+
+@dataclass
+class StoreStats:
+    values_accepted: int = 0
+    batches_accepted: int = 0
+    compactions: int = 0
+    last_compaction: float | None = None
+    values_expired: int = 0
+
+
+class Store:
+    def __init__(self, data_dir: Path, config: StorageConfig) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self.wal_dir = self.data_dir / "wal"
+        self.parquet_dir = self.data_dir / "parquet"
+        self.cursor_dir = self.data_dir / "cursors"
+        self.stats = StoreStats()
+        self._lock = threading.Lock()  # guards _resident, _files, _seg_index
+        self._resident: list[tuple[int, pa.RecordBatch]] = []
+        self._resident_rows = 0
+        self._files: list[Path] = []
+        self._segments: list[wal.Segment] = []
+        self._compacted_through = 0
+        self._writer: wal.WalWriter | None = None
+        self._append_lock = asyncio.Lock()
+        self._data_waiters: list[asyncio.Future[None]] = []
+        self._cursors: dict[str, Position] = {}
+        self._duck: duckdb.DuckDBPyConnection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sync_waiters: list[asyncio.Future[None]] = []
+        self._compact_lock = asyncio.Lock()
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def open(self) -> wal.Recovery:
+        report = await asyncio.to_thread(self._open_sync)
+        self._duck = duckdb.connect(":memory:")
+        self._tasks.append(asyncio.create_task(self._compactor(), name="store-compactor"))
+        if self.config.fsync_interval is not None:
+            self._tasks.append(asyncio.create_task(self._syncer(self.config.fsync_interval), name="store-fsync"))
+        log.info("store open at %s: %s", self.data_dir, report.describe())
+        return report
+
+    def _open_sync(self) -> wal.Recovery:
+        try:
+            for d in (self.wal_dir, self.parquet_dir, self.cursor_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data directory {self.data_dir}: {exc.strerror}") from None
+        manifest_path = self.data_dir / "manifest.json"
+        if manifest_path.exists():
+            manifest = read_json(manifest_path)
+            version = manifest.get("layout")
+            if not isinstance(version, int) or version > LAYOUT_VERSION:
+                raise StoreError(
+                    f"{self.data_dir} holds store layout {version}, newer than this gateway's "
+                    f"{LAYOUT_VERSION}: upgrade sitewise-edge or use another data_dir"
+                )
+            self._compacted_through = int(manifest.get("compacted_through", 0))
+        else:
+            write_json_atomic(manifest_path, {"layout": LAYOUT_VERSION, "compacted_through": 0})
+        segments.remove_orphans(self.parquet_dir, self._compacted_through)
+        self._files = segments.list_files(self.parquet_dir)
+        records, report = wal.recover(self.wal_dir)
+        self._segments = wal.list_segments(self.wal_dir)
+        next_seq = max(self._compacted_through + 1, 1)
+        for seq, batch, _path in records:
+            next_seq = max(next_seq, seq + 1)
+            if seq > self._compacted_through:
+                self._resident.append((seq, batch))
+                self._resident_rows += batch.num_rows
+        for f in self.cursor_dir.glob("*.json"):
+            data = read_json(f)
+            self._cursors[f.stem] = Position(int(data["seq"]), int(data.get("row", 0)))
+        self._writer = wal.WalWriter(self.wal_dir, next_seq, self.config.segment_size)
+        return report
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+        async with self._append_lock:
+            if self._writer is not None:
+                await asyncio.to_thread(self._writer.close)
+                self._writer = None
+        self._release_sync_waiters()
+        if self._duck is not None:
+            self._duck.close()
+            self._duck = None
+
+    # --- writing ----------------------------------------------------------------------
+
+    async def append(self, batch: pa.RecordBatch) -> int:
+        """Make ``batch`` durable and visible. Returns its sequence number once it is accepted."""
+        if batch.num_rows == 0:
+            return 0
+        if batch.schema != SCHEMA:
+            batch = batch.cast(SCHEMA)
+        async with self._append_lock:
+            writer = self._writer
+            if writer is None:
+                raise StoreError("the store is closed")
+            fsync_each = self.config.fsync_interval is None
+            seq = await asyncio.to_thread(self._append_sync, writer, batch, fsync_each)
+            waiter: asyncio.Future[None] | None = None
+            if not fsync_each:
+                waiter = asyncio.get_running_loop().create_future()
+                self._sync_waiters.append(waiter)
+        if waiter is not None:
+            await waiter
+        self.stats.values_accepted += batch.num_rows
+        self.stats.batches_accepted += 1
+        waiters, self._data_waiters = self._data_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+        if self._resident_rows >= COMPACT_ROWS and not self._compact_lock.locked():
+            self._tasks.append(asyncio.create_task(self.compact(), name="store-compact"))
+        return seq
+
+    def _append_sync(self, writer: wal.WalWriter, batch: pa.RecordBatch, fsync: bool) -> int:
+        before = writer.active_path
+        seq = writer.append(batch)
+        if fsync:
+            writer.sync()
+        with self._lock:
+            if writer.active_path != before and writer.active_path is not None:
+                self._segments.append(wal.Segment(writer.active_path, seq))
+            self._resident.append((seq, batch))
+            self._resident_rows += batch.num_rows
+        return seq
+
+    async def _syncer(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.sync()
+
+    async def sync(self) -> None:
+        async with self._append_lock:
+            waiters, self._sync_waiters = self._sync_waiters, []
+            if self._writer is not None and waiters:
+                await asyncio.to_thread(self._writer.sync)
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def _release_sync_waiters(self) -> None:
+        for w in self._sync_waiters:
+            if not w.done():
+                w.set_exception(StoreError("the store closed before the batch was durable"))
+        self._sync_waiters.clear()
+
+    # --- compaction and retention -----------------------------------------------------
+
+    async def _compactor(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.compact_interval)
+            try:
+                await self.compact()
+                await self.apply_retention()
+            except (OSError, StoreError, pa.ArrowException) as exc:
+                log.error("compaction failed, will retry: %s", exc)
+
+    async def compact(self) -> int:
+        """Write every WAL-resident row to Parquet. Returns the number of rows compacted."""
+        async with self._compact_lock:
+            with self._lock:
+                todo = list(self._resident)
+            if not todo:
+                return 0
+            first, last = todo[0][0], todo[-1][0]
+            started = time.monotonic()
+            table = concat([b for _, b in todo])
+            written = await asyncio.to_thread(segments.write_partitions, table, self.parquet_dir, first, last)
+            await asyncio.to_thread(
+                write_json_atomic, self.data_dir / "manifest.json",
+                {"layout": LAYOUT_VERSION, "compacted_through": last},
+            )
+            with self._lock:
+                self._compacted_through = last
+                self._files.extend(written)
+                done = len(todo)
+                self._resident = self._resident[done:]
+                self._resident_rows -= table.num_rows
+            self.stats.compactions += 1
+            self.stats.last_compaction = time.time()
+            log.info("compacted %d values (records %d..%d) into %d Parquet files in %.2fs",
+                     table.num_rows, first, last, len(written), time.monotonic() - started)
+            await asyncio.to_thread(self._drop_passed_segments)
+            return table.num_rows
+
+    def _drop_passed_segments(self) -> None:
+        """Delete WAL segments that are compacted and behind every publisher's cursor."""
+        with self._lock:
+            horizon = self._compacted_through
+            for pos in self._cursors.values():
+                horizon = min(horizon, pos.seq - 1)
+            active = self._writer.active_path if self._writer else None
+            keep: list[wal.Segment] = []
+            drop: list[wal.Segment] = []
+            for i, seg in enumerate(self._segments):
+                next_first = self._segments[i + 1].first_seq if i + 1 < len(self._segments) else None
+                if seg.path != active and next_first is not None and next_first - 1 <= horizon:
+                    drop.append(seg)
+                else:
+                    keep.append(seg)
+            self._segments = keep
+        for seg in drop:
+            seg.path.unlink(missing_ok=True)
+            log.debug("deleted WAL segment %s", seg.path.name)
+
+    async def apply_retention(self, now_ns: int | None = None) -> int:
+        """Delete Parquet days older than the retention period. Returns the files removed."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        cutoff = now_ns - int(self.config.retention * 1e9)
+        removed = await asyncio.to_thread(segments.expire_days, self.parquet_dir, cutoff)
+        if removed:
+            gone = set(removed)
+            with self._lock:
+                self._files = [f for f in self._files if f not in gone]
+            log.info("retention: removed %d Parquet files older than %s days", len(removed),
+                     self.config.retention / 86400)
+        return len(removed)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(tuple(self._files), tuple(b for _, b in self._resident))
+
+    def reader(self) -> Reader:
+        """A query reader over a consistent snapshot. Use from a worker thread; close it after."""
+        if self._duck is None:
+            raise StoreError("the store is not open")
+        return Reader(self._duck.cursor(), self.snapshot())
+
+    @property
+    def next_seq(self) -> int:
+        return self._writer.next_seq if self._writer else 0
+
+    def read(self, position: Position, max_rows: int) -> tuple[pa.Table, Position]:
+        """Rows after ``position`` in acceptance order, at most ``max_rows`` (blocking: use a thread)."""
+        out: list[pa.RecordBatch] = []
+        n = 0
+        pos = position
+        for seq, batch in self._records_from(position.seq):
+            if seq < pos.seq:
+                continue
+            start = pos.row if seq == pos.seq else 0
+            if start >= batch.num_rows:
+                pos = Position(seq + 1, 0)
+                continue
+            take = min(batch.num_rows - start, max_rows - n)
+            out.append(batch.slice(start, take))
+            n += take
+            pos = Position(seq, start + take) if start + take < batch.num_rows else Position(seq + 1, 0)
+            if n >= max_rows:
+                break
+        return concat(out), pos
+
+    def _records_from(self, seq: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+        with self._lock:
+            resident = list(self._resident)
+            segs = list(self._segments)
+        first_resident = resident[0][0] if resident else self.next_seq
+        if seq < first_resident:
+            # behind memory: read the log from disk up to where memory starts
+            starts = [s.first_seq for s in segs]
+            i = max(0, bisect.bisect_right(starts, seq) - 1)
+            for seg in segs[i:]:
+                if seg.first_seq >= first_resident:
+                    break
+                try:
+                    for s, batch in wal.read_segment(seg.path):
+                        if s >= first_resident:
+                            break
+                        if s >= seq:
+                            yield s, batch
+                except FileNotFoundError:
+                    raise StoreError(f"WAL segment {seg.path.name} was removed while a reader needed it") from None
+        for s, batch in resident:
+            if s >= seq:
+                yield s, batch
+
+    async def wait_for_data(self, max_wait: float) -> None:
+        """Return when a batch is appended, or after ``max_wait`` seconds."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._data_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, max_wait)
+        except TimeoutError:
+            pass
+        finally:
+            if waiter in self._data_waiters:
+                self._data_waiters.remove(waiter)
+
+    # --- cursors ------------------------------------------------------------------------
+
+    def cursor(self, name: str) -> Position:
+        """The saved position of a publisher; a new publisher starts at the oldest data still in the log."""
+        with self._lock:
+            if name not in self._cursors:
+                first = self._segments[0].first_seq if self._segments else self.next_seq
+                self._cursors[name] = Position(max(first, 1), 0)
+            return self._cursors[name]
+
+    def save_cursor(self, name: str, position: Position) -> None:
+        """Persist a publisher's position (blocking: call from a thread)."""
+        write_json_atomic(self.cursor_dir / f"{name}.json", position.as_dict())
+        with self._lock:
+            self._cursors[name] = position
+
+    def backlog(self, name: str) -> int:
+        """Rows after a cursor still in memory or the active log (an estimate for metrics)."""
+        pos = self.cursor(name)
+        with self._lock:
+            return sum(b.num_rows for s, b in self._resident if s >= pos.seq) - (
+                pos.row if any(s == pos.seq for s, _ in self._resident) else 0
+            )
