@@ -74,7 +74,6 @@ class ModbusConnector(PollingConnector):
         self._client: AsyncModbusTcpClient | None = None
         self._inflight: asyncio.Future[Any] | None = None
         self._lost = False
-        self._opened = False
 
     # --- life cycle --------------------------------------------------------------------
 
@@ -104,9 +103,6 @@ class ModbusConnector(PollingConnector):
             self._set_error(error)
             raise ConnectorError(error)
         self._client = client
-        if self._opened:
-            self.status.reconnects += 1
-        self._opened = True
         self.status.state = "connected"
         self.status.last_error = None
         logger.info("modbus source %r connected to %s, unit %d, %d requests per poll",
