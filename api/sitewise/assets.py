@@ -53,9 +53,7 @@ async def list_asset_models(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    items = _registry(request).list_asset_models()
-    if assetModelTypes:
-        items = [m for m in items if m.get("assetModelType", "ASSET_MODEL") in assetModelTypes]
+    items = _registry(request).list_asset_models(assetModelTypes)
     return _page(items, "assetModelSummaries", nextToken, maxResults)
 
 

@@ -1,0 +1,236 @@
+"""The SiteWise-compatible API, driven by a real boto3 client over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import httpx
+import pytest
+
+from tests.botocore_shapes import assert_valid_output
+from tests.conftest import gateway_config, sitewise_client
+
+PRESS1_TEMP = "/plant1/line1/press1/temperature"
+NOW = int(time.time())
+
+
+def tqv(value: dict[str, Any], t: int, nanos: int = 0, quality: str = "GOOD") -> dict[str, Any]:
+    return {"value": value, "timestamp": {"timeInSeconds": t, "offsetInNanos": nanos}, "quality": quality}
+
+
+@pytest.fixture
+async def api(tmp_path: Path, start_gateway: Any) -> Any:
+    gw = await start_gateway(gateway_config(tmp_path))
+    return gw, sitewise_client(gw.api_port)
+
+
+def call(client: Any, op: str, **kwargs: Any) -> Any:
+    """Run a boto3 call off the event loop (the server runs on it)."""
+    return asyncio.to_thread(getattr(client, op), **kwargs)
+
+
+def asset_named(gw: Any, name: str) -> Any:
+    return next(a for a in gw.registry.assets() if a.name == name)
+
+
+async def test_batch_put_then_latest_and_history(api: Any) -> None:
+    gw, client = api
+    values = [tqv({"doubleValue": 20.0 + i}, NOW - 10 + i, nanos=i * 1000) for i in range(10)]
+    resp = await call(client, "batch_put_asset_property_value",
+                      entries=[{"entryId": "t", "propertyAlias": PRESS1_TEMP, "propertyValues": values}])
+    assert resp["errorEntries"] == []
+    latest = await call(client, "get_asset_property_value", propertyAlias=PRESS1_TEMP)
+    assert latest["propertyValue"]["value"] == {"doubleValue": 29.0}
+    assert latest["propertyValue"]["timestamp"] == {"timeInSeconds": NOW - 1, "offsetInNanos": 9000}
+    assert latest["propertyValue"]["quality"] == "GOOD"
+    # by asset and property id, as a boto3 script using ids does
+    asset = asset_named(gw, "Press1")
+    prop = gw.registry.property_by_alias(PRESS1_TEMP)
+    by_id = await call(client, "get_asset_property_value", assetId=asset.id, propertyId=prop.property_id)
+    assert by_id["propertyValue"] == latest["propertyValue"]
+    hist = await call(client, "get_asset_property_value_history", propertyAlias=PRESS1_TEMP,
+                      startDate=NOW - 11, endDate=NOW, timeOrdering="DESCENDING")
+    got = [v["value"]["doubleValue"] for v in hist["assetPropertyValueHistory"]]
+    assert got == [29.0 - i for i in range(10)]
+
+
+async def test_history_window_is_start_exclusive_end_inclusive(api: Any) -> None:
+    _, client = api
+    values = [tqv({"doubleValue": float(i)}, NOW - 100 + i) for i in range(10)]
+    await call(client, "batch_put_asset_property_value",
+               entries=[{"entryId": "a", "propertyAlias": PRESS1_TEMP, "propertyValues": values}])
+    hist = await call(client, "get_asset_property_value_history", propertyAlias=PRESS1_TEMP,
+                      startDate=NOW - 100, endDate=NOW - 95)
+    assert [v["value"]["doubleValue"] for v in hist["assetPropertyValueHistory"]] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+async def test_history_pages_with_the_boto3_paginator(api: Any) -> None:
+    _, client = api
+    entries = [{"entryId": f"e{k}", "propertyAlias": "/free/stream",
+                "propertyValues": [tqv({"integerValue": k * 10 + i}, NOW - 200 + k * 10 + i) for i in range(10)]}
+               for k in range(10)]
+    resp = await call(client, "batch_put_asset_property_value", entries=entries)
+    assert resp["errorEntries"] == []
+
+    def pages() -> list[int]:
+        paginator = client.get_paginator("get_asset_property_value_history")
+        out = []
+        for page in paginator.paginate(propertyAlias="/free/stream", startDate=NOW - 1000, endDate=NOW,
+                                       PaginationConfig={"PageSize": 7}):
+            assert len(page["assetPropertyValueHistory"]) <= 7
+            out += [v["value"]["integerValue"] for v in page["assetPropertyValueHistory"]]
+        return out
+
+    assert await asyncio.to_thread(pages) == list(range(100))
+
+
+async def test_quality_filter(api: Any) -> None:
+    _, client = api
+    values = [tqv({"doubleValue": 1.0}, NOW - 5), tqv({"doubleValue": 2.0}, NOW - 4, quality="BAD"),
+              tqv({"nullValue": {"valueType": "D"}}, NOW - 3, quality="UNCERTAIN")]
+    await call(client, "batch_put_asset_property_value",
+               entries=[{"entryId": "q", "propertyAlias": PRESS1_TEMP, "propertyValues": values}])
+    bad = await call(client, "get_asset_property_value_history", propertyAlias=PRESS1_TEMP,
+                     startDate=NOW - 10, endDate=NOW, qualities=["BAD"])
+    assert [v["value"] for v in bad["assetPropertyValueHistory"]] == [{"doubleValue": 2.0}]
+    unc = await call(client, "get_asset_property_value_history", propertyAlias=PRESS1_TEMP,
+                     startDate=NOW - 10, endDate=NOW, qualities=["UNCERTAIN"])
+    assert unc["assetPropertyValueHistory"][0]["quality"] == "UNCERTAIN"
+
+
+async def test_wrong_type_rejected_per_value_with_partial_processing(api: Any) -> None:
+    _, client = api
+    values = [tqv({"doubleValue": 1.0}, NOW - 3), tqv({"integerValue": 2}, NOW - 2), tqv({"doubleValue": 3.0}, NOW - 1)]
+    resp = await call(client, "batch_put_asset_property_value", enablePartialEntryProcessing=True,
+                      entries=[{"entryId": "p", "propertyAlias": PRESS1_TEMP, "propertyValues": values}])
+    (err,) = resp["errorEntries"]
+    assert err["entryId"] == "p"
+    assert err["errors"][0]["errorCode"] == "InvalidRequestException"
+    assert "DOUBLE" in err["errors"][0]["errorMessage"]
+    assert err["errors"][0]["timestamps"] == [{"timeInSeconds": NOW - 2, "offsetInNanos": 0}]
+    hist = await call(client, "get_asset_property_value_history", propertyAlias=PRESS1_TEMP,
+                      startDate=NOW - 10, endDate=NOW)
+    assert [v["value"]["doubleValue"] for v in hist["assetPropertyValueHistory"]] == [1.0, 3.0]
+
+
+async def test_without_partial_processing_a_bad_value_fails_its_entry(api: Any) -> None:
+    _, client = api
+    values = [tqv({"doubleValue": 1.0}, NOW - 3), tqv({"integerValue": 2}, NOW - 2)]
+    resp = await call(client, "batch_put_asset_property_value",
+                      entries=[{"entryId": "p", "propertyAlias": PRESS1_TEMP, "propertyValues": values},
+                               {"entryId": "ok", "propertyAlias": "/free/x",
+                                "propertyValues": [tqv({"doubleValue": 5.0}, NOW - 1)]}])
+    assert [e["entryId"] for e in resp["errorEntries"]] == ["p"]
+    stamps = [t for e in resp["errorEntries"][0]["errors"] for t in e["timestamps"]]
+    assert len(stamps) == 2
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        # nothing of the failed entry was stored, and the property has no other data
+        await call(client, "get_asset_property_value_history", propertyAlias=PRESS1_TEMP,
+                   startDate=NOW - 10, endDate=NOW, qualities=["GOOD", "BAD"])
+    assert err.value.response["Error"]["Code"] == "InvalidRequestException"
+    latest = await call(client, "get_asset_property_value", propertyAlias=PRESS1_TEMP)
+    assert "propertyValue" not in latest
+    assert (await call(client, "get_asset_property_value", propertyAlias="/free/x"))["propertyValue"]
+
+
+async def test_unknown_asset_is_a_per_entry_error(api: Any) -> None:
+    _, client = api
+    resp = await call(client, "batch_put_asset_property_value", entries=[
+        {"entryId": "x", "assetId": "11111111-2222-4333-8444-555555555555",
+         "propertyId": "11111111-2222-4333-8444-555555555556", "propertyValues": [tqv({"doubleValue": 1.0}, NOW)]}])
+    assert resp["errorEntries"][0]["errors"][0]["errorCode"] == "ResourceNotFoundException"
+
+
+@pytest.mark.parametrize(
+    ("op", "kwargs", "code"),
+    [
+        ("get_asset_property_value", {"propertyAlias": "/no/such/stream"}, "ResourceNotFoundException"),
+        ("get_asset_property_value", {}, "InvalidRequestException"),
+        ("get_asset_property_value_history", {"propertyAlias": PRESS1_TEMP, "maxResults": 20001},
+         "InvalidRequestException"),
+        ("get_asset_property_value_history", {"propertyAlias": PRESS1_TEMP, "nextToken": "bm90LWEtdG9rZW4="},
+         "InvalidRequestException"),
+        ("describe_asset", {"assetId": "11111111-2222-4333-8444-555555555555"}, "ResourceNotFoundException"),
+        ("list_assets", {"filter": "ALL"}, "InvalidRequestException"),
+    ],
+    ids=["unknown-alias", "no-identity", "max-results", "bad-token", "unknown-asset", "list-all-without-model"],
+)
+async def test_errors_arrive_as_modelled_exceptions(api: Any, op: str, kwargs: dict[str, Any], code: str) -> None:
+    _, client = api
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        await call(client, op, **kwargs)
+    assert err.value.response["Error"]["Code"] == code
+    assert err.value.response["Error"]["Message"]
+
+
+async def test_too_many_entries_is_refused_whole(api: Any) -> None:
+    _, client = api
+    entries = [{"entryId": f"e{i}", "propertyAlias": "/free/x", "propertyValues": [tqv({"doubleValue": 1.0}, NOW)]}
+               for i in range(11)]
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        await call(client, "batch_put_asset_property_value", entries=entries)
+    assert err.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert "at most 10 entries" in err.value.response["Error"]["Message"]
+
+
+async def test_malformed_json_body(api: Any) -> None:
+    gw, _ = api
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        r = await http.post("/properties", content=b"{not json")
+    assert r.status_code == 400
+    assert r.headers["x-amzn-errortype"] == "InvalidRequestException"
+    assert r.json() == {"message": "the request body is not valid JSON"}
+
+
+async def test_list_and_describe_assets_match_the_service_model(api: Any) -> None:
+    gw, client = api
+    top = await call(client, "list_assets", filter="TOP_LEVEL")
+    assert [a["name"] for a in top["assetSummaries"]] == ["Line 1"]
+    machine = asset_named(gw, "Press1")
+    listed = await call(client, "list_assets", assetModelId=machine.model_id)
+    assert sorted(a["name"] for a in listed["assetSummaries"]) == ["Oven1", "Press1", "Press2"]
+    described = await call(client, "describe_asset", assetId=machine.id)
+    aliases = {p["name"]: p.get("alias") for p in described["assetProperties"]}
+    assert aliases["Temperature"] == PRESS1_TEMP
+    models = await call(client, "list_asset_models")
+    assert {m["name"] for m in models["assetModelSummaries"]} == {"Machine", "Line"}
+    # the raw bodies carry every member the service model requires
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        raw = {
+            "ListAssets": (await http.get("/assets", params={"filter": "TOP_LEVEL"})).json(),
+            "DescribeAsset": (await http.get(f"/assets/{machine.id}")).json(),
+            "DescribeAssetModel": (await http.get(f"/asset-models/{machine.model_id}")).json(),
+            "ListAssetModels": (await http.get("/asset-models")).json(),
+            "GetAssetPropertyValueHistory": (await http.get(
+                "/properties/history", params={"propertyAlias": PRESS1_TEMP})).json(),
+        }
+    for op, body in raw.items():
+        assert_valid_output(op, body)
+
+
+async def test_openapi_schema_is_served(api: Any) -> None:
+    gw, _ = api
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        schema = (await http.get("/openapi.json")).json()
+        health = (await http.get("/health")).json()
+    assert "/properties" in schema["paths"] and "/properties/history" in schema["paths"]
+    assert health["status"] == "ok"
+    assert json.dumps(health)  # serialisable
+
+
+async def test_write_routes_need_the_token_when_configured(tmp_path: Path, start_gateway: Any) -> None:
+    cfg = gateway_config(tmp_path, api={"host": "127.0.0.1", "port": 0, "token": "t0ken"})
+    gw = await start_gateway(cfg)
+    body = {"entries": [{"entryId": "a", "propertyAlias": "/x", "propertyValues": [tqv({"doubleValue": 1.0}, NOW)]}]}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        denied = await http.post("/properties", json=body)
+        allowed = await http.post("/properties", json=body, headers={"Authorization": "Bearer t0ken"})
+        read = await http.get("/properties/latest", params={"propertyAlias": "/x"})
+    assert denied.status_code == 401 and denied.headers["x-amzn-errortype"] == "UnauthorizedException"
+    assert allowed.status_code == 200 and allowed.json() == {"errorEntries": []}
+    assert read.status_code == 200

@@ -1,0 +1,74 @@
+"""Shared fixtures: gateways run in-process on free ports on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import pytest
+
+from sitewise_edge.config import Config, parse_config
+from sitewise_edge.runtime import Gateway
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sitewise_client(port: int) -> Any:
+    """A plain boto3 iotsitewise client pointed at a local gateway, as a user's script would make it."""
+    return boto3.client(
+        "iotsitewise",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=botocore.config.Config(inject_host_prefix=False, retries={"max_attempts": 1}),
+    )
+
+
+def gateway_config(tmp_path: Path, **sections: Any) -> Config:
+    data: dict[str, Any] = {
+        "gateway": {"name": "test", "data_dir": str(tmp_path / "data")},
+        "api": {"host": "127.0.0.1", "port": 0},
+        "models": [{"path": str(EXAMPLES / "models")}],
+        "storage": {"compact_interval": "1h"},
+    }
+    data.update(sections)
+    return parse_config(data, env={})
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[Callable[[Config], Any]]:
+    """Start gateways from configs; all are stopped at the end of the test."""
+    started: list[Gateway] = []
+
+    async def start(cfg: Config) -> Gateway:
+        gw = Gateway(cfg)
+        await gw.start()
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in reversed(started):
+        await gw.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Any:
+    """Fail a test that leaves non-daemon threads running (a leaked server or client)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+              and not t.name.startswith(("asyncio_", "ThreadPoolExecutor"))]
+    assert not leaked, f"threads left running: {leaked}"

@@ -1,0 +1,155 @@
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from sitewise_edge.config import StorageConfig
+from sitewise_edge.errors import StoreError
+from sitewise_edge.samples import from_columns
+from storage.store import Position, Store
+
+T0 = time.time_ns() - 3600 * 10**9
+
+
+def batch(i: int, n: int = 10) -> pa.RecordBatch:
+    return from_columns(["/a", "/b"] * (n // 2), [T0 + i * 10**9 + k for k in range(n)],
+                        double=[float(i * 100 + k) for k in range(n)])
+
+
+async def open_store(path: Path, **cfg: object) -> Store:
+    store = Store(path, StorageConfig(compact_interval="1h", **cfg))  # type: ignore[arg-type]
+    await store.open()
+    return store
+
+
+def count(store: Store) -> int:
+    with store.reader() as r:
+        return r.count()
+
+
+async def test_append_is_visible_and_survives_restart(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    for i in range(5):
+        await store.append(batch(i))
+    assert count(store) == 50
+    with store.reader() as r:
+        latest = r.latest("/b")
+    assert latest.column("double").to_pylist() == [409.0]
+    await store.close()
+    store = await open_store(tmp_path)
+    assert count(store) == 50
+    await store.close()
+
+
+async def test_compaction_moves_rows_to_parquet_without_loss(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    for i in range(5):
+        await store.append(batch(i))
+    assert await store.compact() == 50
+    assert list((tmp_path / "parquet").glob("day=*/*.parquet"))
+    await store.append(batch(5))
+    assert count(store) == 60  # Parquet and WAL-resident rows together
+    with store.reader() as r:
+        hist = r.history("/a", None, None)
+    assert hist.num_rows == 30
+    times = hist.column("time").cast(pa.int64()).to_pylist()
+    assert times == sorted(times)
+    await store.close()
+    store = await open_store(tmp_path)
+    assert count(store) == 60
+    await store.close()
+
+
+async def test_torn_tail_is_cut_and_reported(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    for i in range(3):
+        await store.append(batch(i))
+    await store.close()
+    seg = sorted((tmp_path / "wal").glob("*.wal"))[-1]
+    seg.write_bytes(seg.read_bytes()[:-5])  # a crash in the middle of the last frame
+    store = Store(tmp_path, StorageConfig(compact_interval="1h"))
+    report = await store.open()
+    assert report.truncated_bytes > 0 and report.records == 2
+    assert count(store) == 20
+    await store.append(batch(9))  # the log goes on after the cut
+    assert count(store) == 30
+    await store.close()
+
+
+async def test_corrupt_frame_checksum_is_cut(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    for i in range(3):
+        await store.append(batch(i))
+    await store.close()
+    seg = sorted((tmp_path / "wal").glob("*.wal"))[-1]
+    data = bytearray(seg.read_bytes())
+    data[-20] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    store = Store(tmp_path, StorageConfig(compact_interval="1h"))
+    report = await store.open()
+    assert report.records == 2 and report.truncated_bytes > 0
+    await store.close()
+
+
+async def test_read_positions_cross_compaction_and_restart(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, segment_size="2KiB")
+    store.cursor("pub")  # a publisher holds the log back
+    for i in range(10):
+        await store.append(batch(i))
+    await store.compact()  # rows leave memory; the WAL stays for the cursor
+    rows, pos = store.read(Position(1, 0), 25)
+    assert rows.num_rows == 25 and pos == Position(3, 5)
+    rest, end = store.read(pos, 1000)
+    assert rest.num_rows == 75 and end == Position(11, 0)
+    store.save_cursor("pub", pos)
+    await store.close()
+    store = await open_store(tmp_path, segment_size="2KiB")
+    assert store.cursor("pub") == pos
+    again, _ = store.read(store.cursor("pub"), 1000)
+    assert again.column("double").to_pylist() == rest.column("double").to_pylist()
+    await store.close()
+
+
+async def test_wal_segments_deleted_once_compacted_and_forwarded(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, segment_size="1KiB")
+    store.cursor("pub")
+    for i in range(10):
+        await store.append(batch(i))
+    await store.compact()
+    before = len(list((tmp_path / "wal").glob("*.wal")))
+    store.save_cursor("pub", Position(store.next_seq, 0))
+    await store.compact()
+    await store.append(batch(11))
+    await store.compact()
+    after = len(list((tmp_path / "wal").glob("*.wal")))
+    assert after < before
+    assert count(store) == 110
+    await store.close()
+
+
+async def test_interval_fsync_acknowledges_after_sync(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, fsync="20ms")
+    seq = await store.append(batch(0))
+    assert seq == 1 and count(store) == 10
+    await store.close()
+
+
+async def test_newer_layout_is_refused(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "manifest.json").write_text(json.dumps({"layout": 99, "compacted_through": 0}))
+    store = Store(tmp_path, StorageConfig())
+    with pytest.raises(StoreError, match="layout 99, newer than"):
+        await store.open()
+
+
+async def test_retention_drops_old_days(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, retention="1d")
+    old = from_columns(["/a"], [T0 - 10 * 86400 * 10**9], double=[1.0])
+    await store.append(old)
+    await store.append(batch(0))
+    await store.compact()
+    assert await store.apply_retention() == 1
+    assert count(store) == 10
+    await store.close()
