@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,20 @@ def gateway_config(tmp_path: Path, **sections: Any) -> Config:
     }
     data.update(sections)
     return parse_config(data, env={})
+
+
+async def eventually(predicate: Callable[[], Any], within: float = 15.0) -> Any:
+    """Wait for a condition that has no event of its own (another process's or gateway's state), with a deadline."""
+    deadline = time.monotonic() + within
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
