@@ -266,6 +266,8 @@ class SitewisePublisher(_Model):
     batch_interval: Duration = 1.0
     """How long to wait for more values before sending a partly filled request."""
     max_retry_interval: Duration = 60.0
+    token: str | None = Field(default=None, repr=False)
+    """API token of a sitewise-edge endpoint that requires one (sent as ``x-api-token``); use ``${VAR}``."""
 
 
 PublisherConfig = Annotated[SitewisePublisher, Field(discriminator="type")]

@@ -122,7 +122,15 @@ def make_client(cfg: SitewisePublisher) -> Any:
             log.info("publisher %s: no AWS credentials found; sending unsigned requests to %s",
                      cfg.name, cfg.endpoint_url)
             options["signature_version"] = UNSIGNED
-    return session.client("iotsitewise", config=botocore.config.Config(**options), **kwargs)
+    client = session.client("iotsitewise", config=botocore.config.Config(**options), **kwargs)
+    if cfg.token:
+        token = cfg.token
+
+        def add_token(request: Any, **_: Any) -> None:
+            request.headers["x-api-token"] = token
+
+        client.meta.events.register("before-sign.iotsitewise.*", add_token)
+    return client
 
 
 class SitewisePublisherTask:
