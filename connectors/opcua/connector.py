@@ -1,0 +1,521 @@
+"""The OPC UA connector: an asyncua client behind the connector interface.
+
+    connector = make_opcua_connector(cfg)     # cfg: an OpcUaSource; no I/O yet
+    await connector.open()                    # connect, check the nodes, subscribe
+    async for batch in connector.stream():    # mode subscribe (or: await connector.poll())
+        ...
+    await connector.close()
+
+Mode ``subscribe`` gives an :class:`OpcUaStreamingConnector`: one subscription whose publishing
+interval is the configured ``interval``, one data-change monitored item per node; every publish
+notification becomes one sample batch. Mode ``poll`` gives an :class:`OpcUaPollingConnector`:
+each :meth:`~OpcUaPollingConnector.poll` reads every node in one Read call per chunk.
+
+A missing node degrades alone: it is recorded in ``status.tag_errors`` and gets one BAD null row
+per open, while the other nodes go on. A connection that cannot be made or is lost raises
+:class:`~sitewise_edge.errors.ConnectorError`; the runtime closes and re-opens with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from asyncua import Client, Node, ua
+from asyncua.common.subscription import DataChangeNotif, Subscription
+from asyncua.crypto import security_policies, uacrypto
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
+from connectors.opcua.convert import convert, status_name, value_type
+from sitewise_edge.config import OpcUaSource
+from sitewise_edge.errors import ConnectorError
+from sitewise_edge.samples import Quality, SampleBuilder, ValueType
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 500
+"""Nodes per Read or CreateMonitoredItems call when the server does not state its limit."""
+
+# The errors asyncua raises for a transport or service failure.
+_IO_ERRORS = (OSError, ua.UaError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    alias: str
+    node_id: str  # as configured, for messages
+    forced: ValueType | None
+
+
+class OpcUaConnector(Connector):
+    """What both modes share: connecting, security, node checks, closing. Build with :meth:`from_config`."""
+
+    def __init__(self, cfg: OpcUaSource) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.interval = cfg.interval
+        self.status = ConnectorStatus()
+        self._nodes = [_Node(n.alias, n.node_id, value_type(n.type)) for n in cfg.nodes]
+        self._client: Client | None = None
+        self._present: dict[ua.NodeId, tuple[_Node, ...]] = {}  # nodes that exist, by node id
+        self._failed: list[_Node] = []  # nodes that owe one BAD row after open
+        self._warned: set[str] = set()
+        self._lost: ConnectorError | None = None
+        self._chunk = DEFAULT_CHUNK
+        self._item_chunk = DEFAULT_CHUNK
+        self._opened = False
+
+    @staticmethod
+    def from_config(cfg: OpcUaSource) -> OpcUaConnector:
+        return make_opcua_connector(cfg)
+
+    @property
+    def where(self) -> str:
+        return f"source {self.name!r} ({self.cfg.endpoint})"
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is not None:
+            await self.close()
+        if self._opened:
+            self.status.reconnects += 1
+        self._opened = True
+        self._lost = None
+        self._failed = []
+        self.status.state = "starting"
+        client = Client(self.cfg.endpoint, timeout=self.cfg.timeout, watchdog_intervall=min(self.cfg.timeout, 5.0))
+        client.name = client.description = f"sitewise-edge {self.name}"
+        client.connection_lost_callback = self._on_connection_lost
+        self._client = client
+        try:
+            await self._connect(client)
+            await self._read_limits(client)
+            await self._check_nodes(client)
+            await self._prepare(client)
+        except ConnectorError as exc:
+            await self.close()
+            self._error(str(exc))
+            raise
+        except _IO_ERRORS as exc:
+            await self.close()
+            raise self._error(f"{self.where}: opening failed: {_describe(exc)}") from exc
+        self.status.state = "connected"
+        self.status.last_error = None
+        logger.info("%s: connected, %d of %d nodes present", self.where, self._count_present(), len(self._nodes))
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        self.status.state = "stopped"
+        if client is None:
+            return
+        client.connection_lost_callback = None
+        try:
+            await asyncio.wait_for(client.disconnect(), self.cfg.timeout)
+        except _IO_ERRORS as exc:
+            logger.debug("%s: disconnect: %s", self.where, _describe(exc))
+        client.disconnect_socket()
+
+    # --- connecting -----------------------------------------------------------------
+
+    async def _connect(self, client: Client) -> None:
+        cfg = self.cfg
+        if cfg.username:
+            client.set_user(cfg.username)
+        if cfg.password:
+            client.set_password(cfg.password)
+        try:
+            async with asyncio.timeout(cfg.timeout):
+                if cfg.security_policy != "None":
+                    await self._set_security(client)
+                await client.connect()
+        except TimeoutError as exc:
+            hint = ""
+            if cfg.security_policy != "None":
+                hint = " (a server that cannot decrypt the request does not answer: check server_certificate)"
+            raise ConnectorError(f"{self.where}: no answer within {cfg.timeout:g}s{hint}") from exc
+        except ua.UaStatusCodeError as exc:
+            hint = ""
+            if status_name(exc.code).startswith(("BadCertificate", "BadSecurity")):
+                hint = " (does the server trust the client certificate?)"
+            raise ConnectorError(f"{self.where}: connection refused: {_describe(exc)}{hint}") from exc
+        except ua.UaError as exc:
+            if "No matching endpoints" in str(exc):
+                raise ConnectorError(
+                    f"{self.where}: the server offers no endpoint with security policy {cfg.security_policy} "
+                    f"and mode {cfg.security_mode}"
+                ) from exc
+            raise ConnectorError(f"{self.where}: cannot connect: {exc}") from exc
+        except OSError as exc:
+            raise ConnectorError(f"{self.where}: cannot connect: {_describe(exc)}") from exc
+
+    async def _set_security(self, client: Client) -> None:
+        cfg = self.cfg
+        pki = self._load_pki()
+        cert = pki["certificate"][1]
+        assert isinstance(cert, x509.Certificate)
+        # The client's application URI must be the one in its certificate, or servers refuse it.
+        uri = _certificate_uri(cert)
+        if uri:
+            client.application_uri = uri
+        policy = getattr(security_policies, "SecurityPolicy" + cfg.security_policy.replace("_", ""))
+        mode = ua.MessageSecurityMode.Sign if cfg.security_mode == "Sign" else ua.MessageSecurityMode.SignAndEncrypt
+        server_cert = pki.get("server_certificate")
+        await client.set_security(
+            policy,
+            pki["certificate"][0],
+            pki["private_key"][0],
+            server_certificate=server_cert[0] if server_cert else None,
+            mode=mode,
+        )
+
+    def _load_pki(self) -> dict[str, tuple[uacrypto.CertProperties, object]]:
+        """Read and check the certificate files (PEM or DER, told apart by content, not by file name).
+
+        They are small, so they are read here; asyncua's own loader would start a worker thread.
+        """
+        out: dict[str, tuple[uacrypto.CertProperties, object]] = {}
+        for key in ("certificate", "private_key", "server_certificate"):
+            path = getattr(self.cfg, key)
+            if path is None:
+                continue
+            try:
+                content = Path(path).read_bytes()
+            except FileNotFoundError:
+                raise ConnectorError(f"{self.where}: {key} file {str(path)!r} does not exist") from None
+            except OSError as exc:
+                raise ConnectorError(f"{self.where}: cannot read {key} file {str(path)!r}: {_describe(exc)}") from exc
+            pem = content.lstrip().startswith(b"-----BEGIN")
+            try:
+                parsed: object
+                if key == "private_key":
+                    load_key = serialization.load_pem_private_key if pem else serialization.load_der_private_key
+                    parsed = load_key(content, password=None)
+                else:
+                    parsed = (x509.load_pem_x509_certificate if pem else x509.load_der_x509_certificate)(content)
+            except (ValueError, TypeError) as exc:  # TypeError: an encrypted key
+                what = "private key" if key == "private_key" else "certificate"
+                raise ConnectorError(
+                    f"{self.where}: {key} file {str(path)!r} is not an unencrypted PEM or DER {what}: {exc}"
+                ) from exc
+            out[key] = (uacrypto.CertProperties(content, "pem" if pem else "der"), parsed)
+        return out
+
+    async def _read_limits(self, client: Client) -> None:
+        """MaxNodesPerRead and MaxMonitoredItemsPerCall, when the server states them (0 = no limit)."""
+        ids = [
+            ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead),
+            ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall),
+        ]
+        results = await self._read(client, ids, ua.AttributeIds.Value, ua.TimestampsToReturn.Neither)
+        values = [dv.Value.Value if dv.StatusCode.is_good() and dv.Value is not None else None for dv in results]
+        self._chunk = _limit(values[0])
+        self._item_chunk = _limit(values[1])
+
+    async def _check_nodes(self, client: Client) -> None:
+        """Read every node's NodeClass: a missing node or a non-variable is a tag error, not a failure."""
+        ids: list[ua.NodeId] = []
+        nodes: list[_Node] = []
+        namespaces: list[str] | None = None
+        for node in self._nodes:
+            try:
+                if node.node_id.startswith("nsu=") and namespaces is None:
+                    namespaces = await client.get_namespace_array()
+                nid = _parse_node_id(node.node_id, namespaces)
+            except ValueError as exc:
+                self._tag_failed(node, f"node {node.node_id} is not a valid node id: {exc}")
+                continue
+            ids.append(nid)
+            nodes.append(node)
+        results: list[ua.DataValue] = []
+        for chunk in _chunks(ids, self._chunk):
+            results.extend(await self._read(client, chunk, ua.AttributeIds.NodeClass, ua.TimestampsToReturn.Neither))
+        present: dict[ua.NodeId, list[_Node]] = {}
+        for node, nid, dv in zip(nodes, ids, results, strict=True):
+            if not dv.StatusCode.is_good():
+                code = status_name(dv.StatusCode)
+                what = "does not exist" if code == "BadNodeIdUnknown" else "cannot be read"
+                self._tag_failed(node, f"node {node.node_id} {what} ({code})")
+            elif dv.Value is None or dv.Value.Value != ua.NodeClass.Variable:
+                kind = ua.NodeClass(dv.Value.Value).name if dv.Value is not None else "unknown"
+                self._tag_failed(node, f"node {node.node_id} is not a variable (node class {kind})")
+            else:
+                present.setdefault(nid, []).append(node)
+                self.status.tag_errors.pop(node.alias, None)
+        self._present = {nid: tuple(ns) for nid, ns in present.items()}
+
+    async def _prepare(self, client: Client) -> None:
+        """Mode-specific work at the end of open()."""
+
+    # --- helpers --------------------------------------------------------------------
+
+    async def _read(
+        self, client: Client, ids: Sequence[ua.NodeId], attr: ua.AttributeIds, timestamps: ua.TimestampsToReturn
+    ) -> list[ua.DataValue]:
+        params = ua.ReadParameters()
+        params.MaxAge = 0
+        params.TimestampsToReturn = timestamps
+        params.NodesToRead = [ua.ReadValueId(NodeId=nid, AttributeId=attr) for nid in ids]
+        results: list[ua.DataValue] = await client.uaclient.read(params)
+        return results
+
+    def _count_present(self) -> int:
+        return sum(len(v) for v in self._present.values())
+
+    def _tag_failed(self, node: _Node, message: str) -> None:
+        """A node that cannot be read at all: recorded, warned about once, one BAD row."""
+        self.status.tag_errors[node.alias] = message
+        self._failed.append(node)
+        if node.alias not in self._warned:
+            self._warned.add(node.alias)
+            logger.warning("%s: %s; alias %s gets BAD quality", self.where, message, node.alias)
+
+    def _add_failed_rows(self, builder: SampleBuilder) -> None:
+        now = time.time_ns()
+        for node in self._failed:
+            builder.add(node.alias, now, None, Quality.BAD, node.forced)
+        self._failed = []
+
+    def _add(self, builder: SampleBuilder, node: _Node, dv: ua.DataValue, received_ns: int) -> None:
+        """One DataValue -> one row (the connector edge: per-value work is expected here)."""
+        tqv = convert(dv, node.forced, self.cfg.timestamp, received_ns)
+        builder.add(node.alias, tqv.time_ns, tqv.value, tqv.quality, tqv.type)
+        if tqv.error is not None:
+            self.status.tag_errors[node.alias] = f"node {node.node_id}: {tqv.error}"
+        elif self.status.tag_errors:
+            self.status.tag_errors.pop(node.alias, None)
+
+    def _error(self, message: str) -> ConnectorError:
+        self.status.state = "error"
+        self.status.last_error = message
+        return ConnectorError(message)
+
+    async def _on_connection_lost(self, exc: Exception) -> None:
+        self._set_lost(f"{self.where}: connection lost: {_describe(exc)}")
+
+    def _set_lost(self, message: str) -> None:
+        if self._lost is None:
+            self._lost = self._error(message)
+            logger.warning("%s", message)
+
+
+class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
+    """Mode ``poll``: every poll() reads all present nodes, one Read call per chunk."""
+
+    async def poll(self) -> pa.RecordBatch:
+        client = self._client
+        if client is None:
+            raise ConnectorError(f"{self.where}: not open")
+        if self._lost is not None:
+            raise self._lost
+        ids = list(self._present)
+        received = time.time_ns()
+        results: list[ua.DataValue] = []
+        try:
+            for chunk in _chunks(ids, self._chunk):
+                results.extend(await self._read(client, chunk, ua.AttributeIds.Value, ua.TimestampsToReturn.Both))
+        except _IO_ERRORS as exc:
+            self._set_lost(f"{self.where}: read failed: {_describe(exc)}")
+            assert self._lost is not None
+            raise self._lost from exc
+        builder = SampleBuilder()
+        self._add_failed_rows(builder)
+        for nid, dv in zip(ids, results, strict=True):
+            for node in self._present[nid]:
+                self._add(builder, node, dv, received)
+        batch = builder.build()
+        self.status.record_batch(batch)
+        return batch
+
+
+class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
+    """Mode ``subscribe``: one subscription; each publish notification becomes one batch.
+
+    The datachange callback appends rows to a builder and schedules a flush right after the
+    notification's other callbacks. Flushed batches wait in a bounded queue; when it is full
+    the rows stay in the builder (one larger batch later), up to ``max_buffered_rows``, past
+    which new rows are dropped and counted in ``dropped_values``.
+    """
+
+    def __init__(self, cfg: OpcUaSource, *, queue_batches: int = 64, max_buffered_rows: int = 100_000) -> None:
+        super().__init__(cfg)
+        self.max_buffered_rows = max_buffered_rows
+        self.dropped_values = 0
+        self._queue: asyncio.Queue[pa.RecordBatch | None] = asyncio.Queue(maxsize=queue_batches)
+        self._builder = SampleBuilder()
+        self._flush_scheduled = False
+        self._subscription: Subscription | None = None
+
+    async def _prepare(self, client: Client) -> None:
+        self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
+        self._builder = SampleBuilder()
+        self._add_failed_rows(self._builder)
+        self._schedule_flush()
+        sub = await client.create_subscription(self.cfg.interval * 1000.0, _Handler(self))
+        self._subscription = sub
+        ids = list(self._present)
+        for chunk in _chunks(ids, self._item_chunk):
+            handles = await sub.subscribe_data_change(
+                [client.get_node(nid) for nid in chunk],
+                queuesize=1,
+                sampling_interval=self.cfg.interval * 1000.0,
+            )
+            for nid, handle in zip(chunk, handles, strict=True):
+                if isinstance(handle, ua.StatusCode):
+                    for node in self._present.pop(nid):
+                        self._tag_failed(node, f"node {node.node_id} cannot be monitored ({status_name(handle)})")
+        if self._failed:
+            self._add_failed_rows(self._builder)
+            self._schedule_flush()
+
+    async def close(self) -> None:
+        self._subscription = None
+        await super().close()
+        try:
+            self._queue.put_nowait(None)  # wake a waiting stream(): it ends
+        except asyncio.QueueFull:
+            pass
+
+    async def stream(self) -> AsyncIterator[pa.RecordBatch]:
+        """Batches until the connection is lost (ConnectorError) or the connector is closed (the end)."""
+        if self._client is None:
+            raise ConnectorError(f"{self.where}: not open")
+        queue = self._queue
+        while True:
+            if self._client is None or queue is not self._queue:
+                return  # closed, or re-opened with a new queue
+            if queue.empty():
+                self._flush()
+            if queue.empty() and self._lost is not None:
+                raise self._lost
+            batch = await queue.get()
+            if batch is None:  # a wake-up: the connection is lost or the connector closed
+                continue
+            self.status.record_batch(batch)
+            yield batch
+
+    # --- called by asyncua's subscription -----------------------------------------------
+
+    def on_data_change(self, node: Node, data: DataChangeNotif) -> None:
+        targets = self._present.get(node.nodeid)
+        if not targets:
+            return
+        dv = data.monitored_item.Value
+        received = time.time_ns()
+        for target in targets:
+            self._add(self._builder, target, dv, received)
+        self._schedule_flush()
+
+    def on_status_change(self, status: ua.StatusChangeNotification) -> None:
+        code = status.Status
+        if code is not None and not code.is_good():
+            self._set_lost(f"{self.where}: subscription ended ({status_name(code)})")
+
+    def _set_lost(self, message: str) -> None:
+        super()._set_lost(message)
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            pass  # stream() is not waiting: it checks for the error once the queue is drained
+
+    def _schedule_flush(self) -> None:
+        # call_soon runs after the callbacks asyncua already scheduled for the same notification.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        rows = len(self._builder)
+        if not rows:
+            return
+        if self._queue.full():
+            if rows > self.max_buffered_rows:
+                self.dropped_values += rows
+                self._builder = SampleBuilder()
+                logger.warning("%s: consumer too slow, dropped %d values (%d in total)", self.where, rows,
+                               self.dropped_values)
+            return
+        self._queue.put_nowait(self._builder.build())
+
+
+class _Handler:
+    """asyncua's subscription handler protocol, forwarding to the connector."""
+
+    def __init__(self, connector: OpcUaStreamingConnector) -> None:
+        self._connector = connector
+
+    def datachange_notification(self, node: Node, val: Any, data: DataChangeNotif) -> None:
+        self._connector.on_data_change(node, data)
+
+    def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
+        self._connector.on_status_change(status)
+
+
+def make_opcua_connector(cfg: OpcUaSource) -> OpcUaStreamingConnector | OpcUaPollingConnector:
+    """The connector for a source's mode (``subscribe`` or ``poll``)."""
+    if cfg.mode == "poll":
+        return OpcUaPollingConnector(cfg)
+    return OpcUaStreamingConnector(cfg)
+
+
+# --- pure helpers ---------------------------------------------------------------------
+
+
+def _chunks(items: Sequence[ua.NodeId], size: int) -> Iterable[Sequence[ua.NodeId]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _limit(value: object) -> int:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else DEFAULT_CHUNK
+
+
+def _parse_node_id(text: str, namespaces: list[str] | None) -> ua.NodeId:
+    """``ns=2;s=X``, ``i=2258`` or ``nsu=<uri>;s=X`` (resolved against the server's namespace array)."""
+    try:
+        nid = ua.NodeId.from_string(text)
+    except (ValueError, ua.UaError, IndexError, KeyError) as exc:
+        raise ValueError(str(exc) or "malformed") from None
+    if isinstance(nid, ua.ExpandedNodeId) and nid.NamespaceUri:
+        if not namespaces or nid.NamespaceUri not in namespaces:
+            raise ValueError(f"namespace {nid.NamespaceUri!r} is not on the server")
+        nid = ua.NodeId(nid.Identifier, namespaces.index(nid.NamespaceUri), nid.NodeIdType)
+    return nid
+
+
+def _certificate_uri(cert: x509.Certificate) -> str | None:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, human message for an asyncua or socket error."""
+    if isinstance(exc, ua.UaStatusCodeError):
+        return f"{status_name(exc.code)}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
+
+
+__all__ = [
+    "OpcUaConnector",
+    "OpcUaPollingConnector",
+    "OpcUaStreamingConnector",
+    "make_opcua_connector",
+]
