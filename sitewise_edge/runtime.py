@@ -160,6 +160,7 @@ class Gateway:
                 status.last_error = f"internal error: {exc!r}"
                 log.exception("source %s failed unexpectedly; restarting in %.0fs", conn.name, backoff)
             await conn.close()
+            status.state = "error"  # the runtime owns the state: close() may have said "stopped"
             status.reconnects += 1
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)

@@ -67,6 +67,12 @@ async def eventually(predicate: Callable[[], Any], within: float = 15.0) -> Any:
 @pytest.fixture
 async def start_gateway() -> AsyncIterator[Callable[[Config], Any]]:
     """Start gateways from configs; all are stopped at the end of the test."""
+    async for start in gateway_starter():
+        yield start
+
+
+async def gateway_starter() -> AsyncIterator[Callable[[Config], Any]]:
+    """The body of ``start_gateway``, for modules that run their tests on a module-wide loop."""
     started: list[Gateway] = []
 
     async def start(cfg: Config) -> Gateway:

@@ -72,7 +72,6 @@ class OpcUaConnector(Connector):
         self._lost: ConnectorError | None = None
         self._chunk = DEFAULT_CHUNK
         self._item_chunk = DEFAULT_CHUNK
-        self._opened = False
 
     @staticmethod
     def from_config(cfg: OpcUaSource) -> OpcUaConnector:
@@ -87,9 +86,6 @@ class OpcUaConnector(Connector):
     async def open(self) -> None:
         if self._client is not None:
             await self.close()
-        if self._opened:
-            self.status.reconnects += 1
-        self._opened = True
         self._lost = None
         self._failed = []
         self.status.state = "starting"
