@@ -15,35 +15,55 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from sitewise_edge.samples import SCHEMA, concat
 
 _COLUMNS = "stream, epoch_ns(time) AS time_ns, double, integer, string, boolean, quality"
+ROW_BITS = 24  # a version is (record seq << ROW_BITS) | row: later writes of a key win
+_LATEST_VERSION = "row_number() OVER (PARTITION BY stream, time_ns, quality ORDER BY _v DESC) = 1"
 
 
 @dataclass(frozen=True)
 class Snapshot:
     files: tuple[Path, ...]
-    resident: tuple[pa.RecordBatch, ...]
+    resident: tuple[tuple[int, pa.RecordBatch], ...]  # (record seq, batch), oldest first
 
     def resident_table(self) -> pa.Table:
-        table = concat(list(self.resident))
-        return table.set_column(0, "stream", table.column("stream").cast(pa.string()))
+        table = concat([b for _, b in self.resident])
+        versions = [
+            (np.int64(seq) << ROW_BITS) + np.arange(b.num_rows, dtype=np.int64) for seq, b in self.resident
+        ]
+        v = np.concatenate(versions) if versions else np.zeros(0, dtype=np.int64)
+        table = table.set_column(0, "stream", table.column("stream").cast(pa.string()))
+        return table.append_column("_v", pa.array(v, pa.int64()))
 
 
 class Reader:
-    """Runs queries for one snapshot on one DuckDB cursor."""
+    """Runs queries for one snapshot on one DuckDB cursor.
+
+    ``raw`` holds every stored row with its version ``_v``; a (stream, timestamp, quality) written
+    twice keeps only the later write, as SiteWise does. Queries filter ``raw`` first and then keep the
+    latest version of each key (cheap once filtered to one stream and a time range); the ``samples``
+    view is that rule applied to everything, for ad-hoc SQL.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
         self.con = con
         resident = snapshot.resident_table()
         con.register("resident_rows", resident)
-        parts = [f"SELECT {_COLUMNS} FROM resident_rows"]
+        parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
         if snapshot.files:
             files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in snapshot.files)
-            parts.append(f"SELECT {_COLUMNS} FROM read_parquet([{files}])")
-        con.execute("CREATE OR REPLACE TEMP VIEW samples AS " + " UNION ALL ".join(parts))
+            version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
+            parts.append(f"SELECT {_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
+        con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + " UNION ALL ".join(parts))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
+
+    def rows(self, where: str) -> str:
+        """SQL for the current rows matching ``where`` (a filter on raw's columns)."""
+        return f"SELECT * EXCLUDE (_v) FROM raw WHERE {where} QUALIFY {_LATEST_VERSION}"
 
     def close(self) -> None:
         self.con.close()
@@ -60,14 +80,14 @@ class Reader:
     def latest(self, stream: str) -> pa.Table:
         """The value with the greatest timestamp (0 or 1 row)."""
         return self._fetch(
-            "SELECT * FROM samples WHERE stream = ? ORDER BY time_ns DESC LIMIT 1", [stream]
+            "SELECT * EXCLUDE (_v) FROM raw WHERE stream = ? ORDER BY time_ns DESC, _v DESC LIMIT 1", [stream]
         )
 
     def latest_all(self) -> pa.Table:
         """The latest value of every stream."""
         return self._fetch(
-            "SELECT * FROM samples QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns DESC) = 1 "
-            "ORDER BY stream",
+            "SELECT * EXCLUDE (_v) FROM raw "
+            "QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns DESC, _v DESC) = 1 ORDER BY stream",
             [],
         )
 
@@ -95,11 +115,11 @@ class Reader:
             where.append("quality = ?")
             params.append(quality)
         order = "DESC" if descending else "ASC"
-        sql = f"SELECT * FROM samples WHERE {' AND '.join(where)} ORDER BY time_ns {order} LIMIT ? OFFSET ?"
+        sql = f"{self.rows(' AND '.join(where))} ORDER BY time_ns {order}, quality LIMIT ? OFFSET ?"
         return self._fetch(sql, [*params, limit, offset])
 
     def streams(self) -> list[str]:
-        return [r[0] for r in self.con.sql("SELECT DISTINCT stream FROM samples ORDER BY 1").fetchall()]
+        return [r[0] for r in self.con.sql("SELECT DISTINCT stream FROM raw ORDER BY 1").fetchall()]
 
     def count(self) -> int:
         row = self.con.sql("SELECT count(*) FROM samples").fetchall()[0]

@@ -14,6 +14,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -46,6 +47,27 @@ def day_folder(day_start_ns: int) -> str:
     return "day=" + datetime.fromtimestamp(day_start_ns / 1e9, UTC).strftime("%Y-%m-%d")
 
 
+def sort_and_dedupe(table: pa.Table) -> pa.Table:
+    """Sort by stream, time, quality; of rows with the same key keep the last written (table order)."""
+    n = table.num_rows
+    keys = pa.table({
+        "s": table.column("stream").cast(pa.string()),
+        "t": table.column("time"),
+        "q": table.column("quality"),
+        "i": pa.array(np.arange(n, dtype=np.int64)),
+    })
+    order = pc.sort_indices(keys, [("s", "ascending"), ("t", "ascending"), ("q", "ascending"), ("i", "ascending")])
+    keys = keys.take(order)
+    if n > 1:
+        same_as_next = np.ones(n - 1, dtype=bool)
+        for col in ("s", "t", "q"):
+            a = keys.column(col)
+            same_as_next &= pc.equal(a.slice(0, n - 1), a.slice(1)).to_numpy(zero_copy_only=False)
+        keep = np.append(~same_as_next, True)
+        order = pc.filter(order, pa.array(keep))
+    return table.take(order)
+
+
 def write_partitions(table: pa.Table, directory: Path, first_seq: int, last_seq: int) -> list[Path]:
     """Write ``table`` as one sorted file per UTC day it touches. Atomic per file (tmp + rename)."""
     if table.num_rows == 0:
@@ -57,8 +79,7 @@ def write_partitions(table: pa.Table, directory: Path, first_seq: int, last_seq:
     written = []
     for day_start in pc.unique(day).to_pylist():
         part = table.filter(pc.equal(day, day_start))
-        keys = pa.table({"s": part.column("stream").cast(pa.string()), "t": part.column("time")})
-        part = part.take(pc.sort_indices(keys, [("s", "ascending"), ("t", "ascending")]))
+        part = sort_and_dedupe(part)
         folder = directory / day_folder(day_start)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{first_seq:020d}-{last_seq:020d}.parquet"

@@ -284,7 +284,7 @@ class Store:
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            return Snapshot(tuple(self._files), tuple(b for _, b in self._resident))
+            return Snapshot(tuple(self._files), tuple(self._resident))
 
     def reader(self) -> Reader:
         """A query reader over a consistent snapshot. Use from a worker thread; close it after."""

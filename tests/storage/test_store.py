@@ -153,3 +153,30 @@ async def test_retention_drops_old_days(tmp_path: Path) -> None:
     assert await store.apply_retention() == 1
     assert count(store) == 10
     await store.close()
+
+
+async def test_same_key_replaces_unless_quality_differs(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    t = T0 + 5 * 10**9
+    await store.append(from_columns(["/k"], [t], double=[1.0]))
+    await store.append(from_columns(["/k", "/k"], [t, t], double=[2.0, 9.0], quality=[0, 1]))  # GOOD replaces
+    await store.append(from_columns(["/k", "/k"], [t, t], double=[3.0, 4.0]))  # last write in a batch wins
+
+    def values() -> list[tuple[float, int]]:
+        with store.reader() as r:
+            h = r.history("/k", None, None)
+        return list(zip(h.column("double").to_pylist(), h.column("quality").to_pylist(), strict=True))
+
+    assert values() == [(4.0, 0), (9.0, 1)]
+    await store.compact()  # the same rule holds across compaction ...
+    assert values() == [(4.0, 0), (9.0, 1)]
+    await store.append(from_columns(["/k"], [t], double=[5.0]))  # ... and between Parquet and the WAL
+    assert values() == [(5.0, 0), (9.0, 1)]
+    await store.compact()
+    assert values() == [(5.0, 0), (9.0, 1)]
+    with store.reader() as r:
+        assert r.latest("/k").column("double").to_pylist() in ([5.0], [9.0])
+    await store.close()
+    store = await open_store(tmp_path)
+    assert values() == [(5.0, 0), (9.0, 1)]
+    await store.close()
