@@ -29,6 +29,12 @@ class Backend(Protocol):
     async def ingest(self, batch: pa.RecordBatch) -> None:
         """Accept a batch: returns once it is durable."""
 
+    def latest(self, stream: str) -> pa.Table:
+        """The latest value of a stream (0 or 1 row), from memory."""
+
+    def latest_all(self) -> pa.Table:
+        """The latest value of every stream, from memory."""
+
     async def query(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(reader)`` on a store reader in a worker thread."""
 

@@ -221,6 +221,12 @@ class Gateway:
             return None
         return prop.data_type, f"the property {prop.property_name} of asset {prop.asset_name}"
 
+    def latest(self, stream: str) -> pa.Table:
+        return self.store.latest(stream)
+
+    def latest_all(self) -> pa.Table:
+        return self.store.latest_all()
+
     async def query(self, fn: Callable[[Any], T]) -> T:
         def run() -> T:
             with self.store.reader() as reader:

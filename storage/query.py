@@ -84,12 +84,15 @@ class Reader:
         )
 
     def latest_all(self) -> pa.Table:
-        """The latest value of every stream."""
-        return self._fetch(
-            "SELECT * EXCLUDE (_v) FROM raw "
-            "QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns DESC, _v DESC) = 1 ORDER BY stream",
-            [],
-        )
+        """The latest value of every stream (by scanning: the store keeps an index for the API)."""
+        return self.latest_all_versioned()[0]
+
+    def latest_all_versioned(self) -> tuple[pa.Table, list[int]]:
+        result = self.con.sql(
+            "SELECT * FROM raw "
+            "QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns DESC, _v DESC) = 1 ORDER BY stream"
+        ).to_arrow_table()
+        return _to_samples(result), result.column("_v").to_pylist()
 
     def history(
         self,

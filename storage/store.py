@@ -32,11 +32,13 @@ from sitewise_edge.errors import StoreError
 from sitewise_edge.samples import SCHEMA, concat
 from storage import segments, wal
 from storage._fs import read_json, write_json_atomic
+from storage.latest import LatestIndex
 from storage.query import Reader, Snapshot
 
 log = logging.getLogger(__name__)
 
 LAYOUT_VERSION = 1
+LATEST_FILE = "latest.parquet"
 COMPACT_ROWS = 1_000_000
 
 
@@ -79,6 +81,7 @@ class Store:
         self._data_waiters: list[asyncio.Future[None]] = []
         self._cursors: dict[str, Position] = {}
         self._duck: duckdb.DuckDBPyConnection | None = None
+        self._latest = LatestIndex()
         self._tasks: list[asyncio.Task[None]] = []
         self._sync_waiters: list[asyncio.Future[None]] = []
         self._compact_lock = asyncio.Lock()
@@ -86,8 +89,8 @@ class Store:
     # --- life cycle -----------------------------------------------------------------
 
     async def open(self) -> wal.Recovery:
-        report = await asyncio.to_thread(self._open_sync)
         self._duck = duckdb.connect(":memory:")
+        report = await asyncio.to_thread(self._open_sync)
         self._tasks.append(asyncio.create_task(self._compactor(), name="store-compactor"))
         if self.config.fsync_interval is not None:
             self._tasks.append(asyncio.create_task(self._syncer(self.config.fsync_interval), name="store-fsync"))
@@ -114,6 +117,7 @@ class Store:
             write_json_atomic(manifest_path, {"layout": LAYOUT_VERSION, "compacted_through": 0})
         segments.remove_orphans(self.parquet_dir, self._compacted_through)
         self._files = segments.list_files(self.parquet_dir)
+        self._latest = self._load_latest()
         records, report = wal.recover(self.wal_dir)
         self._segments = wal.list_segments(self.wal_dir)
         next_seq = max(self._compacted_through + 1, 1)
@@ -122,11 +126,26 @@ class Store:
             if seq > self._compacted_through:
                 self._resident.append((seq, batch))
                 self._resident_rows += batch.num_rows
+                self._latest.update(seq, batch)
         for f in self.cursor_dir.glob("*.json"):
             data = read_json(f)
             self._cursors[f.stem] = Position(int(data["seq"]), int(data.get("row", 0)))
         self._writer = wal.WalWriter(self.wal_dir, next_seq, self.config.segment_size)
         return report
+
+    def _load_latest(self) -> LatestIndex:
+        """The latest-value index as of the last compaction (WAL-resident rows are applied after)."""
+        path = self.parquet_dir / LATEST_FILE
+        if path.exists():
+            index = LatestIndex.load(path)
+            index.drop_newer_than(self._compacted_through)
+            return index
+        if not self._files:
+            return LatestIndex()
+        assert self._duck is not None
+        log.info("building the latest-value index from %d Parquet files", len(self._files))
+        with Reader(self._duck.cursor(), Snapshot(tuple(self._files), ())) as r:
+            return LatestIndex.from_table(*r.latest_all_versioned())
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -186,6 +205,7 @@ class Store:
                 self._segments.append(wal.Segment(writer.active_path, seq))
             self._resident.append((seq, batch))
             self._resident_rows += batch.num_rows
+            self._latest.update(seq, batch)
         return seq
 
     async def _syncer(self, interval: float) -> None:
@@ -234,6 +254,9 @@ class Store:
                 write_json_atomic, self.data_dir / "manifest.json",
                 {"layout": LAYOUT_VERSION, "compacted_through": last},
             )
+            with self._lock:
+                latest = self._latest.copy()
+            await asyncio.to_thread(latest.save, self.parquet_dir / LATEST_FILE)
             with self._lock:
                 self._compacted_through = last
                 self._files.extend(written)
@@ -285,6 +308,15 @@ class Store:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(tuple(self._files), tuple(self._resident))
+
+    def latest(self, stream: str) -> pa.Table:
+        """The value with the greatest timestamp of a stream (0 or 1 row), from memory."""
+        with self._lock:
+            return self._latest.get(stream)
+
+    def latest_all(self) -> pa.Table:
+        with self._lock:
+            return self._latest.all()
 
     def reader(self) -> Reader:
         """A query reader over a consistent snapshot. Use from a worker thread; close it after."""

@@ -21,7 +21,7 @@ async def page() -> str:
 @router.get("/dashboard/values", summary="Latest value of every data stream, with its asset and property")
 async def values(request: Request) -> dict[str, Any]:
     backend = request.app.state.backend
-    table = await backend.query(lambda r: r.latest_all())
+    table = backend.latest_all()
     streams = table.column("stream").cast("string").to_pylist()
     tqvs = to_sitewise_values(table)
     rows = []

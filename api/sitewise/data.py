@@ -151,7 +151,7 @@ async def get_latest(
 ) -> dict[str, Any]:
     backend = _backend(request)
     stream = backend.resolve_stream(assetId, propertyId, propertyAlias)
-    table = await backend.query(lambda r: r.latest(stream))
+    table = backend.latest(stream)
     if table.num_rows == 0:
         _require_known(backend, stream, propertyAlias)
         return {}

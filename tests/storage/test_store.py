@@ -180,3 +180,26 @@ async def test_same_key_replaces_unless_quality_differs(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     assert values() == [(5.0, 0), (9.0, 1)]
     await store.close()
+
+
+async def test_latest_index_follows_timestamps_not_arrival(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await store.append(from_columns(["/a", "/b"], [T0 + 10, T0 + 10], double=[1.0, 1.0]))
+    await store.append(from_columns(["/a"], [T0 + 5], double=[2.0]))  # late: not the latest
+    await store.append(from_columns(["/b", "/b"], [T0 + 20, T0 + 20], double=[3.0, 4.0]))  # same time: last wins
+    assert store.latest("/a").column("double").to_pylist() == [1.0]
+    assert store.latest("/b").column("double").to_pylist() == [4.0]
+    assert store.latest("/none").num_rows == 0
+    with store.reader() as r:
+        scanned = r.latest_all()
+    assert scanned.column("double").to_pylist() == store.latest_all().column("double").to_pylist()
+    await store.compact()
+    await store.append(from_columns(["/a"], [T0 + 30], double=[5.0]))
+    await store.close()
+    store = await open_store(tmp_path)  # saved index + the WAL after it
+    assert store.latest_all().column("double").to_pylist() == [5.0, 4.0]
+    await store.close()
+    (tmp_path / "parquet" / "latest.parquet").unlink()  # an index lost: rebuilt by scanning
+    store = await open_store(tmp_path)
+    assert store.latest_all().column("double").to_pylist() == [5.0, 4.0]
+    await store.close()
