@@ -104,8 +104,14 @@ class Reader:
         descending: bool = False,
         limit: int = 20_000,
         offset: int = 0,
+        after: tuple[int, int] | None = None,
     ) -> pa.Table:
-        """Values in (start, end], ordered by time; one extra row tells the caller a next page exists."""
+        """Values in (start, end], ordered by time then quality; one extra row tells the caller a next page exists.
+
+        ``after`` is a keyset position, the (time_ns, quality) of the last row of the previous page: the
+        page starts right after it in the requested order, so values written between pages neither shift
+        nor repeat rows (as an ``offset`` would).
+        """
         where = ["stream = ?"]
         params: list[object] = [stream]
         if start_ns is not None:
@@ -117,9 +123,154 @@ class Reader:
         if quality is not None:
             where.append("quality = ?")
             params.append(quality)
+        if after is not None:
+            where.append(f"(time_ns {'<' if descending else '>'} ? OR (time_ns = ? AND quality > ?))")
+            params += [after[0], after[0], after[1]]
         order = "DESC" if descending else "ASC"
         sql = f"{self.rows(' AND '.join(where))} ORDER BY time_ns {order}, quality LIMIT ? OFFSET ?"
         return self._fetch(sql, [*params, limit, offset])
+
+    def current_rows(self, where: str = "true", params: list[object] | None = None) -> pa.Table:
+        """The current rows matching ``where`` as DuckDB returns them (stream as string, time as int64 ns)."""
+        return self.con.sql(self.rows(where), params=params or []).to_arrow_table()
+
+    def aggregates(
+        self,
+        streams: list[str] | None,
+        start_ns: int,
+        end_ns: int,
+        resolution_ns: int,
+        *,
+        quality: int | None = 0,
+        descending: bool = False,
+        limit: int = 2500,
+        offset: int = 0,
+    ) -> pa.Table:
+        """Aggregates of the values in (start, end] per stream, quality and time bucket, in one query.
+
+        Buckets are [B, B + resolution) with B a multiple of the resolution since the epoch; a bucket is
+        stamped with its start B and exists only if it holds a value. ``count`` counts every value
+        (strings, booleans and nulls too); ``sum``, ``avg``, ``min``, ``max`` and ``stddev`` (the sample
+        standard deviation, null for a single value) are over the numeric values (doubles and integers)
+        and null where there are none. ``streams=None`` aggregates every stream; ``quality=None`` every
+        quality, each on its own row. Rows come ordered by stream, bucket (descending if asked), quality.
+        """
+        if resolution_ns <= 0:
+            raise ValueError(f"resolution must be positive, got {resolution_ns} ns")
+        where = ["time_ns > ?", "time_ns <= ?"]
+        params: list[object] = [start_ns, end_ns]
+        if streams is not None:
+            if not streams:
+                return _AGGREGATES_SCHEMA.empty_table()
+            where.append(f"stream IN ({', '.join('?' * len(streams))})")
+            params += streams
+        if quality is not None:
+            where.append("quality = ?")
+            params.append(quality)
+        order = "DESC" if descending else "ASC"
+        r = int(resolution_ns)
+        sql = (
+            f"SELECT stream, time_ns - (((time_ns % {r}) + {r}) % {r}) AS time_ns, quality, "
+            "count(*) AS count, sum(v) AS sum, avg(v) AS avg, min(v) AS min, max(v) AS max, "
+            "stddev_samp(v) AS stddev "
+            f"FROM (SELECT stream, time_ns, quality, coalesce(double, CAST(integer AS DOUBLE)) AS v "
+            f"FROM ({self.rows(' AND '.join(where))})) "
+            f"GROUP BY ALL ORDER BY stream, time_ns {order}, quality LIMIT ? OFFSET ?"
+        )
+        result = self.con.sql(sql, params=[*params, limit, offset]).to_arrow_table()
+        return result.cast(_AGGREGATES_SCHEMA)
+
+    def interpolated(
+        self,
+        stream: str,
+        start_ns: int,
+        end_ns: int,
+        interval_ns: int,
+        *,
+        kind: str,
+        quality: int = 0,
+        window_ns: int | None = None,
+        first_k: int = 1,
+        limit: int = 10,
+    ) -> pa.Table:
+        """Interpolated values at t_k = start + k * interval for k >= ``first_k`` and t_k <= end.
+
+        ``kind`` is ``"LINEAR"`` or ``"LOCF"``; only values of ``quality`` count.
+
+        - LOCF: the last value at or before t_k, of any type, however old (null values are carried too).
+        - LINEAR: between the numeric values p0 (last at or before t_k) and p1 (first at or after t_k)
+          taken from [t_k - window, t_k + window], or without a window from [start - interval,
+          end + interval]; p0 itself when it is at t_k; no value when either side is missing (no
+          extrapolation). The result is a double.
+
+        Returns up to ``limit`` rows (k, time_ns, double, integer, string, boolean), skipping the t_k
+        without a value. The grid is walked in chunks of DuckDB ranges, never value by value in Python.
+        """
+        if kind not in ("LINEAR", "LOCF"):
+            raise ValueError(f"unknown interpolation {kind!r}")
+        if interval_ns <= 0:
+            raise ValueError(f"interval must be positive, got {interval_ns} ns")
+        last_k = (end_ns - start_ns) // interval_ns
+        parts: list[pa.Table] = []
+        found = 0
+        k = max(first_k, 1)
+        while k <= last_k and found < limit:
+            k_end = min(last_k, k + _GRID_CHUNK - 1)
+            part = self._interpolate_chunk(stream, start_ns, end_ns, interval_ns, kind, quality, window_ns, k,
+                                           k_end, limit - found)
+            parts.append(part)
+            found += part.num_rows
+            k = k_end + 1
+        if not parts:
+            return _INTERPOLATED_SCHEMA.empty_table()
+        return pa.concat_tables(parts)
+
+    def _interpolate_chunk(
+        self, stream: str, start_ns: int, end_ns: int, interval_ns: int, kind: str, quality: int,
+        window_ns: int | None, k0: int, k1: int, limit: int,
+    ) -> pa.Table:
+        t_lo, t_hi = start_ns + k0 * interval_ns, start_ns + k1 * interval_ns
+        where = ["stream = ?", "quality = ?"]
+        params: list[object] = [stream, quality]
+        grid = f"SELECT k, {start_ns} + k * {interval_ns} AS t FROM range({k0}, {k1 + 1}) r(k)"
+        value = "coalesce(double, CAST(integer AS DOUBLE))"
+        if kind == "LOCF":
+            where.append("time_ns <= ?")
+            params.append(t_hi)
+            sql = (
+                f"WITH grid AS ({grid}), pts AS ({self.rows(' AND '.join(where))}) "
+                "SELECT g.k, g.t AS time_ns, p.double, p.integer, p.string, p.boolean "
+                "FROM grid g ASOF LEFT JOIN pts p ON g.t >= p.time_ns "
+                "WHERE p.time_ns IS NOT NULL ORDER BY g.k LIMIT ?"
+            )
+        else:
+            lo, hi = ((t_lo - window_ns, t_hi + window_ns) if window_ns is not None
+                      else (start_ns - interval_ns, end_ns + interval_ns))
+            where += ["time_ns >= ?", "time_ns <= ?"]
+            params += [lo, hi]
+            in_window = "true" if window_ns is None else f"t0 >= t - {window_ns} AND t1 <= t + {window_ns}"
+            at_t0 = "true" if window_ns is None else f"t0 >= t - {window_ns}"
+            at_t1 = "true" if window_ns is None else f"t1 <= t + {window_ns}"
+            sql = (
+                f"WITH grid AS ({grid}), "
+                f"pts AS (SELECT time_ns, {value} AS v FROM ({self.rows(' AND '.join(where))}) "
+                f"WHERE {value} IS NOT NULL), "
+                "b AS (SELECT g.k, g.t, p.time_ns AS t0, p.v AS v0 FROM grid g ASOF LEFT JOIN pts p "
+                "ON g.t >= p.time_ns), "
+                "f AS (SELECT g.k, p.time_ns AS t1, p.v AS v1 FROM grid g ASOF LEFT JOIN pts p "
+                "ON g.t <= p.time_ns), "
+                "j AS (SELECT b.k, b.t, CASE "
+                f"WHEN t0 = t AND {at_t0} THEN v0 "
+                f"WHEN t1 = t AND {at_t1} THEN v1 "
+                f"WHEN t0 IS NOT NULL AND t1 IS NOT NULL AND {in_window} "
+                "THEN v0 + (v1 - v0) * (CAST(t - t0 AS DOUBLE) / CAST(t1 - t0 AS DOUBLE)) END AS v "
+                "FROM b JOIN f USING (k)) "
+                "SELECT k, t AS time_ns, v AS double, CAST(NULL AS BIGINT) AS integer, "
+                "CAST(NULL AS VARCHAR) AS string, CAST(NULL AS BOOLEAN) AS boolean "
+                "FROM j WHERE v IS NOT NULL ORDER BY k LIMIT ?"
+            )
+        result = self.con.sql(sql, params=[*params, limit]).to_arrow_table()
+        return result.cast(_INTERPOLATED_SCHEMA)
 
     def streams(self) -> list[str]:
         return [r[0] for r in self.con.sql("SELECT DISTINCT stream FROM raw ORDER BY 1").fetchall()]
@@ -127,6 +278,19 @@ class Reader:
     def count(self) -> int:
         row = self.con.sql("SELECT count(*) FROM samples").fetchall()[0]
         return int(row[0]) if row else 0
+
+
+_GRID_CHUNK = 1_000_000  # interpolation grid points per DuckDB query
+
+_AGGREGATES_SCHEMA = pa.schema([
+    ("stream", pa.string()), ("time_ns", pa.int64()), ("quality", pa.int8()), ("count", pa.int64()),
+    ("sum", pa.float64()), ("avg", pa.float64()), ("min", pa.float64()), ("max", pa.float64()),
+    ("stddev", pa.float64()),
+])
+_INTERPOLATED_SCHEMA = pa.schema([
+    ("k", pa.int64()), ("time_ns", pa.int64()), ("double", pa.float64()), ("integer", pa.int64()),
+    ("string", pa.string()), ("boolean", pa.bool_()),
+])
 
 
 def _to_samples(table: pa.Table) -> pa.Table:

@@ -116,16 +116,14 @@ def remove_orphans(directory: Path, compacted_through: int) -> int:
     return removed
 
 
-def expire_days(directory: Path, before_ns: int) -> list[Path]:
-    """Delete whole day folders that end before ``before_ns``. Returns the files removed."""
-    removed = []
+def days_before(directory: Path, before_ns: int) -> list[Path]:
+    """Day folders that end before ``before_ns``."""
     cutoff = datetime.fromtimestamp(before_ns / 1e9, UTC).strftime("%Y-%m-%d")
-    for folder in sorted(directory.glob("day=*")):
-        if folder.name[4:] < cutoff:
-            files = list(folder.glob("*.parquet"))
-            for f in folder.iterdir():
-                f.unlink()
-            folder.rmdir()
-            removed += files
-    return removed
+    return [folder for folder in sorted(directory.glob("day=*")) if folder.name[4:] < cutoff]
 
+
+def remove_days(folders: list[Path]) -> None:
+    for folder in folders:
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()

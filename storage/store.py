@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -83,7 +84,7 @@ class Store:
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._latest = LatestIndex()
         self._tasks: list[asyncio.Task[None]] = []
-        self._sync_waiters: list[asyncio.Future[None]] = []
+        self._pending: list[tuple[int, pa.RecordBatch, asyncio.Future[None]]] = []
         self._compact_lock = asyncio.Lock()
 
     # --- life cycle -----------------------------------------------------------------
@@ -118,18 +119,17 @@ class Store:
         segments.remove_orphans(self.parquet_dir, self._compacted_through)
         self._files = segments.list_files(self.parquet_dir)
         self._latest = self._load_latest()
-        records, report = wal.recover(self.wal_dir)
+        records, last_seq, report = wal.recover(self.wal_dir, decode_after=self._compacted_through)
         self._segments = wal.list_segments(self.wal_dir)
-        next_seq = max(self._compacted_through + 1, 1)
-        for seq, batch, _path in records:
-            next_seq = max(next_seq, seq + 1)
-            if seq > self._compacted_through:
-                self._resident.append((seq, batch))
-                self._resident_rows += batch.num_rows
-                self._latest.update(seq, batch)
+        for seq, batch in records:
+            self._resident.append((seq, batch))
+            self._resident_rows += batch.num_rows
+            self._latest.update(seq, batch)
         for f in self.cursor_dir.glob("*.json"):
             data = read_json(f)
             self._cursors[f.stem] = Position(int(data["seq"]), int(data.get("row", 0)))
+        # never reuse a sequence number a cursor or a compaction has already seen (a lost WAL tail)
+        next_seq = max([last_seq + 1, self._compacted_through + 1, *(c.seq for c in self._cursors.values())])
         self._writer = wal.WalWriter(self.wal_dir, next_seq, self.config.segment_size)
         return report
 
@@ -148,19 +148,22 @@ class Store:
             return LatestIndex.from_table(*r.latest_all_versioned())
 
     async def close(self) -> None:
-        for t in self._tasks:
+        tasks = list(self._tasks)
+        for t in tasks:
             t.cancel()
-        for t in self._tasks:
+        for t in tasks:
             try:
                 await t
             except asyncio.CancelledError:
                 pass
+            except (OSError, StoreError, pa.ArrowException) as exc:
+                log.error("store task %s had failed: %s", t.get_name(), exc)
         self._tasks.clear()
+        await self.sync()  # acknowledges what is pending (interval fsync) once it is durable
         async with self._append_lock:
             if self._writer is not None:
                 await asyncio.to_thread(self._writer.close)
                 self._writer = None
-        self._release_sync_waiters()
         if self._duck is not None:
             self._duck.close()
             self._duck = None
@@ -168,23 +171,54 @@ class Store:
     # --- writing ----------------------------------------------------------------------
 
     async def append(self, batch: pa.RecordBatch) -> int:
-        """Make ``batch`` durable and visible. Returns its sequence number once it is accepted."""
+        """Make ``batch`` durable and visible. Returns its sequence number once it is accepted.
+
+        Raises StoreError when the WAL cannot be written; nothing of the batch is then kept.
+        """
         if batch.num_rows == 0:
             return 0
         if batch.schema != SCHEMA:
             batch = batch.cast(SCHEMA)
+        fsync_each = self.config.fsync_interval is None
         async with self._append_lock:
             writer = self._writer
             if writer is None:
                 raise StoreError("the store is closed")
-            fsync_each = self.config.fsync_interval is None
-            seq = await asyncio.to_thread(self._append_sync, writer, batch, fsync_each)
+            work = asyncio.ensure_future(asyncio.to_thread(self._write_sync, writer, batch, fsync_each))
+            try:
+                seq = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await work  # the writer is not shared: hold the lock until the thread is done
+                raise
             waiter: asyncio.Future[None] | None = None
             if not fsync_each:
                 waiter = asyncio.get_running_loop().create_future()
-                self._sync_waiters.append(waiter)
+                self._pending.append((seq, batch, waiter))
         if waiter is not None:
             await waiter
+        self._accepted(batch)
+        return seq
+
+    def _write_sync(self, writer: wal.WalWriter, batch: pa.RecordBatch, fsync: bool) -> int:
+        before = writer.active_path
+        seq = writer.append(batch)
+        if writer.active_path != before and writer.active_path is not None:
+            with self._lock:
+                self._segments.append(wal.Segment(writer.active_path, seq))
+        if fsync:
+            writer.sync()
+            self._publish([(seq, batch)])
+        return seq
+
+    def _publish(self, records: list[tuple[int, pa.RecordBatch]]) -> None:
+        """Durable records become visible to queries and publishers."""
+        with self._lock:
+            for seq, batch in records:
+                self._resident.append((seq, batch))
+                self._resident_rows += batch.num_rows
+                self._latest.update(seq, batch)
+
+    def _accepted(self, batch: pa.RecordBatch) -> None:
         self.stats.values_accepted += batch.num_rows
         self.stats.batches_accepted += 1
         waiters, self._data_waiters = self._data_waiters, []
@@ -192,41 +226,51 @@ class Store:
             if not w.done():
                 w.set_result(None)
         if self._resident_rows >= COMPACT_ROWS and not self._compact_lock.locked():
-            self._tasks.append(asyncio.create_task(self.compact(), name="store-compact"))
-        return seq
+            self._spawn(self.compact(), "store-compact")
 
-    def _append_sync(self, writer: wal.WalWriter, batch: pa.RecordBatch, fsync: bool) -> int:
-        before = writer.active_path
-        seq = writer.append(batch)
-        if fsync:
-            writer.sync()
-        with self._lock:
-            if writer.active_path != before and writer.active_path is not None:
-                self._segments.append(wal.Segment(writer.active_path, seq))
-            self._resident.append((seq, batch))
-            self._resident_rows += batch.num_rows
-            self._latest.update(seq, batch)
-        return seq
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.append(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if t in self._tasks:
+                self._tasks.remove(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s failed: %s", name, t.exception())
+
+        task.add_done_callback(done)
 
     async def _syncer(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            await self.sync()
+            try:
+                await self.sync()
+            except StoreError as exc:
+                log.error("%s", exc)
 
     async def sync(self) -> None:
+        """Group commit: fsync, then publish and acknowledge every batch written since the last sync."""
         async with self._append_lock:
-            waiters, self._sync_waiters = self._sync_waiters, []
-            if self._writer is not None and waiters:
-                await asyncio.to_thread(self._writer.sync)
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
-
-    def _release_sync_waiters(self) -> None:
-        for w in self._sync_waiters:
-            if not w.done():
-                w.set_exception(StoreError("the store closed before the batch was durable"))
-        self._sync_waiters.clear()
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            error: StoreError | None = None
+            if self._writer is None:
+                error = StoreError("the store closed before the batch was durable")
+            else:
+                try:
+                    await asyncio.to_thread(self._writer.sync)
+                except StoreError as exc:
+                    error = exc
+            if error is None:
+                self._publish([(seq, batch) for seq, batch, _ in pending])
+        for _, _, waiter in pending:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
     # --- compaction and retention -----------------------------------------------------
 
@@ -294,14 +338,16 @@ class Store:
         """Delete Parquet days older than the retention period. Returns the files removed."""
         now_ns = time.time_ns() if now_ns is None else now_ns
         cutoff = now_ns - int(self.config.retention * 1e9)
-        removed = await asyncio.to_thread(segments.expire_days, self.parquet_dir, cutoff)
-        if removed:
-            gone = set(removed)
-            with self._lock:
+        async with self._compact_lock:
+            expired = segments.days_before(self.parquet_dir, cutoff)
+            if not expired:
+                return 0
+            gone = {f for folder in expired for f in folder.glob("*.parquet")}
+            with self._lock:  # queries stop seeing the files before they go
                 self._files = [f for f in self._files if f not in gone]
-            log.info("retention: removed %d Parquet files older than %s days", len(removed),
-                     self.config.retention / 86400)
-        return len(removed)
+            await asyncio.to_thread(segments.remove_days, expired)
+        log.info("retention: removed %d Parquet files older than %s days", len(gone), self.config.retention / 86400)
+        return len(gone)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -3,7 +3,11 @@
 A segment file starts with an 8-byte magic (``SWEWAL01``, the layout version is in it)
 and holds frames::
 
-    <u32 payload length> <u32 crc32 of payload> <u64 sequence number> <payload: Arrow IPC stream>
+    <u32 payload length> <u64 sequence number> <u32 crc32 of the two before and the payload> <payload>
+
+The payload is one Arrow IPC stream (schema + one batch). Sequence numbers increase by one
+per frame across segments; a frame whose checksum fails, whose length is zero or whose sequence
+does not increase ends the readable log.
 
 Each frame is one accepted sample batch. A frame is *durable* once the file is
 fsynced after it; only then is its batch acknowledged. Recovery reads every
@@ -33,7 +37,9 @@ from storage._fs import fsync_dir
 log = logging.getLogger(__name__)
 
 MAGIC = b"SWEWAL01"
-FRAME = struct.Struct("<IIQ")
+HEADER = struct.Struct("<IQ")  # payload length, sequence number
+CRC = struct.Struct("<I")  # crc32 of header + payload
+FRAME_OVERHEAD = HEADER.size + CRC.size
 MAX_FRAME = 1 << 31
 SUFFIX = ".wal"
 
@@ -69,8 +75,11 @@ def encode_batch(batch: pa.RecordBatch) -> bytes:
 
 
 def decode_batch(payload: bytes) -> pa.RecordBatch:
-    with ipc.open_stream(payload) as reader:
-        batches = list(reader)
+    try:
+        with ipc.open_stream(payload) as reader:
+            batches = list(reader)
+    except pa.ArrowInvalid as exc:
+        raise StoreError(f"a WAL record with a valid checksum does not decode: {exc}") from None
     if len(batches) != 1:
         raise StoreError(f"WAL record holds {len(batches)} batches, expected 1")
     return batches[0]
@@ -90,8 +99,11 @@ def list_segments(directory: Path) -> list[Segment]:
     return sorted(segs, key=lambda s: s.first_seq)
 
 
-def read_frames(path: Path, *, repair: bool = False) -> Iterator[tuple[int, bytes]]:
-    """Yield (seq, payload) of every whole frame; with ``repair``, cut a torn tail off the file."""
+def read_frames(path: Path, *, repair: bool = False, after_seq: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Yield (seq, payload) of every whole frame; with ``repair``, cut a torn tail off the file.
+
+    Frames must continue the sequence after ``after_seq`` (0: any start).
+    """
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
         if head != MAGIC:
@@ -102,34 +114,46 @@ def read_frames(path: Path, *, repair: bool = False) -> Iterator[tuple[int, byte
                 return
             raise StoreError(f"{path}: not a WAL segment of this layout (header {head!r}, expected {MAGIC!r})")
         offset = len(MAGIC)
+        previous = after_seq
         while True:
-            header = f.read(FRAME.size)
+            header = f.read(FRAME_OVERHEAD)
             if not header:
                 return
             bad = None
-            if len(header) < FRAME.size:
+            length = 0
+            if len(header) < FRAME_OVERHEAD:
                 bad = "incomplete frame header"
             else:
-                length, crc, seq = FRAME.unpack(header)
-                payload = f.read(length) if length < MAX_FRAME else b""
-                if length >= MAX_FRAME or len(payload) < length:
+                length, seq = HEADER.unpack_from(header)
+                (crc,) = CRC.unpack_from(header, HEADER.size)
+                payload = f.read(length) if 0 < length < MAX_FRAME else b""
+                if length == 0 or length >= MAX_FRAME:
+                    bad = f"impossible frame length {length}"
+                elif len(payload) < length:
                     bad = "incomplete frame"
-                elif zlib.crc32(payload) != crc:
+                elif zlib.crc32(payload, zlib.crc32(header[: HEADER.size])) != crc:
                     bad = "checksum mismatch"
+                elif previous and seq != previous + 1:
+                    bad = f"sequence {seq} does not follow {previous}"
             if bad is not None:
-                size = path.stat().st_size
                 if not repair:
                     raise StoreError(f"{path}: {bad} at offset {offset}")
-                log.warning("WAL %s: %s at offset %d: dropping %d bytes of torn tail", path.name, bad, offset,
-                            size - offset)
                 f.close()
-                with open(path, "r+b") as w:
-                    w.truncate(offset)
-                    w.flush()
-                    os.fsync(w.fileno())
-                raise _Truncated(offset, size - offset)
+                dropped = _cut(path, offset, bad)
+                raise _Truncated(offset, dropped)
+            previous = seq
             yield seq, payload
-            offset += FRAME.size + length
+            offset += FRAME_OVERHEAD + length
+
+
+def _cut(path: Path, offset: int, why: str) -> int:
+    size = path.stat().st_size
+    log.warning("WAL %s: %s at offset %d: dropping %d bytes of torn tail", path.name, why, offset, size - offset)
+    with open(path, "r+b") as w:
+        w.truncate(offset)
+        w.flush()
+        os.fsync(w.fileno())
+    return size - offset
 
 
 class _Truncated(Exception):
@@ -139,22 +163,29 @@ class _Truncated(Exception):
         self.dropped = dropped
 
 
-def recover(directory: Path) -> tuple[list[tuple[int, pa.RecordBatch, Path]], Recovery]:
-    """Read the whole log, cutting a torn tail. Returns (seq, batch, segment) in order and a report."""
-    out: list[tuple[int, pa.RecordBatch, Path]] = []
+def recover(directory: Path, decode_after: int = 0) -> tuple[list[tuple[int, pa.RecordBatch]], int, Recovery]:
+    """Check the whole log, cutting a torn tail.
+
+    Returns the decoded records with seq > ``decode_after`` (older frames are only checked, not
+    decoded: they are compacted and kept on disk for publishers), the last sequence number, and a report.
+    """
+    out: list[tuple[int, pa.RecordBatch]] = []
     report = Recovery()
+    last = 0
     for seg in list_segments(directory):
         report.segments += 1
         try:
-            for seq, payload in read_frames(seg.path, repair=True):
-                batch = decode_batch(payload)
-                out.append((seq, batch, seg.path))
+            for seq, payload in read_frames(seg.path, repair=True, after_seq=last):
+                last = seq
                 report.records += 1
-                report.rows += batch.num_rows
+                if seq > decode_after:
+                    batch = decode_batch(payload)
+                    out.append((seq, batch))
+                    report.rows += batch.num_rows
         except _Truncated as cut:
             report.truncated_bytes += cut.dropped
             report.truncated_at = f"{seg.path.name}:{cut.offset}"
-    return out, report
+    return out, last, report
 
 
 def read_segment(path: Path) -> Iterator[tuple[int, pa.RecordBatch]]:
@@ -169,7 +200,11 @@ def read_segment(path: Path) -> Iterator[tuple[int, pa.RecordBatch]]:
 
 
 class WalWriter:
-    """Appends frames to the newest segment and rolls to a new one past ``segment_size``."""
+    """Appends frames to the newest segment and rolls to a new one past ``segment_size``.
+
+    A failed write or fsync never leaves garbage for later frames to sit behind: the file is cut
+    back to the last durable frame and the writer moves on to a new segment on the next append.
+    """
 
     def __init__(self, directory: Path, next_seq: int, segment_size: int) -> None:
         self.directory = directory
@@ -178,49 +213,79 @@ class WalWriter:
         self._file: BinaryIO | None = None
         self._path: Path | None = None
         self._size = 0
-        segs = list_segments(directory)
-        if segs:
-            last = segs[-1]
-            size = last.path.stat().st_size
-            if size < segment_size:
-                self._open(last.path)
+        self._synced = 0
+        self._synced_seq = next_seq - 1
 
     @property
     def active_path(self) -> Path | None:
         return self._path
 
     def _open(self, path: Path) -> None:
-        new = not path.exists()
-        f = open(path, "ab")
-        if new:
+        f = open(path, "wb")
+        try:
             f.write(MAGIC)
             f.flush()
             os.fsync(f.fileno())
             fsync_dir(self.directory)
+        except OSError:
+            f.close()
+            path.unlink(missing_ok=True)
+            raise
         self._file = f
         self._path = path
-        self._size = f.tell()
+        self._size = self._synced = len(MAGIC)
 
     def append(self, batch: pa.RecordBatch) -> int:
-        """Write one batch as a frame (not yet fsynced). Returns its sequence number."""
-        if self._file is None or self._size >= self.segment_size:
-            self.close()
-            self._open(self.directory / segment_name(self.next_seq))
+        """Write one batch as a frame (durable after :meth:`sync`). Returns its sequence number."""
         payload = encode_batch(batch)
-        seq = self.next_seq
-        frame = FRAME.pack(len(payload), zlib.crc32(payload), seq) + payload
-        assert self._file is not None
-        self._file.write(frame)
+        try:
+            if self._file is None or self._size >= self.segment_size:
+                self.close()
+                self._open(self.directory / segment_name(self.next_seq))
+            assert self._file is not None
+            seq = self.next_seq
+            header = HEADER.pack(len(payload), seq)
+            frame = header + CRC.pack(zlib.crc32(payload, zlib.crc32(header))) + payload
+            self._file.write(frame)
+        except OSError as exc:
+            self._abandon()
+            raise StoreError(f"cannot write the WAL in {self.directory}: {exc.strerror or exc}") from None
         self._size += len(frame)
         self.next_seq += 1
         return seq
 
-    def sync(self) -> None:
-        """Make every appended frame durable."""
-        f = self._file
-        if f is not None:
-            f.flush()
-            os.fsync(f.fileno())
+    def sync(self) -> int:
+        """Make every appended frame durable. Returns the last durable sequence number."""
+        if self._file is not None and self._synced < self._size:
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                # after a failed fsync the unsynced frames are in an unknown state: drop them
+                self._abandon()
+                raise StoreError(f"cannot fsync the WAL in {self.directory}: {exc.strerror or exc}") from None
+            self._synced = self._size
+        self._synced_seq = self.next_seq - 1
+        return self._synced_seq
+
+    def _abandon(self) -> None:
+        """Cut the active segment back to its last durable frame and leave it."""
+        f, path = self._file, self._path
+        self._file = None
+        self._path = None
+        self.next_seq = self._synced_seq + 1
+        if f is None or path is None:
+            return
+        try:
+            f.close()
+        except OSError:
+            pass
+        try:
+            with open(path, "r+b") as w:
+                w.truncate(self._synced)
+                os.fsync(w.fileno())
+        except OSError as exc:
+            log.error("WAL %s: could not cut back a failed write (%s); recovery will cut it", path.name, exc)
 
     def close(self) -> None:
         if self._file is not None:
@@ -228,4 +293,3 @@ class WalWriter:
             self._file.close()
             self._file = None
             self._path = None
-

@@ -1,4 +1,6 @@
+import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import StoreError
 from sitewise_edge.samples import from_columns
 from storage.store import Position, Store
+from tests.conftest import eventually
 
 T0 = time.time_ns() - 3600 * 10**9
 
@@ -202,4 +205,89 @@ async def test_latest_index_follows_timestamps_not_arrival(tmp_path: Path) -> No
     (tmp_path / "parquet" / "latest.parquet").unlink()  # an index lost: rebuilt by scanning
     store = await open_store(tmp_path)
     assert store.latest_all().column("double").to_pylist() == [5.0, 4.0]
+    await store.close()
+
+
+class _FailingFile:
+    """Wraps the WAL's file: the next write fails half-way, as on a full disk."""
+
+    def __init__(self, f: object) -> None:
+        self._f = f
+        self.fail_next = True
+
+    def write(self, data: bytes) -> int:
+        if self.fail_next:
+            self.fail_next = False
+            self._f.write(data[: len(data) // 2])  # type: ignore[attr-defined]
+            raise OSError(28, "No space left on device")
+        return self._f.write(data)  # type: ignore[attr-defined,no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._f, name)
+
+
+async def test_a_failed_write_does_not_bury_later_batches(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await store.append(batch(0))
+    writer = store._writer
+    assert writer is not None and writer._file is not None
+    writer._file = _FailingFile(writer._file)  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="No space left"):
+        await store.append(batch(1))
+    await store.append(batch(2))  # acknowledged after the failure: must survive
+    await store.append(batch(3))
+    assert count(store) == 30
+    await store.close()
+    store = Store(tmp_path, StorageConfig(compact_interval="1h"))
+    report = await store.open()
+    assert report.truncated_bytes == 0
+    assert count(store) == 30
+    with store.reader() as r:
+        assert sorted(set(r.history("/a", None, None).column("double").to_pylist()))[-1] == 308.0
+    await store.close()
+
+
+async def test_failed_fsync_fails_the_waiting_batches_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await open_store(tmp_path, fsync="1h")  # syncs only when asked
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def flaky(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    first = asyncio.create_task(store.append(batch(1)))
+    await eventually(lambda: store._pending)  # written, waiting for the group commit
+    monkeypatch.setattr("storage.wal.os.fsync", flaky)
+    await store.sync()
+    with pytest.raises(StoreError, match="cannot fsync"):
+        await first
+    assert count(store) == 0  # never visible, never acknowledged
+    second = asyncio.create_task(store.append(batch(2)))
+    await eventually(lambda: store._pending)
+    await store.sync()
+    assert await second > 0
+    assert count(store) == 10
+    await store.close()
+    store = await open_store(tmp_path)
+    assert count(store) == 10
+    await store.close()
+
+
+async def test_zero_filled_tail_is_cut(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    await store.append(batch(0))
+    await store.close()
+    seg = sorted((tmp_path / "wal").glob("*.wal"))[-1]
+    with open(seg, "ab") as f:
+        f.write(b"\0" * 4096)  # a file system that extended the file but never wrote the block
+    store = Store(tmp_path, StorageConfig(compact_interval="1h"))
+    report = await store.open()
+    assert report.truncated_bytes == 4096 and count(store) == 10
+    await store.append(batch(1))
+    await store.close()
+    store = await open_store(tmp_path)
+    assert count(store) == 20
     await store.close()
