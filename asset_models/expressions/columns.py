@@ -84,8 +84,12 @@ def floats(c: Col) -> Any:
     return c.v
 
 
+_FALSE, _TRUE = np.False_, np.True_
+
+
 def constant_none(n: int) -> Col:
-    return Col(np.nan, np.zeros(n, bool), np.ones(n, bool), NUM)
+    """``none`` in every row (scalar masks: no row has a value, every row holds ``none``)."""
+    return Col(np.nan, _FALSE, _TRUE, NUM)
 
 
 def objects(c: Col, n: int) -> np.ndarray:
@@ -96,7 +100,7 @@ def objects(c: Col, n: int) -> np.ndarray:
         if isinstance(v, np.ndarray):
             return v
         out = np.empty(n, object)
-        out[:] = [v] * n
+        out.fill(v)
         return out
     arr = np.broadcast_to(np.asarray(floats(c), np.float64), (n,))
     return arr.astype(object)
@@ -145,7 +149,8 @@ def map_rows(fn: Callable[..., Any], cols: Sequence[Col], n: int, out: int = OBJ
             vals[idx] = np.fromiter((res[i] for i in idx.tolist()), np.float64, idx.size)
         return Col(vals, ok, nn if nn.any() else None, NUM)
     arr = np.empty(n, object)
-    arr[:] = res
+    for i in np.flatnonzero(ok).tolist():
+        arr[i] = res[i]  # one by one: a list value must not be broadcast
     return Col(arr, ok, nn if nn.any() else None, OBJ)
 
 

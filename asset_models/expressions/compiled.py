@@ -34,7 +34,8 @@ class Compiled:
         self.output_type = output_type
         self._infos = {name: infos[name] for name in variables}
         self._fn = fn
-        self._direct, self._pre, self._ts, self._pre_ts = _uses(tree)
+        direct, self._pre, self._ts, self._pre_ts = _uses(tree)
+        self._direct = tuple(sorted(direct))
 
     def __repr__(self) -> str:
         return f"Compiled({self.text!r}, kind={self.kind!r})"
@@ -64,10 +65,13 @@ class Compiled:
         seconds = None if timestamps is None else _seconds(timestamps, rows, "timestamps")
         env = {name: self._input(inputs, name, rows, "inputs") for name in self._direct}
         ctx = Ctx(rows, env, seconds, clock)
-        ctx.pre = {name: self._input(pretrigger, name, rows, "pretrigger") for name in self._pre}
-        ctx.var_ts = {name: _ts_col(var_timestamps, name, rows, "var_timestamps") for name in self._ts}
-        ctx.pre_ts = {name: _ts_col(pretrigger_timestamps, name, rows, "pretrigger_timestamps")
-                      for name in self._pre_ts}
+        if self._pre:
+            ctx.pre = {name: self._input(pretrigger, name, rows, "pretrigger") for name in self._pre}
+        if self._ts:
+            ctx.var_ts = {name: _ts_col(var_timestamps, name, rows, "var_timestamps") for name in self._ts}
+        if self._pre_ts:
+            ctx.pre_ts = {name: _ts_col(pretrigger_timestamps, name, rows, "pretrigger_timestamps")
+                          for name in self._pre_ts}
         return self._run(ctx)
 
     def evaluate_windows(self, window_inputs: Mapping[str, Series | Column | ArrayLike],
@@ -100,7 +104,10 @@ class Compiled:
     def _input(self, table: Mapping[str, Column | ArrayLike] | None, name: str, n: int, what: str) -> Col:
         if table is None or name not in table:
             raise ValueError(f"{what}: missing variable '{name}'")
-        return to_col(table[name], self._infos[name].numeric, n, f"{what}['{name}']")
+        data = table[name]
+        if type(data) is np.ndarray and data.dtype == np.float64 and data.shape == (n,):
+            return Col(data)  # the common case, without conversion
+        return to_col(data, self._infos[name].numeric, n, f"{what}['{name}']")
 
     def _run(self, ctx: Ctx) -> Result:
         with np.errstate(all="ignore"):
@@ -123,13 +130,15 @@ def compile_expression(text: str, variables: Mapping[str, VarInfo], kind: Kind =
 
 def finish(col: Col, n: int, output_type: OutputType) -> Result:
     """The result of a formula: finite numbers or strings of at most 1,024 characters."""
-    c = clean(col)
-    ok = np.array(full(c.ok, n, True), dtype=bool)
-    if c.kind != OBJ and output_type != "STRING":
-        v = np.asarray(floats(c), dtype=np.float64)
+    if col.kind != OBJ and output_type != "STRING":
+        v = np.asarray(floats(col), dtype=np.float64)
         if v.shape != (n,):
             v = np.broadcast_to(v, (n,)).copy()
+        fin = np.isfinite(v)  # always: a NaN input passed through is no output either
+        ok = fin if col.ok is None else fin & col.ok  # a new array
         return Result(v, ok)
+    c = clean(col)
+    ok = np.array(full(c.ok, n, True), dtype=bool)
     vals = np.broadcast_to(np.asarray(c.v, dtype=object if c.kind == OBJ else np.float64), (n,))
     out = np.empty(n, object)
     for i in np.flatnonzero(ok).tolist():
@@ -147,12 +156,12 @@ def _plain(v: object) -> V.Value:
 
 
 def _row_count(n: int | None, timestamps: ArrayLike | None, inputs: Mapping[str, Column | ArrayLike],
-               names: frozenset[str]) -> int:
+               names: tuple[str, ...]) -> int:
     if n is not None:
         return n
     if timestamps is not None:
         return len(timestamps)
-    for name in sorted(names):
+    for name in names:
         data = inputs.get(name)
         if data is not None:
             return len(data.values if isinstance(data, Column) else data)

@@ -40,6 +40,7 @@ _UFUNCS: dict[str, Any] = {"+": np.add, "-": np.subtract, "*": np.multiply, "/":
                            "^": np.power}
 _COMPARE: dict[str, Any] = {"<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal,
                             "==": np.equal, "!=": np.not_equal}
+_EMPTY: dict[str, Col] = {}  # shared, never written
 _CONTEXT_CALLS = frozenset({"now", "timestamp", "pretrigger"}) | frozenset(
     n for n, s in FUNCTIONS.items() if s.family in (Family.TEMPORAL, Family.AGGREGATION))
 
@@ -60,9 +61,9 @@ class Ctx:
         self.env = env
         self.seconds = seconds
         self.clock = clock
-        self.pre: dict[str, Col] = {}
-        self.pre_ts: dict[str, Col] = {}
-        self.var_ts: dict[str, Col] = {}
+        self.pre: dict[str, Col] = _EMPTY
+        self.pre_ts: dict[str, Col] = _EMPTY
+        self.var_ts: dict[str, Col] = _EMPTY
         self.win: WindowState | None = None
         self.rows: np.ndarray | None = None
 
@@ -146,7 +147,7 @@ class Compiler:
         fn = self._compile(node)
         if not isinstance(node, A.Num | A.Str | A.Var | A.NoneLit) and _foldable(node):
             has_value, value = constant_value(_run_constant(fn))
-            if has_value:
+            if has_value and isinstance(value, float | str):
                 const = Col(value, None, None, NUM if isinstance(value, float) else OBJ)
                 return lambda ctx: const
         return fn
@@ -225,6 +226,18 @@ class Compiler:
         out = OBJ if op == "+" else NUM
         clean_left = op == "^"
         clean_right = op in "/%^"
+        constant = _constant_number(node.right, right)
+        if constant is not None and not clean_left:
+            k = constant  # the hot path: ``9/5 * t + 32`` is two of these
+
+            def arithmetic_constant(ctx: Ctx) -> Col:
+                a = left(ctx)
+                if a.kind == NUM:
+                    return Col(ufunc(a.v, k), a.ok, None, NUM, True)
+                if a.kind == BOOL:
+                    return Col(ufunc(floats(a), k), a.ok, None, NUM, True)
+                return map_rows(row, [a, Col(k)], ctx.n, out)
+            return arithmetic_constant
 
         def arithmetic(ctx: Ctx) -> Col:
             a, b = left(ctx), right(ctx)
@@ -353,6 +366,16 @@ class Compiler:
 
 
 # --- helpers -------------------------------------------------------------------------------------------
+def _constant_number(node: A.Node, fn: Fn) -> float | None:
+    """The value of a numeric constant operand (a literal or a folded sub-expression), else None."""
+    if not _foldable(node):
+        return None
+    c = _run_constant(fn)
+    if c.kind != NUM or c.ok is not None or isinstance(c.v, np.ndarray):
+        return None
+    return float(c.v)
+
+
 def _foldable(node: A.Node) -> bool:
     for n in A.walk(node):
         if isinstance(n, A.Var | A.NoneLit) or (isinstance(n, A.Call) and n.name in _CONTEXT_CALLS):
@@ -391,7 +414,7 @@ def _concat(*parts: V.Value) -> str:
 
 def _falsy(c: Col) -> Any:
     """Falsy rule over a numeric column (``none`` rows are falsy)."""
-    f = ~c.v if c.kind == BOOL else (floats(c) == 0)
+    f = np.logical_not(c.v) if c.kind == BOOL else np.equal(floats(c), 0.0)
     return f if c.nn is None else (f | c.nn)
 
 
@@ -412,7 +435,7 @@ def _logical(op: str, left: Fn, right: Fn) -> Fn:
             fx = _falsy(x)
         x_ok = _with_none(x)
         y = right(ctx)
-        take_y = ~fx if op == "and" else fx
+        take_y = np.logical_not(fx) if op == "and" else fx
         fixed = 0.0 if op == "and" else 1.0
         if y.kind == OBJ:
             v: Any = np.where(take_y, objects(y, ctx.n), fixed)
@@ -435,10 +458,21 @@ def _objects_with_none(c: Col, n: int) -> np.ndarray:
 
 
 def _select(t: Any, a: Any, b: Any, n: int, default: bool) -> Any:
-    """``where(t, a, b)`` for optional masks (None = every row ``default``)."""
+    """``where(t, a, b)`` for optional masks (None = every row ``default``; a bool = every row that)."""
     if a is None and b is None:
         return None
-    return np.where(t, full(a, n, default), full(b, n, default))
+    a = default if a is None else a
+    b = default if b is None else b
+    a_scalar, b_scalar = not isinstance(a, np.ndarray), not isinstance(b, np.ndarray)
+    if a_scalar and b_scalar:
+        if a == b:
+            return None if bool(a) == default else np.full(n, bool(a))
+        return t if a else np.logical_not(t)
+    if a_scalar:
+        return (t | b) if a else (np.logical_not(t) & b)
+    if b_scalar:
+        return (t & a) if not b else (a | np.logical_not(t))
+    return np.where(t, a, b)
 
 
 def _truth(c: Col, n: int) -> tuple[Any, Any]:
