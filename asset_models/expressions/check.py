@@ -222,7 +222,10 @@ class _Checker:
     def format_spec(self, node: A.Format) -> None:
         if node.spec is not None:
             fmt = node.spec if "%" in node.spec else "%" + node.spec
-            self.format_string(fmt, node.pos, 1)
+            try:
+                self.format_string(fmt, node.pos, 1)
+            except ExpressionError as e:  # the spec has no position of its own: point at the field
+                raise self.error(node.pos, e.message) from None
 
     def format_string(self, fmt: str, pos: int, given: int) -> None:
         try:

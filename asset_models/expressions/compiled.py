@@ -61,7 +61,7 @@ class Compiled:
         """
         if self.kind != "transform":
             raise ValueError("a metric is evaluated with evaluate_windows()")
-        rows = _row_count(n, timestamps, inputs, self._direct)
+        rows = _row_count(n, timestamps, inputs, pretrigger, var_timestamps, pretrigger_timestamps)
         seconds = None if timestamps is None else _seconds(timestamps, rows, "timestamps")
         env = {name: self._input(inputs, name, rows, "inputs") for name in self._direct}
         ctx = Ctx(rows, env, seconds, clock)
@@ -155,15 +155,15 @@ def _plain(v: object) -> V.Value:
     return float(v) if isinstance(v, np.floating | np.bool_ | bool) else v
 
 
-def _row_count(n: int | None, timestamps: ArrayLike | None, inputs: Mapping[str, Column | ArrayLike],
-               names: tuple[str, ...]) -> int:
+def _row_count(n: int | None, timestamps: ArrayLike | None,
+               *tables: Mapping[str, Column | ArrayLike] | None) -> int:
+    """``n``, else the length of the timestamps or of any input given, else 1 (a constant formula)."""
     if n is not None:
         return n
     if timestamps is not None:
         return len(timestamps)
-    for name in names:
-        data = inputs.get(name)
-        if data is not None:
+    for table in tables:
+        for data in (table or {}).values():
             return len(data.values if isinstance(data, Column) else data)
     return 1
 

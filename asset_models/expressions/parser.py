@@ -128,10 +128,10 @@ class _Parser:
             if self.tok.kind is Kind.EOF:
                 raise self.error("unbalanced '[': expected ']'", open_.pos)
             if self.at(":"):
-                self.advance()
                 colons += 1
                 if colons > 2:
                     raise self.error("a slice has at most three parts: s[start:stop:step]")
+                self.advance()
                 parts.append(None)
                 continue
             if parts[-1] is not None:

@@ -37,7 +37,7 @@ def _vector(ufunc: Callable[[Any], Any], propagating: bool) -> Callable[[int, Co
 
 
 def _signum(x: float) -> float:
-    return 0.0 if x == 0 else math.copysign(1.0, x)
+    return x if x == 0 or math.isnan(x) else math.copysign(1.0, x)
 
 
 def _cot(x: float) -> float:
