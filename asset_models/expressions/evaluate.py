@@ -239,6 +239,19 @@ class Compiler:
                 return map_rows(row, [a, Col(k)], ctx.n, out)
             return arithmetic_constant
 
+        constant = _constant_number(node.left, left)
+        if constant is not None:
+            k = constant  # ``9/5 * t``: the folded 1.8 on the left
+
+            def constant_arithmetic(ctx: Ctx) -> Col:
+                b = right(ctx)
+                if b.kind != OBJ:
+                    if clean_right and b.dirty:
+                        b = clean(b)
+                    return Col(ufunc(k, b.v if b.kind == NUM else floats(b)), b.ok, None, NUM, True)
+                return map_rows(row, [Col(k), b], ctx.n, out)
+            return constant_arithmetic
+
         def arithmetic(ctx: Ctx) -> Col:
             a, b = left(ctx), right(ctx)
             if a.kind != OBJ and b.kind != OBJ:

@@ -18,7 +18,7 @@ every child asset together (any order within a window: aggregation does not look
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,19 +54,15 @@ class Series:
     earliest: Column | ArrayLike | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One output per row: ``values[i]`` is meaningful where ``valid[i]``.
+class Result(NamedTuple):
+    """One output per row: ``values[i]`` is meaningful where ``valid[i]`` (``values, valid = result``).
 
     ``values`` is float64 when the formula gives numbers, an object array (numbers as ``float``, text as
-    ``str``) when any row gives text; at invalid rows it holds NaN or None.
+    ``str``) when any row gives text; at invalid rows it holds an unspecified number, NaN or None.
     """
 
     values: np.ndarray
     valid: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.valid.shape[0])
 
 
 def to_col(data: Column | ArrayLike, numeric: bool, n: int, what: str) -> Col:
