@@ -393,7 +393,7 @@ def _issue_from_error(err: dict[str, Any]) -> ConfigIssue:
     elif kind == "missing":
         msg = "required key is missing"
     elif kind == "extra_forbidden":
-        msg = f"unknown key (value {err.get('input')!r})"
+        msg = "unknown key"  # its value is not echoed: a misspelt password key must not print the password
     elif kind == "union_tag_invalid":
         tags = err.get("ctx", {}).get("expected_tags", "")
         msg = f"unknown type {err.get('ctx', {}).get('tag')!r}; expected one of {tags.replace(chr(39), '')}"

@@ -30,7 +30,7 @@ from asset_models.mapping import check_batch, resolve_stream
 from asset_models.registry import Registry
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
 from sitewise_edge.config import Config, ModbusSource, OpcUaSource
-from sitewise_edge.errors import ConnectorError, SitewiseEdgeError
+from sitewise_edge.errors import ConnectorError, SitewiseEdgeError, StoreError
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from storage.store import Store
 
@@ -65,6 +65,7 @@ class Gateway:
         deadletter = config.gateway.data_dir / "deadletter"
         self.publishers = [SitewisePublisherTask(p, self.store, deadletter) for p in config.publishers]
         self.rejected_values = 0
+        self.store_error: str | None = None
         self.api_port: int | None = None
         self._queue: asyncio.Queue[pa.RecordBatch] = asyncio.Queue(QUEUE_BATCHES)
         self._source_tasks: list[asyncio.Task[None]] = []
@@ -179,12 +180,27 @@ class Gateway:
             await asyncio.sleep(delay)
 
     async def _ingest_loop(self) -> None:
+        """Store what the sources read. A store that cannot write is retried with back-off: the
+        bounded queue then fills and the sources wait (back-pressure), nothing read is dropped."""
         while True:
             batch = await self._queue.get()
+            backoff = 0.5
             try:
-                await self.ingest(batch)
-            except SitewiseEdgeError as exc:
-                log.error("could not store a batch of %d values: %s", batch.num_rows, exc)
+                while True:
+                    try:
+                        await self.ingest(batch)
+                        self.store_error = None
+                        break
+                    except StoreError as exc:
+                        if self.store_error != str(exc):
+                            log.error("cannot store %d values, retrying: %s", batch.num_rows, exc)
+                        self.store_error = str(exc)
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, MAX_BACKOFF)
+                    except pa.ArrowException as exc:  # a malformed batch from a connector: a bug, never accepted
+                        self.rejected_values += batch.num_rows
+                        log.error("dropped a malformed batch of %d values: %s", batch.num_rows, exc)
+                        break
             finally:
                 self._queue.task_done()
 
@@ -243,6 +259,7 @@ class Gateway:
                 0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq)} for p in self.publishers},
             "store": {"valuesAccepted": s.values_accepted, "batchesAccepted": s.batches_accepted,
                       "compactions": s.compactions, "valuesRejected": self.rejected_values,
+                      "state": "error" if self.store_error else "ok", "lastError": self.store_error,
                       "dataDir": str(self.store.data_dir)},
         }
 

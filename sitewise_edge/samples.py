@@ -90,6 +90,7 @@ SCHEMA = pa.schema(
 NS_PER_S = 1_000_000_000
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_STRING_BYTES = 1024
+MAX_SECONDS = 9_223_372_035  # the last whole second int64 nanoseconds can hold (2262-04-11)
 
 
 def empty_batch() -> pa.RecordBatch:
@@ -216,8 +217,12 @@ def time_from_sitewise(ts: Mapping[str, Any]) -> int:
     return int(ts["timeInSeconds"]) * NS_PER_S + int(ts.get("offsetInNanos") or 0)
 
 
-def to_sitewise_values(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]:
-    """The rows of a batch as SiteWise ``AssetPropertyValue`` objects (an API edge)."""
+def to_sitewise_values(batch: pa.RecordBatch | pa.Table, *, json_safe: bool = True) -> list[dict[str, Any]]:
+    """The rows of a batch as SiteWise ``AssetPropertyValue`` objects (an API edge).
+
+    ``json_safe``: NaN and infinities as the strings SiteWise's JSON uses (for HTTP responses);
+    otherwise as floats (for boto3, which validates types and serialises them itself).
+    """
     times = batch.column("time").cast(pa.int64()).to_pylist()
     quality = batch.column("quality").to_pylist()
     cols = {name: batch.column(name).to_pylist() for name in VALUE_COLUMNS}
@@ -225,7 +230,7 @@ def to_sitewise_values(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]
     for i, t in enumerate(times):
         out.append(
             {
-                "value": _variant(cols, i),
+                "value": _variant(cols, i, json_safe),
                 "timestamp": time_to_sitewise(t),
                 "quality": QUALITY_NAMES[quality[i]],
             }
@@ -233,12 +238,12 @@ def to_sitewise_values(batch: pa.RecordBatch | pa.Table) -> list[dict[str, Any]]
     return out
 
 
-def _variant(cols: Mapping[str, list[Any]], i: int) -> dict[str, Any]:
+def _variant(cols: Mapping[str, list[Any]], i: int, json_safe: bool) -> dict[str, Any]:
     for name, key in (("double", "doubleValue"), ("integer", "integerValue"),
                       ("string", "stringValue"), ("boolean", "booleanValue")):
         v = cols[name][i]
         if v is not None:
-            if name == "double" and (math.isnan(v) or math.isinf(v)):
+            if json_safe and name == "double" and (math.isnan(v) or math.isinf(v)):
                 return {"doubleValue": "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")}
             return {key: v}
     return {"nullValue": {"valueType": "U"}}
@@ -251,18 +256,16 @@ def parse_sitewise_value(tqv: Mapping[str, Any]) -> tuple[int, str | None, Any, 
     """
     if not isinstance(tqv, Mapping):
         raise InvalidValue("propertyValue must be an object")
-    try:
-        ts = tqv["timestamp"]
-        seconds = int(ts["timeInSeconds"])
-        nanos = int(ts.get("offsetInNanos") or 0)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidValue(
-            f"timestamp must have an integer timeInSeconds: {exc}"
-        ) from None
-    if not 1 <= seconds <= 9223372036854774 or not 0 <= nanos <= 999_999_999:
-        raise InvalidValue(
-            "timestamp out of range: timeInSeconds must be 1..9223372036854774 and offsetInNanos 0..999999999",
-        )
+    ts = tqv.get("timestamp")
+    seconds = ts.get("timeInSeconds") if isinstance(ts, Mapping) else None
+    nanos = (ts.get("offsetInNanos") or 0) if isinstance(ts, Mapping) else 0
+    if not _is_int(seconds) or not _is_int(nanos):
+        raise InvalidValue("timestamp must have an integer timeInSeconds and an integer offsetInNanos")
+    if not 0 <= nanos <= 999_999_999:
+        raise InvalidValue(f"offsetInNanos must be 0..999999999, got {nanos}")
+    if not 1 <= seconds <= MAX_SECONDS:
+        # SiteWise allows up to 9223372036854774; nanoseconds in int64 end in 2262
+        raise InvalidValue(f"timeInSeconds must be 1..{MAX_SECONDS}, got {seconds}", "TimestampOutOfRangeException")
     quality_name = tqv.get("quality") or "GOOD"
     if quality_name not in QUALITY_NAMES:
         raise InvalidValue(
@@ -298,6 +301,10 @@ def parse_sitewise_value(tqv: Mapping[str, Any]) -> tuple[int, str | None, Any, 
     else:
         raise InvalidValue(f"unknown value member {key!r}")
     return seconds * NS_PER_S + nanos, column, v, int(quality)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _as_double(v: Any) -> float:

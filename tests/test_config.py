@@ -126,3 +126,8 @@ def test_validate_command_reports_errors(tmp_path: Path) -> None:
 def test_validate_command_missing_file(tmp_path: Path) -> None:
     out = run_cli("validate", "-c", str(tmp_path / "nope.yaml"))
     assert out.returncode == 2 and "cannot read the file" in out.stderr
+
+
+def test_a_misspelt_secret_key_does_not_print_the_secret() -> None:
+    issues = issues_of({"api": {"tokn": "hunter2"}})
+    assert issues == ["api.tokn: unknown key"]

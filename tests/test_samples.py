@@ -69,11 +69,13 @@ def test_parse_sitewise_value(tqv: dict, expected: tuple) -> None:
         ({"value": {"doubleValue": 1, "integerValue": 1}, "timestamp": {"timeInSeconds": 1}}, "exactly one"),
         ({"value": {"doubleValue": 1}, "timestamp": {"timeInSeconds": 1}, "quality": "OK"}, "unknown quality"),
         ({"value": {"nullValue": {"valueType": "D"}}, "timestamp": {"timeInSeconds": 1}}, "BAD or UNCERTAIN"),
-        ({"value": {"doubleValue": 1}, "timestamp": {"timeInSeconds": 1, "offsetInNanos": 10**9}}, "out of range"),
+        ({"value": {"doubleValue": 1}, "timestamp": {"timeInSeconds": 1, "offsetInNanos": 10**9}}, "offsetInNanos"),
+        ({"value": {"doubleValue": 1}, "timestamp": {"timeInSeconds": 9223372036854774}}, "timeInSeconds must be"),
+        ({"value": {"doubleValue": 1}, "timestamp": {"timeInSeconds": 1.5}}, "integer timeInSeconds"),
         ({"value": {"colorValue": 1}, "timestamp": {"timeInSeconds": 1}}, "unknown value member"),
     ],
     ids=["no-timestamp", "int-overflow", "int-float", "double-string", "long-string", "two-values",
-         "bad-quality", "null-good", "nanos-range", "unknown-member"],
+         "bad-quality", "null-good", "nanos-range", "year-2262", "float-seconds", "unknown-member"],
 )
 def test_parse_sitewise_value_rejects(tqv: dict, message: str) -> None:
     with pytest.raises(InvalidValue, match=message):

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 import boto3
 import botocore.config
 import botocore.exceptions
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from botocore import UNSIGNED
@@ -43,6 +46,11 @@ RETRYABLE_CODES = frozenset({
     "ThrottlingException", "LimitExceededException", "InternalFailureException",
     "ServiceUnavailableException", "ConflictingOperationException",
 })
+AUTH_ERRORS = frozenset({
+    "AccessDeniedException", "UnauthorizedException", "UnrecognizedClientException", "ExpiredTokenException",
+    "InvalidSignatureException", "MissingAuthenticationTokenException", "IncompleteSignature",
+})
+LANES = 4
 SYNTHETIC_PREFIX = "asset:"
 
 
@@ -82,16 +90,43 @@ def entry_target(stream: str) -> dict[str, str]:
     return {"propertyAlias": stream}
 
 
-def build_requests(table: pa.Table) -> list[list[dict[str, Any]]]:
-    """Rows -> requests (lists of entries): ≤10 entries × ≤10 values, one stream per entry, time order."""
+def sitewise_rejections(table: pa.Table) -> np.ndarray:
+    """Why SiteWise will never accept each row ("" for rows it will), found before sending."""
+    n = table.num_rows
+    bad = np.zeros(n, dtype=bool)
+    reasons = np.full(n, "", dtype=object)
+
+    def mark(mask: Any, reason: str) -> None:
+        m = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool) & ~bad
+        reasons[m] = reason
+        bad[:] |= m
+
+    seconds = pc.divide(table.column("time").cast(pa.int64()), pa.scalar(1_000_000_000, pa.int64()))
+    mark(pc.less(seconds, 1), "InvalidRequestException: timestamp before 1970-01-01T00:00:01Z")
+    double = table.column("double")
+    mark(pc.is_inf(double), "InvalidRequestException: SiteWise does not accept an infinite double")
+    integer = table.column("integer")
+    mark(pc.or_(pc.less(integer, -(2**31)), pc.greater(integer, 2**31 - 1)),
+         "InvalidRequestException: integerValue outside the 32-bit range SiteWise stores")
+    mark(pc.greater(pc.binary_length(table.column("string")), 1024),
+         "InvalidRequestException: stringValue longer than 1024 bytes")
+    return reasons
+
+
+def build_requests(table: pa.Table, lanes: int = 1) -> list[list[list[dict[str, Any]]]]:
+    """Rows -> lanes of requests: ≤10 entries × ≤10 values, one stream per entry, time order per stream.
+
+    Every stream goes to one lane (by a stable hash of its name); lanes are sent concurrently and the
+    requests of a lane one after the other, so each stream's values arrive in time order.
+    """
     if table.num_rows == 0:
         return []
     keys = pa.table({"s": table.column("stream").cast(pa.string()), "t": table.column("time")})
     order = pc.sort_indices(keys, [("s", "ascending"), ("t", "ascending")])
     table = table.take(order)
     streams = table.column("stream").cast(pa.string()).to_pylist()
-    values = to_sitewise_values(table)
-    entries: list[dict[str, Any]] = []
+    values = to_sitewise_values(table, json_safe=False)
+    lane_entries: list[list[dict[str, Any]]] = [[] for _ in range(lanes)]
     start = 0
     n = len(streams)
     while start < n:
@@ -99,15 +134,20 @@ def build_requests(table: pa.Table) -> list[list[dict[str, Any]]]:
         end = start + 1
         while end < n and end - start < MAX_VALUES and streams[end] == stream:
             end += 1
-        entries.append({"entryId": f"e{len(entries)}", **entry_target(stream), "propertyValues": values[start:end]})
+        lane = zlib.crc32(stream.encode()) % lanes
+        lane_entries[lane].append({"entryId": "", **entry_target(stream), "propertyValues": values[start:end]})
         start = end
-    requests = []
-    for i in range(0, len(entries), MAX_ENTRIES):
-        group = entries[i:i + MAX_ENTRIES]
-        for j, e in enumerate(group):
-            e["entryId"] = f"e{j}"
-        requests.append(group)
-    return requests
+    out = []
+    for entries in lane_entries:
+        requests = []
+        for i in range(0, len(entries), MAX_ENTRIES):
+            group = entries[i:i + MAX_ENTRIES]
+            for j, e in enumerate(group):
+                e["entryId"] = f"e{j}"
+            requests.append(group)
+        if requests:
+            out.append(requests)
+    return out
 
 
 def make_client(cfg: SitewisePublisher) -> Any:
@@ -142,16 +182,11 @@ class SitewisePublisherTask:
         self.store = store
         self.stats = PublisherStats()
         self.deadletter_path = deadletter_dir / f"{cfg.name}.jsonl"
-        self._client = client
-        self._in_flight = asyncio.Semaphore(4)
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = make_client(self.cfg)
-        return self._client
+        self.client = client
 
     async def run(self) -> None:
+        if self.client is None:
+            self.client = await asyncio.to_thread(make_client, self.cfg)  # reads credentials: not on the loop
         cursor_name = f"publisher-{self.name}"
         position = self.store.cursor(cursor_name)
         log.info("publisher %s: forwarding to %s from %s", self.name, self.cfg.endpoint_url or
@@ -167,47 +202,58 @@ class SitewisePublisherTask:
                 await self.store.wait_for_data(self.cfg.batch_interval)
                 table, next_position = await asyncio.to_thread(self.store.read, position, CHUNK_ROWS)
             self.stats.state = "sending"
-            requests = build_requests(table)
-            await asyncio.gather(*(self._send(entries) for entries in requests))
+            reasons = sitewise_rejections(table)
+            for reason in sorted(set(reasons) - {""}):
+                await self._dead_letter(build_entries(table.filter(pa.array(reasons == reason))), reason)
+            if (reasons != "").any():
+                table = table.filter(pa.array(reasons == ""))
+            lanes = build_requests(table, LANES)
+            await asyncio.gather(*(self._send_lane(requests) for requests in lanes))
             await asyncio.to_thread(self.store.save_cursor, cursor_name, next_position)
             position = next_position
+
+    async def _send_lane(self, requests: list[list[dict[str, Any]]]) -> None:
+        for entries in requests:
+            await self._send(entries)
 
     async def _send(self, entries: list[dict[str, Any]]) -> None:
         """Send one request until every value is delivered or dead-lettered."""
         attempt = 0
         pending = entries
         while pending:
-            async with self._in_flight:
-                try:
-                    response = await asyncio.to_thread(
-                        self.client.batch_put_asset_property_value, entries=pending
-                    )
-                except botocore.exceptions.ClientError as exc:
-                    kind, error = _client_error(exc)
-                except (botocore.exceptions.BotoCoreError, OSError) as exc:
-                    kind, error = type(exc).__name__, PublishError(f"{type(exc).__name__}: {exc}", retryable=True)
-                else:
-                    error = None
-            if error is not None:
-                self._count(kind)
-                self.stats.last_error = str(error)
-                if not error.retryable:
-                    self._dead_letter(pending, str(error))
-                    return
-                attempt += 1
-                self.stats.retries += 1
-                self.stats.state = "retrying"
-                delay = min(self.cfg.max_retry_interval, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
-                log.warning("publisher %s: %s; retrying in %.1fs (attempt %d)", self.name, error, delay, attempt)
-                await asyncio.sleep(delay)
+            try:
+                response = await asyncio.to_thread(self.client.batch_put_asset_property_value, entries=pending)
+            except botocore.exceptions.ParamValidationError as exc:  # botocore refuses to send it: never will
+                self._count("ParamValidationError")
+                await self._dead_letter(pending, f"InvalidRequestException: {exc}")
+                return
+            except botocore.exceptions.ClientError as exc:
+                kind, error = _client_error(exc)
+            except (botocore.exceptions.BotoCoreError, OSError) as exc:
+                kind, error = type(exc).__name__, PublishError(f"{type(exc).__name__}: {exc}", retryable=True)
+            else:
+                pending = await self._handle_response(pending, response)
+                if pending:
+                    attempt += 1
+                    self.stats.retries += 1
+                    await asyncio.sleep(self._backoff(attempt))
                 continue
-            pending = self._handle_response(pending, response)
-            if pending:
-                attempt += 1
-                self.stats.retries += 1
-                await asyncio.sleep(min(self.cfg.max_retry_interval, 0.5 * 2 ** min(attempt, 10)))
+            self._count(kind)
+            self.stats.last_error = str(error)
+            if not error.retryable:
+                await self._dead_letter(pending, str(error))
+                return
+            attempt += 1
+            self.stats.retries += 1
+            self.stats.state = "auth-error" if kind in AUTH_ERRORS else "retrying"
+            delay = self._backoff(attempt)
+            log.warning("publisher %s: %s; retrying in %.1fs (attempt %d)", self.name, error, delay, attempt)
+            await asyncio.sleep(delay)
 
-    def _handle_response(self, sent: list[dict[str, Any]], response: dict[str, Any]) -> list[dict[str, Any]]:
+    def _backoff(self, attempt: int) -> float:
+        return min(self.cfg.max_retry_interval, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+
+    async def _handle_response(self, sent: list[dict[str, Any]], response: dict[str, Any]) -> list[dict[str, Any]]:
         """Account for a 200 response; returns the entries (values) to send again."""
         by_id = {e["entryId"]: e for e in sent}
         retry: list[dict[str, Any]] = []
@@ -226,11 +272,13 @@ class SitewisePublisherTask:
                 if err["errorCode"] in RETRYABLE_CODES:
                     retry.append(part)
                 else:
-                    self._dead_letter([part], f"{err['errorCode']}: {err.get('errorMessage', '')}")
+                    await self._dead_letter([part], f"{err['errorCode']}: {err.get('errorMessage', '')}")
         total = sum(len(e["propertyValues"]) for e in sent)
         self.stats.values_sent += total - failed_values
         self.stats.requests_sent += 1
         self.stats.last_success = time.time()
+        if self.stats.state in ("retrying", "auth-error"):
+            self.stats.state = "sending"
         for i, e in enumerate(retry):
             e["entryId"] = f"r{i}"
         return retry
@@ -238,16 +286,27 @@ class SitewisePublisherTask:
     def _count(self, kind: str) -> None:
         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
 
-    def _dead_letter(self, entries: list[dict[str, Any]], reason: str) -> None:
+    async def _dead_letter(self, entries: list[dict[str, Any]], reason: str) -> None:
         n = sum(len(e["propertyValues"]) for e in entries)
         self.stats.values_rejected += n
         log.error("publisher %s: %d values rejected permanently (%s); kept in %s", self.name, n, reason,
                   self.deadletter_path)
-        self.deadletter_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.deadletter_path, "a", encoding="utf-8") as f:
-            for e in entries:
-                f.write(json.dumps({"reason": reason, "entry": {k: v for k, v in e.items() if k != "entryId"},
-                                    "at": time.time()}) + "\n")
+        lines = [json.dumps({"reason": reason, "entry": {k: v for k, v in e.items() if k != "entryId"},
+                             "at": time.time()}, allow_nan=True) + "\n" for e in entries]
+        await asyncio.to_thread(_append_lines, self.deadletter_path, lines)
+
+
+def _append_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.writelines(lines)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def build_entries(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows -> entries (any size), for the dead-letter file."""
+    return [entry for lane in build_requests(table) for request in lane for entry in request]
 
 
 def _client_error(exc: botocore.exceptions.ClientError) -> tuple[str, PublishError]:
@@ -255,6 +314,7 @@ def _client_error(exc: botocore.exceptions.ClientError) -> tuple[str, PublishErr
     code = exc.response.get("Error", {}).get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     message = exc.response.get("Error", {}).get("Message", str(exc))
-    retryable = code in RETRYABLE_CODES or status >= 500 or status == 429
+    # credentials can be fixed while we wait: never dead-letter a whole backlog for them
+    retryable = code in RETRYABLE_CODES or code in AUTH_ERRORS or status in (401, 403, 429) or status >= 500
     kind = code or f"HTTP {status}"
     return kind, PublishError(f"{kind}: {message}", retryable=retryable)

@@ -41,8 +41,14 @@ async def rows_at(gw: Any, stream: str) -> list[dict[str, Any]]:
 def test_requests_respect_sitewise_limits() -> None:
     streams = [f"/s{i % 13}" for i in range(1000)]
     batch = from_columns(streams, [NOW_NS + i for i in range(1000)], double=[float(i) for i in range(1000)])
-    requests = build_requests(batch)
+    lanes = build_requests(batch, 4)
+    requests = [r for lane in lanes for r in lane]
     assert all(len(r) <= 10 for r in requests)
+    lane_of: dict[str, int] = {}
+    for i, lane in enumerate(lanes):  # one stream, one lane: its values go out in order
+        for entries in lane:
+            for e in entries:
+                assert lane_of.setdefault(e["propertyAlias"], i) == i
     seen = 0
     for entries in requests:
         ids = [e["entryId"] for e in entries]
@@ -57,7 +63,7 @@ def test_requests_respect_sitewise_limits() -> None:
 
 def test_unaliased_properties_are_sent_by_id() -> None:
     batch = from_columns(["asset:a1/p1"], [NOW_NS], double=[1.0])
-    (entry,) = build_requests(batch)[0]
+    (entry,) = build_requests(batch)[0][0]
     assert entry["assetId"] == "a1" and entry["propertyId"] == "p1" and "propertyAlias" not in entry
 
 
@@ -140,3 +146,29 @@ async def test_cursor_survives_a_restart_without_resending(tmp_path: Path, start
 def _short_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+
+
+async def test_nan_is_delivered_and_values_sitewise_refuses_are_dead_lettered_before_sending(
+    tmp_path: Path, start_gateway: Any
+) -> None:
+    cloud = await start_gateway(cloud_config(tmp_path, 0))
+    edge = await start_gateway(edge_config(tmp_path, cloud.api_port, models=False))
+    await edge.ingest(from_columns(["/n/x", "/n/x", "/n/x", "/n/y"], [NOW_NS + 1, NOW_NS + 2, NOW_NS + 3, NOW_NS + 4],
+                                   double=[float("nan"), float("inf"), 1.0, None], integer=[None, None, None, 2**40]))
+    pub = edge.publishers[0]
+    await eventually(lambda: pub.stats.values_sent == 2 and pub.stats.values_rejected == 2)
+    delivered = await rows_at(cloud, "/n/x")
+    assert [v["value"] for v in delivered] == [{"doubleValue": "NaN"}, {"doubleValue": 1.0}]
+    reasons = [json.loads(x)["reason"] for x in pub.deadletter_path.read_text().splitlines()]
+    assert any("infinite" in r for r in reasons) and any("32-bit" in r for r in reasons)
+
+
+async def test_authentication_errors_are_retried_not_dead_lettered(tmp_path: Path, start_gateway: Any) -> None:
+    cloud = await start_gateway(gateway_config(tmp_path, gateway={"name": "cloud", "data_dir": str(tmp_path / "c")},
+                                               api={"host": "127.0.0.1", "port": 0, "token": "right"}))
+    edge = await start_gateway(edge_config(tmp_path, cloud.api_port))
+    await edge.ingest(from_columns(["/auth/x"], [NOW_NS], double=[1.0]))
+    pub = edge.publishers[0]
+    await eventually(lambda: pub.stats.retries >= 2)
+    assert pub.stats.state == "auth-error"
+    assert pub.stats.values_rejected == 0 and not pub.deadletter_path.exists()
