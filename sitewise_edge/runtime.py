@@ -77,6 +77,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
+        self.store.retain_cursors({f"publisher-{p.name}" for p in self.publishers})
         sock = self._bind(self.config.api.host, self.config.api.port)
         self.api_port = sock.getsockname()[1]
         app = create_app(self)
@@ -259,6 +260,7 @@ class Gateway:
                 0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq)} for p in self.publishers},
             "store": {"valuesAccepted": s.values_accepted, "batchesAccepted": s.batches_accepted,
                       "compactions": s.compactions, "valuesRejected": self.rejected_values,
+                      "valuesLost": s.values_lost, "diskBytes": s.disk_bytes,
                       "state": "error" if self.store_error else "ok", "lastError": self.store_error,
                       "dataDir": str(self.store.data_dir)},
         }

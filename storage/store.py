@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 LAYOUT_VERSION = 1
 LATEST_FILE = "latest.parquet"
 COMPACT_ROWS = 1_000_000
+DISK_RESERVE = 256 * 2**20  # what the store leaves free on the file system, whatever its budget
 
 
 @dataclass(frozen=True, order=True)
@@ -61,6 +63,8 @@ class StoreStats:
     compactions: int = 0
     last_compaction: float | None = None
     values_expired: int = 0
+    values_lost: int = 0
+    disk_bytes: int = 0
 
 
 class Store:
@@ -280,6 +284,7 @@ class Store:
             try:
                 await self.compact()
                 await self.apply_retention()
+                await self.enforce_budget()
             except (OSError, StoreError, pa.ArrowException) as exc:
                 log.error("compaction failed, will retry: %s", exc)
 
@@ -348,6 +353,84 @@ class Store:
             await asyncio.to_thread(segments.remove_days, expired)
         log.info("retention: removed %d Parquet files older than %s days", len(gone), self.config.retention / 86400)
         return len(gone)
+
+    def disk_usage(self) -> int:
+        """Bytes the store occupies (WAL segments and Parquet files)."""
+        total = 0
+        for pattern in ("wal/*.wal", "parquet/day=*/*.parquet", f"parquet/{LATEST_FILE}"):
+            for p in self.data_dir.glob(pattern):
+                try:
+                    total += p.stat().st_size
+                except FileNotFoundError:
+                    pass
+        return total
+
+    def budget(self) -> int:
+        """``max_disk``, or less when the file system itself runs short (never fill the disk)."""
+        used = self.disk_usage()
+        free = shutil.disk_usage(self.data_dir).free
+        return min(self.config.max_disk, used + free - DISK_RESERVE)
+
+    async def enforce_budget(self) -> int:
+        """Keep the store within its budget: the oldest history goes first, then the oldest data not yet
+        forwarded, which is logged and counted as lost. Returns the bytes freed."""
+        async with self._compact_lock:
+            usage, budget = await asyncio.to_thread(lambda: (self.disk_usage(), self.budget()))
+            self.stats.disk_bytes = usage
+            if usage <= budget:
+                return 0
+            freed = 0
+            today = segments.day_folder(time.time_ns() // segments.NS_PER_DAY * segments.NS_PER_DAY)
+            for folder in sorted(self.parquet_dir.glob("day=*")):
+                if usage - freed <= budget or folder.name >= today:
+                    break
+                files = list(folder.glob("*.parquet"))
+                size = sum(f.stat().st_size for f in files)
+                with self._lock:
+                    self._files = [f for f in self._files if f not in set(files)]
+                await asyncio.to_thread(segments.remove_days, [folder])
+                freed += size
+                log.warning("disk budget %s exceeded: removed the history of %s (%d bytes)",
+                            self.config.max_disk, folder.name[4:], size)
+            if usage - freed > budget:
+                freed += await self._drop_unforwarded(usage - freed - budget)
+            return freed
+
+    async def _drop_unforwarded(self, excess: int) -> int:
+        """Delete the oldest compacted WAL segments even though a publisher still needs them."""
+        freed = 0
+        while freed < excess:
+            with self._lock:
+                active = self._writer.active_path if self._writer else None
+                candidates = [s for i, s in enumerate(self._segments)
+                              if s.path != active and i + 1 < len(self._segments)
+                              and self._segments[i + 1].first_seq - 1 <= self._compacted_through]
+                if not candidates:
+                    break
+                seg = candidates[0]
+                end = self._segments[self._segments.index(seg) + 1].first_seq
+                self._segments.remove(seg)
+            rows = await asyncio.to_thread(_count_rows, seg.path)
+            size = seg.path.stat().st_size
+            await asyncio.to_thread(seg.path.unlink)
+            freed += size
+            behind = [name for name, pos in self._cursors.items() if pos.seq < end]
+            for name in behind:
+                await asyncio.to_thread(self.save_cursor, name, Position(end, 0))
+            if behind:
+                self.stats.values_lost += rows
+                log.error("disk budget %s exceeded: %d values not yet forwarded by %s were deleted (records %d..%d)",
+                          self.config.max_disk, rows, ", ".join(behind), seg.first_seq, end - 1)
+        return freed
+
+    def retain_cursors(self, names: set[str]) -> None:
+        """Forget the cursors of publishers that are no longer configured, so they hold no WAL back."""
+        for name in list(self._cursors):
+            if name not in names:
+                log.warning("forgetting the cursor %s: no such publisher is configured", name)
+                (self.cursor_dir / f"{name}.json").unlink(missing_ok=True)
+                with self._lock:
+                    del self._cursors[name]
 
     # --- reading ------------------------------------------------------------------------
 
@@ -453,3 +536,7 @@ class Store:
             return sum(b.num_rows for s, b in self._resident if s >= pos.seq) - (
                 pos.row if any(s == pos.seq for s, _ in self._resident) else 0
             )
+
+
+def _count_rows(path: Path) -> int:
+    return sum(b.num_rows for _, b in wal.read_segment(path))

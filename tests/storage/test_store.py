@@ -4,12 +4,14 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import StoreError
 from sitewise_edge.samples import from_columns
+from storage import segments
 from storage.store import Position, Store
 from tests.conftest import eventually
 
@@ -290,4 +292,38 @@ async def test_zero_filled_tail_is_cut(tmp_path: Path) -> None:
     await store.close()
     store = await open_store(tmp_path)
     assert count(store) == 20
+    await store.close()
+
+
+async def test_disk_budget_drops_history_first_then_unforwarded_data_counted_as_lost(tmp_path: Path) -> None:
+    store = await open_store(tmp_path, segment_size="8KiB", max_disk="1MiB")
+    store.cursor("publisher-cloud")  # a publisher that never forwards anything
+    old_day = T0 - 5 * 86400 * 10**9
+    for i in range(40):  # history of an old day, then today's data
+        await store.append(from_columns(["/h"] * 500, [old_day + i * 10**9 + k for k in range(500)],
+                                        double=np.random.default_rng(i).normal(size=500)))
+    await store.compact()
+    for i in range(40):
+        await store.append(batch(i, 500))
+    await store.compact()
+    before = store.disk_usage()
+    budget = before // 2
+    store.config = StorageConfig(compact_interval="1h", segment_size="8KiB", max_disk=budget)
+    freed = await store.enforce_budget()
+    assert store.disk_usage() <= budget and freed > 0
+    assert not list((tmp_path / "parquet").glob(f"day={segments.day_folder(old_day)[4:]}*"))
+    assert store.stats.values_lost > 0  # the history was not enough: unforwarded WAL had to go
+    rows, pos = store.read(store.cursor("publisher-cloud"), 10**9)
+    assert pos.seq == store.next_seq  # the publisher moves on past what was deleted
+    assert rows.num_rows + store.stats.values_lost == 40 * 500 * 2  # every value forwarded or counted
+    await store.close()
+
+
+async def test_cursors_of_removed_publishers_are_forgotten(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    store.save_cursor("publisher-old", Position(1, 0))
+    store.save_cursor("publisher-kept", Position(1, 0))
+    store.retain_cursors({"publisher-kept"})
+    assert not (tmp_path / "cursors" / "publisher-old.json").exists()
+    assert (tmp_path / "cursors" / "publisher-kept.json").exists()
     await store.close()
