@@ -51,6 +51,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         registry = _load_registry(cfg)
+        from asset_models.transforms import TransformPlan
+
+        TransformPlan.build(registry)  # compiles every transform expression
     except ConfigError as exc:
         _print_config_error(exc)
         return EXIT_CONFIG

@@ -28,6 +28,7 @@ import uvicorn
 from api.app import create_app
 from asset_models.mapping import check_batch, resolve_stream
 from asset_models.registry import Registry
+from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
 from sitewise_edge.config import Config, ModbusSource, OpcUaSource
 from sitewise_edge.errors import ConnectorError, SitewiseEdgeError, StoreError
@@ -61,9 +62,12 @@ class Gateway:
         self.api_token = config.api.token
         self.registry = Registry.load([m.path for m in config.models]) if config.models else Registry.empty()
         self.store = Store(config.gateway.data_dir, config.storage)
+        self.transforms = TransformEngine(TransformPlan.build(self.registry))
+        self._compute_registry = self.registry
         self.connectors = [make_connector(s) for s in config.sources]
         deadletter = config.gateway.data_dir / "deadletter"
-        self.publishers = [SitewisePublisherTask(p, self.store, deadletter) for p in config.publishers]
+        self.publishers = [SitewisePublisherTask(p, self.store, deadletter, skip=self.not_forwarded)
+                           for p in config.publishers]
         self.rejected_values = 0
         self.store_error: str | None = None
         self.api_port: int | None = None
@@ -221,13 +225,27 @@ class Gateway:
     # --- the API's backend --------------------------------------------------------------
 
     async def ingest(self, batch: pa.RecordBatch) -> None:
-        """Type-check against the models, then make durable. Rejected values are logged and counted."""
+        """Type-check against the models, make durable, then compute and store the transforms it triggers.
+        Rejected values are logged and counted."""
         accepted, rejected, reasons = check_batch(batch, self.registry)
         if rejected.num_rows:
             self.rejected_values += rejected.num_rows
             log.warning("rejected %d values: %s", rejected.num_rows, "; ".join(sorted(set(reasons))[:3]))
-        if accepted.num_rows:
-            await self.store.append(accepted)
+        if not accepted.num_rows:
+            return
+        await self.store.append(accepted)
+        if self._compute_registry is not self.registry:  # models changed through the API
+            self.transforms = TransformEngine(TransformPlan.build(self.registry))
+            self._compute_registry = self.registry
+        computed = self.transforms.process(accepted)
+        if computed is not None:
+            for part in computed.to_batches():
+                await self.store.append(part)
+
+    def not_forwarded(self) -> set[str]:
+        """Computed streams that stay at the edge (SiteWise computes them from the measurements)."""
+        plan = self.transforms.plan
+        return plan.outputs - plan.forwarded_outputs
 
     def resolve_stream(self, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
         return resolve_stream(self.registry, asset_id, property_id, alias)

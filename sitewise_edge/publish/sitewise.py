@@ -21,6 +21,7 @@ import os
 import random
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -176,8 +177,10 @@ def make_client(cfg: SitewisePublisher) -> Any:
 class SitewisePublisherTask:
     """Runs one destination until cancelled."""
 
-    def __init__(self, cfg: SitewisePublisher, store: LogSource, deadletter_dir: Path, client: Any = None) -> None:
+    def __init__(self, cfg: SitewisePublisher, store: LogSource, deadletter_dir: Path, client: Any = None,
+                 skip: Callable[[], set[str]] | None = None) -> None:
         self.cfg = cfg
+        self.skip = skip
         self.name = cfg.name
         self.store = store
         self.stats = PublisherStats()
@@ -202,6 +205,10 @@ class SitewisePublisherTask:
                 await self.store.wait_for_data(self.cfg.batch_interval)
                 table, next_position = await asyncio.to_thread(self.store.read, position, CHUNK_ROWS)
             self.stats.state = "sending"
+            skipped = self.skip() if self.skip else set()
+            if skipped:
+                table = table.filter(pc.invert(pc.is_in(table.column("stream").cast(pa.string()),
+                                                        pa.array(sorted(skipped), pa.string()))))
             reasons = sitewise_rejections(table)
             for reason in sorted(set(reasons) - {""}):
                 await self._dead_letter(build_entries(table.filter(pa.array(reasons == reason))), reason)
