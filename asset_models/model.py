@@ -12,6 +12,7 @@ is checked here. Compiling and computing them is the job of the expression engin
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -19,6 +20,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,8 @@ class AssetModel:
     external_id: str | None = None
     model_type: str = "ASSET_MODEL"
     source: str = ""
+    created: float | None = None  # epoch seconds; None: the registry's load time
+    updated: float | None = None
 
     def property(self, ref: str) -> ModelProperty | None:
         """A property by id, ``externalId:...`` or name (the forms expressions may use)."""
@@ -196,6 +200,11 @@ class Asset:
     description: str | None = None
     external_id: str | None = None
     source: str = ""
+    created: float | None = None  # epoch seconds; None: the registry's load time
+    updated: float | None = None
+
+    def property(self, property_id: str) -> AssetProperty | None:
+        return next((p for p in self.properties if p.id == property_id), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,13 +291,72 @@ def expand_paths(paths: Sequence[Path], problems: list[str]) -> list[Path]:
 
 def build_catalog(documents: Sequence[tuple[str, Any]], problems: Sequence[str] = ()) -> Catalog:
     """Documents (source name, parsed JSON) -> a :class:`Catalog`; raises ModelError listing every problem."""
-    builder = _Builder(list(problems))
+    return add_documents(Catalog(), documents, problems)
+
+
+def add_documents(base: Catalog, documents: Sequence[tuple[str, Any]], problems: Sequence[str] = ()) -> Catalog:
+    """A new :class:`Catalog`: ``base`` (valid, not checked again) plus the objects of ``documents``.
+
+    The new objects are checked as at load and against ``base``: references may point into it,
+    ids, external ids, model names and aliases must not clash with it, associations must keep
+    one parent per asset and no cycle. ``base`` is left as it is (copy-on-write).
+    Raises ModelError listing every problem.
+    """
+    builder = _Builder(list(problems), base)
     for source, doc in documents:
         builder.add_document(source, doc)
     catalog = builder.finish()
     if builder.problems:
         raise ModelError("\n".join(builder.problems))
     return catalog
+
+
+def expression_problems(model: AssetModel, models: Mapping[str, AssetModel], where: str) -> list[str]:
+    """Compile every transform and metric of ``model`` with the expression engine; one line per failure.
+
+    ``models`` (by id) holds the child models that hierarchy variables reach.
+    """
+    from asset_models.expressions import ExpressionError, VarInfo, compile_expression
+
+    out: list[str] = []
+    for prop in model.properties:
+        if prop.kind not in (PropertyKind.TRANSFORM, PropertyKind.METRIC) or not prop.expression:
+            continue
+        variables: dict[str, VarInfo] = {}
+        for var in prop.variables:
+            target: AssetModel | None = model
+            if var.hierarchy_id is not None:
+                hierarchy = model.hierarchy(var.hierarchy_id)
+                target = models.get(hierarchy.child_model_id) if hierarchy else None
+            found = target.property(var.property_id) if target and var.property_id else None
+            if found is None:
+                continue  # reported by the reference checks
+            data_type = found.data_type if found.data_type in ("DOUBLE", "INTEGER", "BOOLEAN", "STRING") \
+                else "STRING"
+            variables[var.name] = VarInfo(data_type, attribute=found.kind is PropertyKind.ATTRIBUTE,  # type: ignore[arg-type]
+                                          hierarchy=var.hierarchy_id is not None,
+                                          metric=found.kind is PropertyKind.METRIC)
+        output = prop.data_type if prop.data_type in ("DOUBLE", "STRING") else None
+        try:
+            compile_expression(prop.expression, variables, prop.kind.value,  # type: ignore[arg-type]
+                               output_type=output)  # type: ignore[arg-type]
+        except ExpressionError as exc:
+            out.append(f"{where} property '{prop.name}': expression: {exc}")
+    return out
+
+
+def parse_date(value: Any) -> float | None:
+    """A SiteWise timestamp as files hold it (epoch seconds, or ISO-8601 as the AWS CLI prints) -> epoch seconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def check_text(value: Any, what: str, *, max_len: int = 256) -> str | None:
@@ -316,8 +384,9 @@ _BUNDLE_KEYS = ("assetModels", "assets", "associations")
 class _Builder:
     """Collects documents, then resolves references across all of them and checks everything."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], base: Catalog | None = None) -> None:
         self.problems = problems
+        self._base = base or Catalog()
         self._models: list[AssetModel] = []
         self._raw_assets: list[tuple[str, str, Mapping[str, Any]]] = []
         self._raw_associations: list[tuple[str, Any]] = []
@@ -429,6 +498,8 @@ class _Builder:
             external_id=self._external_id(doc, "assetModelExternalId", where),
             model_type=self._enum(doc.get("assetModelType"), MODEL_TYPES, "assetModelType", where) or "ASSET_MODEL",
             source=source,
+            created=parse_date(doc.get("assetModelCreationDate")),
+            updated=parse_date(doc.get("assetModelLastUpdateDate")),
         ))
 
     def _unique(self, items: Sequence[Any], where: str, what: str,
@@ -568,32 +639,39 @@ class _Builder:
     # -- cross-references
 
     def finish(self) -> Catalog:
-        models = self._index(self._models, "model")
+        base = self._base
+        known = {m.id: m for m in base.models}
+        models = self._index(self._models, "model", base.models)
+        candidates = {**known, **models}
         resolved: dict[str, AssetModel] = {}
         for model in models.values():
             hierarchies = []
             for h in model.hierarchies:
-                child = _lookup(models, h.child_model_id)
+                child = _lookup(candidates, h.child_model_id)
                 if child is None:
                     self._problem(f"{model.source}: model '{model.name}' hierarchy '{h.name}': "
                                   f"no such asset model {h.child_model_id!r}")
                 else:
                     hierarchies.append(ModelHierarchy(h.id, h.name, child.id, h.external_id))
-            resolved[model.id] = AssetModel(model.id, model.name, model.properties, tuple(hierarchies),
-                                            model.description, model.external_id, model.model_type, model.source)
+            resolved[model.id] = dataclasses.replace(model, hierarchies=tuple(hierarchies))
+        everything = {**known, **resolved}
         for model in resolved.values():
-            self._check_variables(model, resolved)
-        assets = self._index([a for s, lbl, d in self._raw_assets if (a := self._asset(s, lbl, d, resolved))],
-                             "asset")
-        self._check_aliases(assets.values())
-        associations = self._associations(assets, resolved)
-        return Catalog(tuple(resolved.values()), tuple(assets.values()), tuple(associations))
+            self._check_variables(model, everything)
+        assets = self._index([a for s, lbl, d in self._raw_assets if (a := self._asset(s, lbl, d, everything))],
+                             "asset", base.assets)
+        self._check_aliases(assets.values(), base.assets)
+        associations = self._associations({**{a.id: a for a in base.assets}, **assets}, everything,
+                                          base.associations)
+        return Catalog(base.models + tuple(resolved.values()), base.assets + tuple(assets.values()),
+                       base.associations + tuple(associations))
 
-    def _index(self, items: Sequence[Any], what: str) -> dict[str, Any]:
-        """Items by id, dropping (and reporting) duplicate ids, external ids and, for models, names."""
-        by_id: dict[str, Any] = {}
-        by_ext: dict[str, Any] = {}
-        by_name: dict[str, Any] = {}
+    def _index(self, items: Sequence[Any], what: str, known: Sequence[Any] = ()) -> dict[str, Any]:
+        """New items by id, dropping (and reporting) duplicate ids, external ids and, for models, names
+        (among themselves and against the ``known`` items of the base catalog)."""
+        by_id: dict[str, Any] = {i.id: i for i in known}
+        by_ext: dict[str, Any] = {i.external_id: i for i in known if i.external_id}
+        by_name: dict[str, Any] = {i.name: i for i in known}
+        out: dict[str, Any] = {}
         for item in items:
             clashes = [("id", item.id, by_id.get(item.id)),
                        ("externalId", item.external_id, by_ext.get(item.external_id or "")),
@@ -607,7 +685,8 @@ class _Builder:
             by_name[item.name] = item
             if item.external_id:
                 by_ext[item.external_id] = item
-        return by_id
+            out[item.id] = item
+        return out
 
     def _check_variables(self, model: AssetModel, models: Mapping[str, AssetModel]) -> None:
         for prop in model.properties:
@@ -654,6 +733,7 @@ class _Builder:
             hierarchies=tuple(AssetHierarchy(h.id, h.name, h.external_id) for h in model.hierarchies),
             description=self._text(doc, "assetDescription", where, max_len=2048),
             external_id=self._external_id(doc, "assetExternalId", where), source=source,
+            created=parse_date(doc.get("assetCreationDate")), updated=parse_date(doc.get("assetLastUpdateDate")),
         )
         return asset
 
@@ -690,8 +770,9 @@ class _Builder:
         return AssetProperty(mp.id, mp.name, mp.data_type, mp.kind, alias, unit, mp.external_id, notification,
                              mp.data_type_spec)
 
-    def _check_aliases(self, assets: Iterable[Asset]) -> None:
-        owners: dict[str, tuple[Asset, AssetProperty]] = {}
+    def _check_aliases(self, assets: Iterable[Asset], known: Iterable[Asset] = ()) -> None:
+        owners: dict[str, tuple[Asset, AssetProperty]] = {
+            p.alias: (a, p) for a in known for p in a.properties if p.alias is not None}
         for asset in assets:
             for prop in asset.properties:
                 if prop.alias is None:
@@ -703,8 +784,9 @@ class _Builder:
                 else:
                     owners[prop.alias] = (asset, prop)
 
-    def _associations(self, assets: Mapping[str, Asset], models: Mapping[str, AssetModel]) -> list[Association]:
-        parent_of: dict[str, str] = {}
+    def _associations(self, assets: Mapping[str, Asset], models: Mapping[str, AssetModel],
+                      known: Iterable[Association] = ()) -> list[Association]:
+        parent_of: dict[str, str] = {a.child_id: a.parent_id for a in known}
         out: list[Association] = []
         for where, raw in self._raw_associations:
             if not isinstance(raw, Mapping):
