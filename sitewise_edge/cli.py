@@ -51,9 +51,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
         registry = _load_registry(cfg)
+        from asset_models.metrics import MetricPlan
         from asset_models.transforms import TransformPlan
 
-        TransformPlan.build(registry)  # compiles every transform expression
+        TransformPlan.build(registry)  # compiles every transform and metric expression
+        MetricPlan.build(registry)
     except ConfigError as exc:
         _print_config_error(exc)
         return EXIT_CONFIG

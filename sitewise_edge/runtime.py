@@ -22,17 +22,24 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import uvicorn
 
 from api.app import create_app
 from asset_models.mapping import check_batch, resolve_stream
-from asset_models.registry import Registry
+from asset_models.metrics import MetricGroup, MetricPlan
+from asset_models.metrics import compute as compute_metric
+from asset_models.registry import Change, Registry
+from asset_models.store import ModelStore, TokenCache
 from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
-from sitewise_edge.config import Config, ModbusSource, OpcUaSource
-from sitewise_edge.errors import ConnectorError, SitewiseEdgeError, StoreError
+from sitewise_edge.config import Config, ModbusSource, OpcUaSource, S3Export
+from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
+from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
+from storage._fs import read_json, write_json_atomic
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -60,14 +67,21 @@ class Gateway:
         self.config = config
         self.name = config.gateway.name
         self.api_token = config.api.token
-        self.registry = Registry.load([m.path for m in config.models]) if config.models else Registry.empty()
+        # The configuration's model files, then what the API created or changed (data_dir/models). The
+        # registry is immutable: change_models() replaces it whole, under _models_lock.
+        self.model_store = ModelStore(config.gateway.data_dir / "models")
+        self.registry: Registry = self.model_store.open([m.path for m in config.models])
+        self.client_tokens = TokenCache()
+        self._models_lock = asyncio.Lock()
         self.store = Store(config.gateway.data_dir, config.storage)
         self.transforms = TransformEngine(TransformPlan.build(self.registry))
+        self.metrics = MetricRunner(self, MetricPlan.build(self.registry))
         self._compute_registry = self.registry
         self.connectors = [make_connector(s) for s in config.sources]
         deadletter = config.gateway.data_dir / "deadletter"
         self.publishers = [SitewisePublisherTask(p, self.store, deadletter, skip=self.not_forwarded)
-                           for p in config.publishers]
+                           for p in config.publishers if not isinstance(p, S3Export)]
+        self.exports = [S3ExportTask(p, self.store, self.name) for p in config.publishers if isinstance(p, S3Export)]
         self.rejected_values = 0
         self.store_error: str | None = None
         self.api_port: int | None = None
@@ -89,7 +103,9 @@ class Gateway:
         self._server = server
         self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="api"))
         self._tasks.append(asyncio.create_task(self._ingest_loop(), name="ingest"))
-        for pub in self.publishers:
+        if self.metrics.plan.groups:
+            self._tasks.append(asyncio.create_task(self._supervise("metrics", self.metrics.run), name="metrics"))
+        for pub in [*self.publishers, *self.exports]:
             self._tasks.append(asyncio.create_task(self._supervise(f"publisher {pub.name}", pub.run),
                                                    name=f"publisher-{pub.name}"))
         for conn in self.connectors:
@@ -236,16 +252,36 @@ class Gateway:
         await self.store.append(accepted)
         if self._compute_registry is not self.registry:  # models changed through the API
             self.transforms = TransformEngine(TransformPlan.build(self.registry))
+            self.metrics.plan = MetricPlan.build(self.registry)
             self._compute_registry = self.registry
+        self.metrics.note(accepted)
         computed = self.transforms.process(accepted)
         if computed is not None:
+            self.metrics.note(computed)
             for part in computed.to_batches():
                 await self.store.append(part)
 
     def not_forwarded(self) -> set[str]:
         """Computed streams that stay at the edge (SiteWise computes them from the measurements)."""
         plan = self.transforms.plan
-        return plan.outputs - plan.forwarded_outputs
+        return (plan.outputs - plan.forwarded_outputs) | self.metrics.plan.outputs
+
+    async def change_models(self, change: Callable[[Registry], Change], client_token: str | None,
+                            request: str) -> dict[str, Any]:
+        """A control-plane operation: computed on the current registry, persisted, then swapped in whole."""
+        async with self._models_lock:
+            replay = self.client_tokens.replay(client_token, request)
+            if replay is not None:
+                return replay
+            result = change(self.registry)
+            try:
+                await asyncio.to_thread(self.model_store.save, result)
+            except OSError as exc:
+                raise ApiError("InternalFailureException",
+                               f"cannot save the change under {self.model_store.directory}: {exc}") from None
+            self.registry = result.registry
+            self.client_tokens.remember(client_token, request, result.response)
+            return result.response
 
     def resolve_stream(self, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
         return resolve_stream(self.registry, asset_id, property_id, alias)
@@ -275,13 +311,129 @@ class Gateway:
             "gateway": self.name,
             "sources": {c.name: c.status.as_dict() for c in self.connectors},
             "publishers": {p.name: {**p.stats.as_dict(), "backlogRecords": max(
-                0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq)} for p in self.publishers},
+                0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq)} for p in self.publishers}
+            | {e.name: e.stats.as_dict() for e in self.exports},
             "store": {"valuesAccepted": s.values_accepted, "batchesAccepted": s.batches_accepted,
                       "compactions": s.compactions, "valuesRejected": self.rejected_values,
                       "valuesLost": s.values_lost, "diskBytes": s.disk_bytes,
                       "state": "error" if self.store_error else "ok", "lastError": self.store_error,
                       "dataDir": str(self.store.data_dir)},
         }
+
+
+class MetricRunner:
+    """Computes every metric when its window closes, and again for windows that late data touched.
+
+    The last closed window of each metric is kept in ``data_dir/cursors/metrics.json``, so a restart
+    catches up on the windows that closed meanwhile (up to a week back).
+    """
+
+    GRACE_NS = 2 * 10**9  # wait this long after a window ends for values still on their way
+    LATE_LIMIT_NS = 7 * 86_400 * 10**9  # SiteWise recomputes windows up to 7 days back
+    MAX_WINDOWS = 10_080  # per metric and pass: a week of minutes
+
+    def __init__(self, gateway: Gateway, plan: MetricPlan) -> None:
+        self.gateway = gateway
+        self.plan = plan
+        self.state_path = gateway.config.gateway.data_dir / "cursors" / "metrics.json"
+        self.closed: dict[str, int] = {}
+        self.dirty: dict[str, set[int]] = {}
+        self.computed = 0
+        self._wake = asyncio.Event()
+
+    def note(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Mark the closed windows that values of ``batch`` fall in for recomputation (late data)."""
+        if not self.plan.groups or not self.closed:
+            return
+        streams = batch.column("stream").cast(pa.string())
+        inputs = pa.array(sorted(self.plan.streams), pa.string())
+        mask = pc.and_(pc.is_in(streams, inputs), pc.equal(batch.column("quality"), 0))
+        if not pc.any(mask).as_py():
+            return
+        rows = batch.filter(mask)
+        row_streams = rows.column("stream").cast(pa.string()).to_numpy(zero_copy_only=False)
+        times = rows.column("time").cast(pa.int64()).to_numpy()
+        horizon = time.time_ns() - self.LATE_LIMIT_NS
+        for group in self.plan.groups:
+            closed = self.closed.get(group.key)
+            if closed is None:
+                continue
+            mine = np.isin(row_streams, [s for ss in group.inputs.values() for x in ss for s in x])
+            late = times[mine & (times <= closed) & (times > horizon)]
+            if len(late):
+                ends = group.anchor_ns + -((-(late - group.anchor_ns)) // group.interval_ns) * group.interval_ns
+                self.dirty.setdefault(group.key, set()).update(int(e) for e in np.unique(ends))
+                self._wake.set()
+
+    async def run(self) -> None:
+        self.closed = await asyncio.to_thread(self._load)
+        while True:
+            now = time.time_ns()
+            for group in self.plan.groups:
+                await self._close_windows(group, now)
+            await asyncio.to_thread(write_json_atomic, self.state_path, self.closed)
+            self._wake.clear()
+            if not self.dirty:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._until_next(time.time_ns()))
+                except TimeoutError:
+                    pass
+
+    async def _close_windows(self, group: MetricGroup, now: int) -> None:
+        last = self.closed.get(group.key)
+        if last is None:  # first start: begin with the window now open
+            last = group.window_end_of(now) - group.interval_ns
+        ends = group.window_ends(max(last, now - self.LATE_LIMIT_NS), now - self.GRACE_NS)[-self.MAX_WINDOWS:]
+        redo = sorted(self.dirty.pop(group.key, set()))
+        todo = np.unique(np.concatenate([ends, np.array(redo, dtype=np.int64)]))
+        if len(todo):
+            out = await asyncio.to_thread(self._compute, group, todo)
+            if out is not None:
+                self.note(out)  # metrics over this metric: their closed windows are recomputed too
+                self.computed += out.num_rows
+                for part in out.to_batches():
+                    await self.gateway.store.append(part)
+        if len(ends):
+            self.closed[group.key] = int(ends[-1])
+        else:
+            self.closed.setdefault(group.key, last)
+
+    def _until_next(self, now: int) -> float:
+        nxt = min(g.window_ends(now - self.GRACE_NS, now - self.GRACE_NS + g.interval_ns)[0]
+                  for g in self.plan.groups)
+        return max(0.05, (nxt + self.GRACE_NS - now) / 1e9)
+
+    def _compute(self, group: MetricGroup, ends: np.ndarray) -> pa.Table | None:
+        with self.gateway.store.reader() as reader:
+            return compute_metric(group, ends, lambda s, a, b: _points(reader, s, a, b),
+                                  lambda s, at: _edge(reader, s, "time_ns <= ?", [at], "DESC"),
+                                  lambda s, at=0: _edge(reader, s, "TRUE", [], "ASC"))
+
+    def _load(self) -> dict[str, int]:
+        if not self.state_path.exists():
+            return {}
+        return {k: int(v) for k, v in read_json(self.state_path).items()}
+
+
+def _in_list(streams: Any) -> str:
+    return ", ".join("'" + s.replace("'", "''") + "'" for s in streams) or "NULL"
+
+
+def _points(reader: Any, streams: Any, start: int, end: int) -> pa.Table:
+    sql = reader.rows(f"stream IN ({_in_list(streams)}) AND time_ns > ? AND time_ns <= ? AND quality = 0")
+    return _samples(reader.con.sql(sql + " ORDER BY stream, time_ns", params=[start, end]).to_arrow_table())
+
+
+def _edge(reader: Any, streams: Any, where: str, params: list[int], order: str) -> pa.Table:
+    """Per stream, the latest (DESC) or first (ASC) GOOD point matching ``where``."""
+    sql = (f"SELECT * EXCLUDE (_v) FROM raw WHERE stream IN ({_in_list(streams)}) AND quality = 0 AND {where} "
+           f"QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns {order}, _v DESC) = 1")
+    return _samples(reader.con.sql(sql, params=params).to_arrow_table())
+
+
+def _samples(table: pa.Table) -> pa.Table:
+    return table.set_column(table.schema.get_field_index("time_ns"), "time",
+                            table.column("time_ns").cast(pa.int64()).cast(pa.timestamp("ns", tz="UTC")))
 
 
 class _EmbeddedServer(uvicorn.Server):
