@@ -63,8 +63,9 @@ def make_connector(cfg: OpcUaSource | ModbusSource) -> Connector:
 class Gateway:
     """One gateway: what ``sitewise-edge run`` runs. Also the API's backend."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config
+        self.clock = clock  # wall-clock nanoseconds: when metric windows close
         self.name = config.gateway.name
         self.api_token = config.api.token
         # The configuration's model files, then what the API created or changed (data_dir/models). The
@@ -340,6 +341,7 @@ class MetricRunner:
         self.dirty: dict[str, set[int]] = {}
         self.computed = 0
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
 
     def note(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Mark the closed windows that values of ``batch`` fall in for recomputation (late data)."""
@@ -353,7 +355,7 @@ class MetricRunner:
         rows = batch.filter(mask)
         row_streams = rows.column("stream").cast(pa.string()).to_numpy(zero_copy_only=False)
         times = rows.column("time").cast(pa.int64()).to_numpy()
-        horizon = time.time_ns() - self.LATE_LIMIT_NS
+        horizon = self.gateway.clock() - self.LATE_LIMIT_NS
         for group in self.plan.groups:
             closed = self.closed.get(group.key)
             if closed is None:
@@ -368,16 +370,21 @@ class MetricRunner:
     async def run(self) -> None:
         self.closed = await asyncio.to_thread(self._load)
         while True:
-            now = time.time_ns()
-            for group in self.plan.groups:
-                await self._close_windows(group, now)
-            await asyncio.to_thread(write_json_atomic, self.state_path, self.closed)
+            await self.tick()
             self._wake.clear()
             if not self.dirty:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._until_next(time.time_ns()))
+                    await asyncio.wait_for(self._wake.wait(), self._until_next(self.gateway.clock()))
                 except TimeoutError:
                     pass
+
+    async def tick(self) -> None:
+        """Compute every window that has closed, and every window late data touched."""
+        async with self._lock:
+            now = self.gateway.clock()
+            for group in self.plan.groups:
+                await self._close_windows(group, now)
+            await asyncio.to_thread(write_json_atomic, self.state_path, self.closed)
 
     async def _close_windows(self, group: MetricGroup, now: int) -> None:
         last = self.closed.get(group.key)
