@@ -21,7 +21,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.backend import Backend
 from api.dashboard.routes import router as dashboard_router
 from api.sitewise.assets import router as assets_router
+from api.sitewise.batch import router as batch_router
 from api.sitewise.data import router as data_router
+from api.sitewise.query import router as query_router
 from sitewise_edge.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ def create_app(backend: Backend) -> FastAPI:
         return {"status": "ok", **backend.status()}
 
     app.include_router(data_router)
+    app.include_router(query_router)
+    app.include_router(batch_router)
     app.include_router(assets_router)
     app.include_router(dashboard_router)
     return app

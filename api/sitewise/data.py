@@ -1,7 +1,12 @@
 """SiteWise data-plane routes: BatchPutAssetPropertyValue, GetAssetPropertyValue, GetAssetPropertyValueHistory.
 
 The botocore ``iotsitewise`` service model is the spec: URIs, query parameters,
-JSON members, limits, error codes.
+JSON members, limits, error codes. The helpers here (dates, qualities, page tokens, page
+size) are shared by the other read routes (``query.py``, ``batch.py``).
+
+Page tokens are base64 JSON (botocore checks ``[A-Za-z0-9+/=]+`` client-side). History
+pages by keyset: the token holds the (time, quality) of the last value returned, so values
+written between two pages neither shift nor repeat what the next page returns.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import re
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import APIRouter, Query, Request
 
 from api.backend import Backend
@@ -33,6 +41,8 @@ ENTRY_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_ENTRIES = 10
 MAX_VALUES = 10
 MAX_HISTORY_RESULTS = 20_000
+HISTORY_PAGE_BYTES = 4 * 1024 * 1024
+_TQV_JSON_BYTES = 110  # a TQV's JSON without its string value, rounded up
 _DATA_TYPE_COLUMN = {"DOUBLE": "double", "INTEGER": "integer", "STRING": "string", "BOOLEAN": "boolean"}
 
 
@@ -160,8 +170,14 @@ async def get_latest(
 
 def _require_known(backend: Backend, stream: str, alias: str | None) -> None:
     """A disassociated alias with no data at all does not exist (ResourceNotFoundException)."""
-    if alias is not None and backend.property_data_type(stream) is None and not _is_property(backend, stream):
+    if alias is not None and not is_known(backend, stream):
         raise ApiError("ResourceNotFoundException", f"No data stream found for the property alias {alias!r}.")
+
+
+def is_known(backend: Backend, stream: str) -> bool:
+    """A stream of an asset property, or one that holds data (from the in-memory latest index, no scan)."""
+    return backend.property_data_type(stream) is not None or _is_property(backend, stream) \
+        or backend.latest(stream).num_rows > 0
 
 
 def _is_property(backend: Backend, stream: str) -> bool:
@@ -199,19 +215,80 @@ def parse_quality(qualities: list[str] | None) -> int | None:
 
 
 def encode_token(offset: int) -> str:
-    return base64.b64encode(json.dumps({"o": offset}).encode()).decode()
+    return encode_state({"o": offset})
 
 
 def decode_token(token: str | None) -> int:
     if not token:
         return 0
+    offset = decode_state(token).get("o")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise invalid("nextToken: not a token this API issued")
+    return offset
+
+
+def encode_state(state: dict[str, Any]) -> str:
+    """An opaque page token: base64 of compact JSON."""
+    return base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def decode_state(token: str) -> dict[str, Any]:
     try:
-        offset = json.loads(base64.b64decode(token, validate=True))["o"]
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError
-        return offset
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        state = json.loads(base64.b64decode(token, validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
         raise invalid("nextToken: not a token this API issued") from None
+    if not isinstance(state, dict):
+        raise invalid("nextToken: not a token this API issued")
+    return state
+
+
+def token_int(state: dict[str, Any], key: str) -> int:
+    value = state.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid("nextToken: not a token this API issued")
+    return value
+
+
+def _cumulative_bytes(table: pa.Table, n: int) -> np.ndarray:
+    """The estimated JSON bytes of the first 1..n rows of a sample table."""
+    strings = pc.fill_null(pc.binary_length(table.column("string").slice(0, n)), 0)
+    return np.cumsum(strings.to_numpy() + _TQV_JSON_BYTES)  # type: ignore[no-any-return]
+
+
+def fitting_rows(table: pa.Table, limit: int, budget: int = HISTORY_PAGE_BYTES) -> int:
+    """How many of the first rows fit in a page of ``limit`` values and ``budget`` bytes (at least one)."""
+    n = min(limit, table.num_rows)
+    if n == 0:
+        return 0
+    return max(1, int(np.searchsorted(_cumulative_bytes(table, n), budget, side="right")))
+
+
+def history_page(
+    table: pa.Table, limit: int, budget: int = HISTORY_PAGE_BYTES
+) -> tuple[list[dict[str, Any]], dict[str, int] | None, int]:
+    """A page of the rows (fetched with one extra): its values, the keyset of its last row if more
+    follow, and the bytes it takes of the page budget."""
+    n = fitting_rows(table, limit, budget)
+    page = table.slice(0, n)
+    used = int(_cumulative_bytes(page, n)[-1]) if n else 0
+    if table.num_rows <= n:
+        return to_sitewise_values(page), None, used
+    last_t = int(page.column("time").cast(pa.int64())[n - 1].as_py())
+    last_q = int(page.column("quality")[n - 1].as_py())
+    return to_sitewise_values(page), {"t": last_t, "q": last_q}, used
+
+
+def keyset(state: dict[str, Any]) -> tuple[int, int]:
+    return token_int(state, "t"), token_int(state, "q")
+
+
+def time_ordering(value: str | None) -> bool:
+    """``timeOrdering`` -> descending?"""
+    if value in (None, "ASCENDING"):
+        return False
+    if value == "DESCENDING":
+        return True
+    raise invalid(f"timeOrdering: expected ASCENDING or DESCENDING, got {value!r}")
 
 
 @router.get("/properties/history", summary="GetAssetPropertyValueHistory")
@@ -233,20 +310,20 @@ async def get_history(
     end_ns = parse_date("endDate", endDate)
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
         raise invalid("startDate must be before endDate")
-    if timeOrdering not in ("ASCENDING", "DESCENDING"):
-        raise invalid(f"timeOrdering: expected ASCENDING or DESCENDING, got {timeOrdering!r}")
+    descending = time_ordering(timeOrdering)
     limit = MAX_HISTORY_RESULTS if maxResults is None else maxResults
     if not 1 <= limit <= MAX_HISTORY_RESULTS:
         raise invalid(f"maxResults: must be 1 to {MAX_HISTORY_RESULTS}, got {maxResults}")
     quality = parse_quality(qualities)
-    offset = decode_token(nextToken)
+    after = keyset(decode_state(nextToken)) if nextToken else None
     table = await backend.query(
-        lambda r: r.history(stream, start_ns, end_ns, quality=quality, descending=timeOrdering == "DESCENDING",
-                            limit=limit + 1, offset=offset)
+        lambda r: r.history(stream, start_ns, end_ns, quality=quality, descending=descending,
+                            limit=limit + 1, after=after)
     )
-    if table.num_rows == 0 and offset == 0:
+    if table.num_rows == 0 and after is None:
         _require_known(backend, stream, propertyAlias)
-    response: dict[str, Any] = {"assetPropertyValueHistory": to_sitewise_values(table.slice(0, limit))}
-    if table.num_rows > limit:
-        response["nextToken"] = encode_token(offset + limit)
+    values, last, _ = history_page(table, limit)
+    response: dict[str, Any] = {"assetPropertyValueHistory": values}
+    if last is not None:
+        response["nextToken"] = encode_state(last)
     return response
