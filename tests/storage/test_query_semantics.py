@@ -30,7 +30,7 @@ T0 = 1_700_000_000 * 10**9 + 123_456_789  # not aligned to any bucket
 TICK = 10**8  # times are T0 + x * TICK: 0.1 s steps over one minute, so keys repeat
 STREAMS = ("/num", "/txt")
 
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
+SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 Key = tuple[str, int, int]  # stream, time_ns, quality
@@ -199,10 +199,13 @@ def test_aggregates_match_reference(data: Any, query: st.DataObject) -> None:
             assert r["count"] == want["count"]
             for name in ("sum", "avg", "min", "max", "stddev"):
                 assert _close(r[name], want[name]), (name, r, want)
-        # paging by offset gives the same rows
+        # paging by offset gives the same rows (floats up to DuckDB's parallel summation order)
         pages = [reader.aggregates(streams, start, end, res, quality=quality, descending=descending, limit=3,
                                    offset=o).to_pylist() for o in range(0, len(rows) + 3, 3)]
-        assert [r for p in pages for r in p] == rows
+        paged = [r for p in pages for r in p]
+        assert len(paged) == len(rows)
+        for a, b in zip(paged, rows, strict=True):
+            assert all(_close(a[c], b[c]) if isinstance(b[c], float) else a[c] == b[c] for c in b), (a, b)
 
     _with_store(appends, compact_after, check)
 
@@ -253,7 +256,7 @@ def test_interpolation_matches_reference(data: Any, query: st.DataObject) -> Non
     def check(reader: Reader) -> None:
         got: list[tuple[int, Any]] = []
         k = 1
-        for _ in range(len(expected) + 2):  # page through as the API does: the next page starts after the last k returned
+        for _ in range(len(expected) + 2):  # page as the API does: from the k after the last one returned
             table = reader.interpolated(stream, start, end, step, kind=kind, quality=quality, window_ns=window,
                                         first_k=k, limit=limit)
             rows = table.to_pylist()
