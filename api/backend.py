@@ -26,6 +26,15 @@ class Backend(Protocol):
     def property_data_type(self, stream: str) -> tuple[str, str] | None:
         """(dataType, description) of the measurement behind a stream, or None for a disassociated stream."""
 
+    async def change_models(self, change: Callable[[Any], Any], client_token: str | None,
+                            request: str) -> dict[str, Any]:
+        """Apply a control-plane operation: ``change(registry)`` returns a ``Change`` (new registry, response).
+
+        One change at a time: persisted, then the registry is swapped whole. A ``client_token`` seen
+        before with the same ``request`` (a fingerprint) answers the first response again.
+        Raises ApiError.
+        """
+
     async def ingest(self, batch: pa.RecordBatch) -> None:
         """Accept a batch: returns once it is durable."""
 

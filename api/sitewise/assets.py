@@ -1,4 +1,8 @@
-"""SiteWise control-plane routes over the loaded asset models: ListAssets, DescribeAsset, and the model reads."""
+"""SiteWise control-plane reads over the asset registry: assets, asset models, properties and hierarchies.
+
+The writes (CreateAssetModel, CreateAsset, UpdateAssetProperty, AssociateAssets...) are in
+``control.py``; this router includes them, so ``create_app`` mounts the whole control plane.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from api.sitewise.control import router as control_router
 from api.sitewise.data import decode_token, encode_token, invalid
 
 router = APIRouter(tags=["SiteWise control plane"])
+router.include_router(control_router)
 
 MAX_LIST_RESULTS = 250
 DEFAULT_LIST_RESULTS = 50
@@ -58,5 +64,24 @@ async def list_asset_models(
 
 
 @router.get("/asset-models/{assetModelId}", summary="DescribeAssetModel")
-async def describe_asset_model(request: Request, assetModelId: str) -> dict[str, Any]:
-    return _registry(request).describe_asset_model(assetModelId)  # type: ignore[no-any-return]
+async def describe_asset_model(request: Request, assetModelId: str, excludeProperties: bool = False) -> dict[str, Any]:
+    return _registry(request).describe_asset_model(  # type: ignore[no-any-return]
+        assetModelId, exclude_properties=excludeProperties)
+
+
+@router.get("/assets/{assetId}/hierarchies", summary="ListAssociatedAssets")
+async def list_associated_assets(
+    request: Request,
+    assetId: str,
+    hierarchyId: str | None = None,
+    traversalDirection: str | None = None,
+    nextToken: str | None = None,
+    maxResults: int | None = None,
+) -> dict[str, Any]:
+    items = _registry(request).list_associated_assets(assetId, hierarchyId, traversalDirection or "CHILD")
+    return _page(items, "assetSummaries", nextToken, maxResults)
+
+
+@router.get("/assets/{assetId}/properties/{propertyId}", summary="DescribeAssetProperty")
+async def describe_asset_property(request: Request, assetId: str, propertyId: str) -> dict[str, Any]:
+    return _registry(request).describe_asset_property(assetId, propertyId)  # type: ignore[no-any-return]
