@@ -4,6 +4,7 @@
     sitewise-edge validate -c gateway.yaml     check a configuration (and its asset models)
     sitewise-edge demo [--port 8080]           simulators + gateway + local SiteWise endpoint
     sitewise-edge simulate opcua|modbus        one simulator on its own
+    sitewise-edge models pull --out DIR        copy asset models and assets from SiteWise (or a gateway)
 
 Exit status: 0 ok, 2 a configuration or model error, 1 any other failure.
 """
@@ -231,6 +232,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- models pull ------------------------------------------------------------------------------
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from sitewise_edge.models_pull import make_client, pull
+
+    try:
+        result = pull(make_client(args.endpoint_url, args.region), args.out, args.asset_model_id or ())
+    except SitewiseEdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"pulled {result.models} asset models, {result.assets} assets and {result.associations} associations "
+          f"into {args.out}")
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
@@ -258,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="default 4840 (OPC UA) or 5020 (Modbus)")
     p.add_argument("--unit-id", type=int, default=1)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("models", help="asset models and assets")
+    models = p.add_subparsers(dest="models_command", required=True)
+    p = models.add_parser("pull", help="write the asset models and assets of a SiteWise endpoint to files the "
+                                       "gateway loads (credentials from the standard AWS chain)")
+    p.add_argument("--endpoint-url", default=None, help="a gateway or other SiteWise endpoint (default: AWS)")
+    p.add_argument("--region", default=None, help="AWS region (default: from the AWS configuration)")
+    p.add_argument("--out", required=True, type=Path, help="folder to write the JSON files into")
+    p.add_argument("--asset-model-id", action="append", metavar="ID",
+                   help="pull this model (and the models its hierarchies hold) only; repeatable")
+    p.set_defaults(func=cmd_models_pull)
     return parser
 
 
