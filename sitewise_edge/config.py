@@ -270,7 +270,29 @@ class SitewisePublisher(_Model):
     """API token of a sitewise-edge endpoint that requires one (sent as ``x-api-token``); use ``${VAR}``."""
 
 
-PublisherConfig = Annotated[SitewisePublisher, Field(discriminator="type")]
+class S3Export(_Model):
+    """Sealed days of the store exported to S3 as one Parquet file each (see sitewise_edge/publish/README.md)."""
+
+    name: str
+    type: Literal["s3"]
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = "sitewise-edge/"
+    """Key prefix; objects go to ``<prefix>date=YYYY-MM-DD/<gateway name>.parquet``."""
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    """An S3-compatible store (MinIO, moto); none: the AWS endpoint of ``region``."""
+    seal_after: Duration = 3600.0
+    """Grace after the end of a UTC day for late data; then the day is sealed and exported."""
+    interval: Duration = 300.0
+    """How often to look for sealed days not yet exported."""
+    multipart_threshold: Size = 64 * 2**20
+    include: list[str] = ["*"]
+    """Glob patterns (fnmatch) on the stream alias; a stream is exported when one matches..."""
+    exclude: list[str] = []
+    """...and none of these does."""
+
+
+PublisherConfig = Annotated[SitewisePublisher | S3Export, Field(discriminator="type")]
 
 
 class StorageConfig(_Model):
@@ -331,7 +353,7 @@ def _unique_names(section: str, names: list[str]) -> None:
 # --- loading --------------------------------------------------------------------------
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DISCRIMINATORS = {"opcua", "modbus", "sitewise"}
+_DISCRIMINATORS = {"opcua", "modbus", "sitewise", "s3"}
 
 
 def substitute_env(data: Any, env: dict[str, str], path: str = "") -> tuple[Any, list[ConfigIssue]]:

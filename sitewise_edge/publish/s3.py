@@ -1,0 +1,538 @@
+"""The S3 export: sealed days of the store, one Parquet file per UTC day, in a Hive layout.
+
+    task = S3ExportTask(cfg, store, source="plant1-gw")
+    await task.run()              # every cfg.interval: export what is sealed and not yet exported
+    await task.export_once()      # one pass (tests, the CLI); returns the days uploaded
+
+A day is *sealed* once it is over plus ``seal_after`` (grace for late data) and none of its
+values is still waiting in the WAL for a compaction. Its Parquet files are merged into one
+file (the later write of a (stream, time, quality) wins, as in SiteWise and the store's
+queries), filtered by alias, and uploaded to ``<prefix>date=YYYY-MM-DD/<source>.parquet``.
+
+The key depends only on the day and the gateway, so a retry, a crash between upload and
+record, or a re-export after late data all overwrite the same object: never a duplicate, and
+S3 replaces an object atomically (a versioned bucket keeps the earlier versions).
+
+What was exported is recorded durably, per destination, in
+``<data_dir>/cursors/s3/<name>.json``: each day with the key, row count, SHA-256 of the
+object and of every source file. A day whose source files differ from the record (a later
+compaction added late data), or whose filters changed, is exported again.
+
+Failures: network errors, 5xx, throttling and request timeouts are retried with exponential
+back-off and jitter; permanent ones (no bucket, access denied, no credentials) end the pass
+with the error in the stats and the log, and are tried again at the next interval. A day is
+recorded only after S3 acknowledged its upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import boto3
+import boto3.exceptions
+import botocore.config
+import botocore.exceptions
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from boto3.s3.transfer import TransferConfig
+
+from sitewise_edge.config import S3Export
+from sitewise_edge.errors import PublishError
+from sitewise_edge.samples import QUALITY_NAMES, value_types
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SYNTHETIC_PREFIX = "asset:"  # streams of properties without an alias: asset:<assetId>/<propertyId>
+CHUNK_SIZE = 8 * 2**20  # multipart part size: bounded memory (x concurrency) on a small PC
+CONCURRENCY = 4
+MAX_BACKOFF = 60.0
+PROGRESS_EVERY = 10.0  # seconds between progress lines of a long upload
+
+EXPORT_SCHEMA = pa.schema([
+    pa.field("alias", pa.string()),
+    pa.field("asset_id", pa.string()),
+    pa.field("property_id", pa.string()),
+    pa.field("time", pa.timestamp("us", tz="UTC")),
+    pa.field("timestamp_seconds", pa.int64(), nullable=False),
+    pa.field("timestamp_nano_offset", pa.int32(), nullable=False),
+    pa.field("quality", pa.string(), nullable=False),
+    pa.field("data_type", pa.string()),
+    pa.field("double_value", pa.float64()),
+    pa.field("integer_value", pa.int64()),
+    pa.field("string_value", pa.string()),
+    pa.field("boolean_value", pa.bool_()),
+])
+"""Columns of an exported file. ``time`` (microseconds, what every engine reads) is for queries;
+``timestamp_seconds`` + ``timestamp_nano_offset`` keep SiteWise's full nanosecond precision."""
+
+RETRYABLE_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException",
+    "OperationAborted",
+})
+PERMANENT_BOTOCORE = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.NoRegionError,
+    botocore.exceptions.ParamValidationError,
+)
+
+
+class PartitionSource(Protocol):
+    """What the exporter needs of the store."""
+
+    data_dir: Path
+
+    def snapshot(self) -> Any: ...  # .files (committed Parquet files), .resident ((seq, batch) not yet compacted)
+
+
+@dataclass
+class ExportStats:
+    values_sent: int = 0
+    requests_sent: int = 0
+    retries: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    last_success: float | None = None
+    last_error: str | None = None
+    state: str = "starting"
+    files_exported: int = 0
+    bytes_exported: int = 0
+    last_export: str | None = None
+    backlog_days: int = 0
+    oldest_backlog_day: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The SiteWise publisher's keys (so /health and the dashboard show both alike), plus the export's."""
+        return {
+            "state": self.state, "valuesSent": self.values_sent, "requestsSent": self.requests_sent,
+            "retries": self.retries, "valuesRejected": 0, "errors": dict(self.errors),
+            "lastSuccess": self.last_success, "lastError": self.last_error,
+            "filesExported": self.files_exported, "bytesExported": self.bytes_exported,
+            "lastExport": self.last_export, "backlogDays": self.backlog_days,
+            "oldestBacklogDay": self.oldest_backlog_day,
+        }
+
+
+# --- pure parts ---------------------------------------------------------------------------
+
+
+def normalize_prefix(prefix: str) -> str:
+    """``sitewise-edge`` and ``/sitewise-edge/`` -> ``sitewise-edge/``; empty stays empty (bucket root)."""
+    prefix = prefix.strip("/")
+    return prefix + "/" if prefix else ""
+
+
+def object_key(prefix: str, day: str, source: str) -> str:
+    """Where a day goes: the same key for the same day and gateway, whatever the content."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", source) or "gateway"
+    return f"{normalize_prefix(prefix)}date={day}/{safe}.parquet"
+
+
+def stream_allowed(stream: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
+    """fnmatch (case-sensitive; ``*`` also matches ``/``): one include pattern matches and no exclude does."""
+    return any(fnmatch.fnmatchcase(stream, p) for p in include) and not any(
+        fnmatch.fnmatchcase(stream, p) for p in exclude)
+
+
+def day_bounds(day: str) -> tuple[int, int]:
+    """``2026-01-31`` -> [start, end) in UTC epoch seconds."""
+    start = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
+    return int(start.timestamp()), int((start + timedelta(days=1)).timestamp())
+
+
+def days_touched(resident: Iterable[tuple[int, pa.RecordBatch]]) -> set[str]:
+    """UTC days that rows still waiting for a compaction fall on (every day between each batch's min and max)."""
+    days: set[str] = set()
+    for _, batch in resident:
+        if batch.num_rows == 0:
+            continue
+        mm = pc.min_max(batch.column("time").cast(pa.int64()))
+        lo, hi = mm["min"].as_py() // (86_400 * 10**9), mm["max"].as_py() // (86_400 * 10**9)
+        for d in range(lo, min(hi, lo + 366) + 1):
+            days.add((date(1970, 1, 1) + timedelta(days=d)).isoformat())
+    return days
+
+
+def sealed(day: str, now: float, seal_after: float) -> bool:
+    return day_bounds(day)[1] + seal_after <= now
+
+
+def merge_latest(tables: list[pa.Table]) -> pa.Table:
+    """Tables in write order (oldest first) -> one, sorted by stream, time, quality, with only the
+    last write of each (stream, time, quality): SiteWise's duplicate rule."""
+    if not tables:
+        raise ValueError("nothing to merge")
+    table = pa.concat_tables(tables)
+    n = table.num_rows
+    keys = pa.table({"s": table.column("stream"), "t": table.column("time"), "q": table.column("quality"),
+                     "i": pa.array(np.arange(n, dtype=np.int64))})
+    order = pc.sort_indices(keys, [("s", "ascending"), ("t", "ascending"), ("q", "ascending"), ("i", "ascending")])
+    if n > 1:
+        keys = keys.take(order)
+        same_as_next = np.ones(n - 1, dtype=bool)
+        for col in ("s", "t", "q"):
+            a = keys.column(col)
+            same_as_next &= pc.equal(a.slice(0, n - 1), a.slice(1)).to_numpy(zero_copy_only=False)
+        order = pc.filter(order, pa.array(np.append(~same_as_next, True)))
+    return table.take(order)
+
+
+def to_export_table(table: pa.Table) -> pa.Table:
+    """Store rows (stream as string) -> :data:`EXPORT_SCHEMA`. Per-stream work only, never per value."""
+    encoded = table.column("stream").combine_chunks().dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    alias, asset, prop = [], [], []
+    for s in names:
+        if s.startswith(SYNTHETIC_PREFIX) and "/" in s:
+            a, _, p = s[len(SYNTHETIC_PREFIX):].partition("/")
+            alias.append(None)
+            asset.append(a)
+            prop.append(p)
+        else:
+            alias.append(s)
+            asset.append(None)
+            prop.append(None)
+    idx = encoded.indices
+    ns = table.column("time").cast(pa.int64())
+    seconds = pc.divide(ns, pa.scalar(10**9, pa.int64()))  # integer division: times are after 1970
+    nanos = pc.subtract(ns, pc.multiply(seconds, pa.scalar(10**9, pa.int64()))).cast(pa.int32())
+    quality = pc.take(pa.array(QUALITY_NAMES, pa.string()), table.column("quality").cast(pa.int32()))
+    data_type = pc.utf8_upper(value_types(table))
+    return pa.table([
+        pc.take(pa.array(alias, pa.string()), idx),
+        pc.take(pa.array(asset, pa.string()), idx),
+        pc.take(pa.array(prop, pa.string()), idx),
+        table.column("time").cast(pa.timestamp("us", tz="UTC"), safe=False),  # truncates to the microsecond
+        seconds, nanos, quality, data_type,
+        table.column("double"), table.column("integer"), table.column("string"), table.column("boolean"),
+    ], schema=EXPORT_SCHEMA)
+
+
+def classify(exc: BaseException) -> tuple[str, bool, str]:
+    """(error kind for the counters, retryable?, message) of a failed S3 call."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, botocore.exceptions.ClientError):
+        cause = cause.__cause__ or cause.__context__  # upload_file wraps ClientError in S3UploadFailedError
+    if isinstance(cause, botocore.exceptions.ClientError):
+        err = cause.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        kind = code or f"HTTP {status}"
+        retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
+        return kind, retryable, f"{kind}: {err.get('Message') or cause}"
+    if isinstance(exc, PERMANENT_BOTOCORE):
+        hint = " (environment, profile or instance role)" if isinstance(
+            exc, botocore.exceptions.NoCredentialsError) else ""
+        return type(exc).__name__, False, f"{type(exc).__name__}: {exc}{hint}"
+    if isinstance(exc, botocore.exceptions.BotoCoreError | OSError | boto3.exceptions.S3UploadFailedError):
+        return type(exc).__name__, True, f"{type(exc).__name__}: {exc}"
+    raise exc
+
+
+# --- building a day's file ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayFile:
+    day: str
+    path: Path | None  # None: no row of the day passes the filters
+    rows: int
+    size: int
+    sha256: str
+    sources: dict[str, str]  # source file name -> SHA-256
+
+
+def build_day_file(day: str, files: list[Path], out: Path, include: list[str], exclude: list[str]) -> DayFile:
+    """Merge a day's store files (any order; the file names carry their write order) into ``out``.
+
+    Blocking: run in a worker thread. Raises FileNotFoundError when retention removed a file meanwhile.
+    """
+    sources: dict[str, str] = {}
+    tables: list[pa.Table] = []
+    for path in sorted(files, key=lambda p: p.name):  # <first seq>-<last seq>, zero-padded: write order
+        data = path.read_bytes()
+        sources[path.name] = hashlib.sha256(data).hexdigest()
+        t = pq.read_table(pa.BufferReader(data))
+        t = t.set_column(0, "stream", t.column("stream").cast(pa.string()))
+        streams = pc.unique(t.column("stream")).to_pylist()
+        allowed = [s for s in streams if stream_allowed(s, include, exclude)]
+        if len(allowed) < len(streams):
+            t = t.filter(pc.is_in(t.column("stream"), pa.array(allowed, pa.string())))
+        tables.append(t)
+    if not tables or sum(t.num_rows for t in tables) == 0:
+        return DayFile(day, None, 0, 0, "", sources)
+    table = to_export_table(merge_latest(tables))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        table, out, compression="zstd", compression_level=3, row_group_size=1 << 20, version="2.6",
+        use_dictionary=["alias", "asset_id", "property_id", "quality", "data_type", "string_value"],
+        write_statistics=True,
+    )
+    digest = hashlib.sha256()
+    with open(out, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return DayFile(day, out, table.num_rows, out.stat().st_size, digest.hexdigest(), sources)
+
+
+# --- the durable record ---------------------------------------------------------------------
+
+
+class ExportRecord:
+    """The days a destination holds, with what they were built from: ``<data_dir>/cursors/s3/<name>.json``."""
+
+    def __init__(self, path: Path, destination: str) -> None:
+        self.path = path
+        self.destination = destination
+        self.days: dict[str, dict[str, Any]] = {}
+
+    def load(self) -> None:
+        """Blocking. A record of another destination (bucket or prefix changed) starts afresh."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return
+        if data.get("destination") != self.destination:
+            log.warning("s3 export: %s was for %s; exporting every sealed day again to %s",
+                        self.path, data.get("destination"), self.destination)
+            return
+        self.days = dict(data.get("days", {}))
+
+    def save(self) -> None:
+        """Blocking; atomic and durable."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"format": FORMAT_VERSION, "destination": self.destination, "days": self.days}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def is_current(self, day: str, file_names: set[str], filters: dict[str, list[str]]) -> bool:
+        entry = self.days.get(day)
+        return entry is not None and set(entry.get("files", {})) == file_names and entry.get("filters") == filters
+
+
+# --- the task ----------------------------------------------------------------------------------
+
+
+def make_client(cfg: S3Export) -> Any:
+    """A boto3 S3 client; credentials from the standard AWS chain, never from the configuration."""
+    options: dict[str, Any] = {"retries": {"max_attempts": 1, "mode": "standard"},
+                               "connect_timeout": 5, "read_timeout": 60}
+    if cfg.endpoint_url:
+        options["s3"] = {"addressing_style": "path"}  # MinIO, moto and IP endpoints have no bucket subdomains
+    session = boto3.session.Session()
+    return session.client("s3", region_name=cfg.region, endpoint_url=cfg.endpoint_url,
+                          config=botocore.config.Config(**options))
+
+
+class _Progress:
+    """boto3 transfer callback (called from its threads): a log line every PROGRESS_EVERY seconds."""
+
+    def __init__(self, what: str, total: int) -> None:
+        self.what = what
+        self.total = total
+        self.done = 0
+        self.started = self.last = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            now = time.monotonic()
+            if now - self.last < PROGRESS_EVERY or self.done >= self.total:
+                return
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+        log.info("%s: %.0f%% (%.1f of %.1f MiB, %.1f MiB/s)", self.what, 100 * self.done / max(self.total, 1),
+                 self.done / 2**20, self.total / 2**20, rate / 2**20)
+
+
+class S3ExportTask:
+    """Runs one S3 destination until cancelled."""
+
+    def __init__(self, cfg: S3Export, store: PartitionSource, source: str = "sitewise-edge", *,
+                 client: Any = None, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self.store = store
+        self.source = source
+        self.client = client
+        self.clock = clock
+        self.stats = ExportStats()
+        self.prefix = normalize_prefix(cfg.prefix)
+        self.filters = {"include": list(cfg.include), "exclude": list(cfg.exclude)}
+        data_dir = Path(store.data_dir)
+        self.record = ExportRecord(data_dir / "cursors" / "s3" / f"{cfg.name}.json",
+                                   f"s3://{cfg.bucket}/{self.prefix}")
+        self.staging = data_dir / "exports" / f"s3-{cfg.name}"
+        self.transfer = TransferConfig(multipart_threshold=cfg.multipart_threshold, multipart_chunksize=CHUNK_SIZE,
+                                       max_concurrency=CONCURRENCY, use_threads=True)
+        self._loaded = False
+
+    async def run(self) -> None:
+        log.info("s3 export %s: sealed days to s3://%s/%s (every %.0fs, %.0fs after the end of a day)",
+                 self.name, self.cfg.bucket, self.prefix, self.cfg.interval, self.cfg.seal_after)
+        while True:
+            try:
+                await self.export_once()
+            except PublishError:
+                pass  # counted, logged and in the stats; tried again next interval
+            await asyncio.sleep(self.cfg.interval)
+
+    async def export_once(self) -> list[str]:
+        """Export every sealed day not yet exported (or changed since). Returns the days uploaded.
+
+        Raises PublishError on a permanent failure; retryable ones are retried here until they pass.
+        """
+        if not self._loaded:
+            await asyncio.to_thread(self._prepare)
+            self._loaded = True
+        if self.client is None:
+            self.client = await asyncio.to_thread(make_client, self.cfg)  # reads credentials: not on the loop
+        todo = await asyncio.to_thread(self._pending_days)
+        self._set_backlog(todo)
+        if not todo:
+            self.stats.state = "idle"
+            return []
+        log.info("s3 export %s: %d sealed days to export (%s .. %s)", self.name, len(todo), todo[0][0], todo[-1][0])
+        done: list[str] = []
+        self.stats.state = "exporting"
+        for i, (day, files) in enumerate(todo):
+            if await self._export_day(day, files):
+                done.append(day)
+            self._set_backlog(todo[i + 1:])
+        self.stats.state = "idle"
+        return done
+
+    def _set_backlog(self, todo: list[tuple[str, list[Path]]]) -> None:
+        self.stats.backlog_days = len(todo)
+        self.stats.oldest_backlog_day = todo[0][0] if todo else None
+
+    def _prepare(self) -> None:
+        self.record.load()
+        shutil.rmtree(self.staging, ignore_errors=True)  # files of an export a crash interrupted
+
+    def _pending_days(self) -> list[tuple[str, list[Path]]]:
+        """Sealed days whose export is missing or stale, oldest first, with their files (blocking)."""
+        snap = self.store.snapshot()
+        by_day: dict[str, list[Path]] = {}
+        for f in snap.files:
+            folder = Path(f).parent.name
+            if folder.startswith("day="):
+                by_day.setdefault(folder[4:], []).append(Path(f))
+        waiting = days_touched(snap.resident)
+        now = self.clock()
+        out = []
+        for day in sorted(by_day):
+            if day in waiting or not sealed(day, now, self.cfg.seal_after):
+                continue
+            if not self.record.is_current(day, {p.name for p in by_day[day]}, self.filters):
+                out.append((day, by_day[day]))
+        return out
+
+    async def _export_day(self, day: str, files: list[Path]) -> bool:
+        """Build, upload and record one day. False when its files went away (retention) meanwhile."""
+        out = self.staging / f"{day}.parquet"
+        try:
+            built = await asyncio.to_thread(build_day_file, day, files, out, self.filters["include"],
+                                            self.filters["exclude"])
+        except FileNotFoundError:
+            log.info("s3 export %s: %s was removed by retention before it could be exported", self.name, day)
+            return False
+        key = object_key(self.prefix, day, self.source)
+        try:
+            if built.path is None:
+                previous = self.record.days.get(day, {})
+                if previous.get("key"):
+                    old_key = previous["key"]
+                    await self._call(f"deleting s3://{self.cfg.bucket}/{old_key}",
+                                     lambda: self.client.delete_object(Bucket=self.cfg.bucket, Key=old_key))
+                key_written = None
+            else:
+                await self._upload(built, key)
+                key_written = key
+        finally:
+            if built.path is not None:
+                built.path.unlink(missing_ok=True)
+        self.record.days[day] = {
+            "key": key_written, "rows": built.rows, "bytes": built.size, "sha256": built.sha256,
+            "files": built.sources, "filters": self.filters,
+            "exportedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        await asyncio.to_thread(self.record.save)
+        self.stats.values_sent += built.rows
+        self.stats.last_success = time.time()
+        self.stats.last_export = day
+        if key_written:
+            self.stats.files_exported += 1
+            self.stats.bytes_exported += built.size
+        log.info("s3 export %s: %s -> s3://%s/%s (%d values, %d bytes)", self.name, day, self.cfg.bucket,
+                 key_written or "(nothing: every stream filtered out)", built.rows, built.size)
+        return True
+
+    async def _upload(self, built: DayFile, key: str) -> None:
+        assert built.path is not None
+        path = built.path
+        progress = _Progress(f"s3 export {self.name}: uploading {key}", built.size) \
+            if built.size >= self.cfg.multipart_threshold else None
+        extra = {"ContentType": "application/vnd.apache.parquet",
+                 "Metadata": {"sha256": built.sha256, "rows": str(built.rows), "gateway": self.source,
+                              "format": str(FORMAT_VERSION)}}
+        await self._call(f"uploading s3://{self.cfg.bucket}/{key}", lambda: self.client.upload_file(
+            str(path), self.cfg.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=progress))
+
+    async def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run a blocking S3 call in a thread; retry what can pass, raise PublishError on what cannot."""
+        attempt = 0
+        while True:
+            try:
+                result = await asyncio.to_thread(fn)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError,
+                    boto3.exceptions.S3UploadFailedError) as exc:
+                kind, retryable, message = classify(exc)
+            else:
+                self.stats.requests_sent += 1
+                if self.stats.state == "retrying":
+                    log.info("s3 export %s: %s succeeded after %d retries", self.name, what, attempt)
+                    self.stats.state = "exporting"
+                return result
+            self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+            self.stats.last_error = f"{what}: {message}"
+            if not retryable:
+                self.stats.state = "error"
+                log.error("s3 export %s: %s failed: %s; trying again in %.0fs", self.name, what, message,
+                          self.cfg.interval)
+                raise PublishError(self.stats.last_error, retryable=False)
+            attempt += 1
+            self.stats.retries += 1
+            self.stats.state = "retrying"
+            delay = min(MAX_BACKOFF, self.cfg.interval, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
+            log.warning("s3 export %s: %s failed: %s; retrying in %.1fs (attempt %d)", self.name, what, message,
+                        delay, attempt)
+            await asyncio.sleep(delay)
