@@ -29,6 +29,12 @@ from sitewise_edge.errors import ApiError
 log = logging.getLogger(__name__)
 
 
+# SiteWise reads that travel as POST: they need no write token (Grafana and dashboards use them)
+READ_ONLY_POSTS = frozenset({
+    "/properties/batch/latest", "/properties/batch/history", "/properties/batch/aggregates", "/queries/execution",
+})
+
+
 def error_response(code: str, message: str, status: int | None = None) -> JSONResponse:
     status = status or ApiError(code, message).status
     return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code})
@@ -62,10 +68,18 @@ def create_app(backend: Backend) -> FastAPI:
             return error_response("InvalidRequestException", "Method not allowed on this route", 405)
         return error_response("InvalidRequestException", str(exc.detail), exc.status_code)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # a bug must still answer in the SiteWise error shape (and be in the log), never as a bare 500 page
+        log.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
+        return error_response("InternalFailureException", f"internal error: {type(exc).__name__}")
+
     @app.middleware("http")
     async def _write_token(request: Request, call_next):  # type: ignore[no-untyped-def]
         token = backend.api_token
-        if token and request.method in ("POST", "PUT", "DELETE", "PATCH"):
+        writes = request.method in ("PUT", "DELETE", "PATCH") or (
+            request.method == "POST" and request.url.path not in READ_ONLY_POSTS)
+        if token and writes:
             given = request.headers.get("x-api-token") or ""
             auth = request.headers.get("authorization") or ""
             if auth.lower().startswith("bearer "):

@@ -23,8 +23,8 @@ class Backend(Protocol):
     def resolve_stream(self, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
         """The data stream an API call names; raises ApiError (InvalidRequest, ResourceNotFound)."""
 
-    def property_data_type(self, stream: str) -> tuple[str, str] | None:
-        """(dataType, description) of the measurement behind a stream, or None for a disassociated stream."""
+    def property_data_type(self, stream: str) -> tuple[str, str, str] | None:
+        """(dataType, description, kind) of the property behind a stream, or None for a disassociated stream."""
 
     async def change_models(self, change: Callable[[Any], Any], client_token: str | None,
                             request: str) -> dict[str, Any]:

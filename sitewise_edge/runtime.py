@@ -287,11 +287,11 @@ class Gateway:
     def resolve_stream(self, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
         return resolve_stream(self.registry, asset_id, property_id, alias)
 
-    def property_data_type(self, stream: str) -> tuple[str, str] | None:
+    def property_data_type(self, stream: str) -> tuple[str, str, str] | None:
         prop = self.registry.property_of_stream(stream)
         if prop is None:
             return None
-        return prop.data_type, f"the property {prop.property_name} of asset {prop.asset_name}"
+        return prop.data_type, f"the property {prop.property_name} of asset {prop.asset_name}", prop.kind
 
     def latest(self, stream: str) -> pa.Table:
         return self.store.latest(stream)
@@ -325,7 +325,7 @@ class Gateway:
 class MetricRunner:
     """Computes every metric when its window closes, and again for windows that late data touched.
 
-    The last closed window of each metric is kept in ``data_dir/cursors/metrics.json``, so a restart
+    The last closed window of each metric is kept in ``data_dir/metrics.json``, so a restart
     catches up on the windows that closed meanwhile (up to a week back).
     """
 
@@ -336,7 +336,7 @@ class MetricRunner:
     def __init__(self, gateway: Gateway, plan: MetricPlan) -> None:
         self.gateway = gateway
         self.plan = plan
-        self.state_path = gateway.config.gateway.data_dir / "cursors" / "metrics.json"
+        self.state_path = gateway.config.gateway.data_dir / "metrics.json"
         self.closed: dict[str, int] = {}
         self.dirty: dict[str, set[int]] = {}
         self.computed = 0

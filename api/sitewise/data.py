@@ -15,7 +15,8 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from fastapi import APIRouter, Query, Request
 from api.backend import Backend
 from sitewise_edge.errors import ApiError, InvalidValue
 from sitewise_edge.samples import (
+    MAX_SECONDS,
     NS_PER_S,
     QUALITY_NAMES,
     Quality,
@@ -36,6 +38,7 @@ from sitewise_edge.samples import (
 )
 
 router = APIRouter(tags=["SiteWise data plane"])
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 ENTRY_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_ENTRIES = 10
@@ -113,6 +116,12 @@ def _put_entry(
             fail(exc.code, exc.message, _stamp(v))
         return _errors(failures)
     expected = backend.property_data_type(stream)
+    if expected is not None and expected[2] != "measurement":
+        # what the gateway would refuse after answering: SiteWise ingests into measurements only
+        message = f"{expected[1]} is a {expected[2]}: values can only be written to measurements"
+        for v in values:
+            fail("InvalidRequestException", message, _stamp(v))
+        return _errors(failures)
     good: list[tuple[int, str | None, Any, int]] = []
     for v in values:
         try:
@@ -188,20 +197,32 @@ def _is_property(backend: Backend, stream: str) -> bool:
 
 
 def parse_date(name: str, value: str | None) -> int | None:
-    """A query-string date: ISO-8601 (what boto3 sends) or epoch seconds (what the AWS CLI docs show) -> ns."""
+    """A query-string date: ISO-8601 (what boto3 sends) or epoch seconds (what the AWS CLI docs show) -> ns.
+
+    Exact integer arithmetic: a float would move a bound by a few hundred nanoseconds and turn an
+    exclusive start or an inclusive end into the wrong one.
+    """
     if value is None or value == "":
         return None
     try:
-        return round(float(value) * NS_PER_S)
-    except ValueError:
-        pass
+        seconds = Decimal(value)
+    except InvalidOperation:
+        seconds = None
+    if seconds is not None:
+        if not seconds.is_finite() or not 0 <= seconds <= MAX_SECONDS:
+            raise invalid(f"{name}: epoch seconds must be 0..{MAX_SECONDS}, got {value!r}")
+        return int(seconds * NS_PER_S)
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise invalid(f"{name}: expected an ISO-8601 date or epoch seconds, got {value!r}") from None
     if dt.tzinfo is None:
         raise invalid(f"{name}: the date {value!r} has no time zone")
-    return round(dt.timestamp() * NS_PER_S)
+    delta = dt - EPOCH
+    ns = (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+    if not 0 <= ns <= MAX_SECONDS * NS_PER_S:
+        raise invalid(f"{name}: {value!r} is outside the range the store holds (1970 to 2262)")
+    return ns
 
 
 def parse_quality(qualities: list[str] | None) -> int | None:

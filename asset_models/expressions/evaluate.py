@@ -513,15 +513,17 @@ def _if(cond: Fn, then: Fn, otherwise: Fn | None = None) -> Fn:
         b = otherwise(ctx) if otherwise is not None else constant_none(ctx.n)
         if c_ok is None and not isinstance(t, np.ndarray):
             return a if t else b
+        # each branch's computed NaN counts only where that branch is chosen: an input NaN passed
+        # through one branch stays a value even if the other branch computed a NaN on that row
+        a, b = clean(a), clean(b)
         if a.kind != OBJ and b.kind != OBJ:
             v: Any = np.where(t, floats(a), floats(b))
             kind = NUM
         else:
             v, kind = np.where(t, objects(a, ctx.n), objects(b, ctx.n)), OBJ
-            a, b = clean(a), clean(b)
         ok = and_masks(c_ok, _select(t, a.ok, b.ok, ctx.n, True))
         nn = _select(t, a.nn, b.nn, ctx.n, False)
         if nn is not None and c_ok is not None:
             nn = nn & c_ok
-        return Col(v, ok, nn, kind, a.dirty or b.dirty)
+        return Col(v, ok, nn, kind, False)
     return if_

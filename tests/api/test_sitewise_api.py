@@ -234,3 +234,38 @@ async def test_write_routes_need_the_token_when_configured(tmp_path: Path, start
     assert denied.status_code == 401 and denied.headers["x-amzn-errortype"] == "UnauthorizedException"
     assert allowed.status_code == 200 and allowed.json() == {"errorEntries": []}
     assert read.status_code == 200
+
+
+async def test_writing_to_a_transform_is_refused_per_entry(api: Any) -> None:
+    gw, client = api
+    press1 = asset_named(gw, "Press1")
+    prop = next(p for p in gw.registry.model(press1.model_id).properties if p.name == "Temperature F")
+    resp = await call(client, "batch_put_asset_property_value", entries=[
+        {"entryId": "t", "assetId": press1.id, "propertyId": prop.id, "propertyValues": [tqv({"doubleValue": 1.0}, NOW)]}])
+    (err,) = resp["errorEntries"][0]["errors"]
+    assert err["errorCode"] == "InvalidRequestException" and "measurements" in err["errorMessage"]
+
+
+async def test_date_bounds_are_exact_to_the_microsecond(api: Any) -> None:
+    gw, _ = api
+    t = NOW - 30
+    values = [tqv({"doubleValue": float(i)}, t, nanos=17_701_000 + i * 1000) for i in range(3)]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        await http.post("/properties", json={"entries": [{"entryId": "a", "propertyAlias": "/exact",
+                                                          "propertyValues": values}]})
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t))
+        page = (await http.get("/properties/history", params={
+            "propertyAlias": "/exact", "startDate": f"{stamp}.017701Z", "endDate": f"{stamp}.017703Z"})).json()
+        bad = await http.get("/properties/history", params={"propertyAlias": "/exact", "startDate": "inf"})
+    # start exclusive, end inclusive, at microsecond resolution
+    assert [v["value"]["doubleValue"] for v in page["assetPropertyValueHistory"]] == [1.0, 2.0]
+    assert bad.status_code == 400 and bad.headers["x-amzn-errortype"] == "InvalidRequestException"
+
+
+async def test_reads_sent_as_post_need_no_write_token(tmp_path: Path, start_gateway: Any) -> None:
+    gw = await start_gateway(gateway_config(tmp_path, api={"host": "127.0.0.1", "port": 0, "token": "t0ken"}))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        latest = await http.post("/properties/batch/latest", json={"entries": [
+            {"entryId": "a", "propertyAlias": PRESS1_TEMP}]})
+        query = await http.post("/queries/execution", json={"queryStatement": "SELECT asset_name FROM asset"})
+    assert latest.status_code == 200 and query.status_code == 200

@@ -194,3 +194,9 @@ def test_random_expressions_vectorised_matches_per_point(text: str) -> None:
             assert result.valid[i], (text, xs[i], ys[i], want)
             got = float(result.values[i])
             assert got == want or math.isclose(got, want, rel_tol=1e-12), (text, xs[i], ys[i], got, want)
+
+
+def test_input_nan_through_if_is_a_value_even_when_the_other_branch_computes_nan() -> None:
+    f = compile_expression("!(if(x, x, abs(x)))", {"x": VarInfo()})
+    result = f.evaluate({"x": np.array([np.nan])})
+    assert result.valid[0] and result.values[0] == 0.0  # NaN is truthy, so !NaN is 0
