@@ -372,7 +372,7 @@ class Registry:
         hierarchies = body.get("assetModelHierarchies") or []
         for h in hierarchies if isinstance(hierarchies, list) else []:
             child = h.get("childAssetModelId") if isinstance(h, Mapping) else None
-            if isinstance(child, str):
+            if isinstance(child, str) and child != model_id:  # a model may hold its own kind (trees of areas)
                 self.model(_custom_id(child, "childAssetModelId"))
         doc = {k: v for k, v in body.items() if k not in ("clientToken", "tags")}
         doc.update(assetModelId=model_id or str(uuid.uuid4()), assetModelCreationDate=now,

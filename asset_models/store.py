@@ -127,8 +127,8 @@ class ModelStore:
         if change.associations:
             current = set(registry.catalog.associations)
             write_json_atomic(self.directory / ASSOCIATIONS_FILE, {
-                "associations": [_association_json(a) for a in sorted(current - self._baseline)],
-                "disassociations": [_association_json(a) for a in sorted(self._baseline - current)],
+                "associations": [_association_json(a) for a in sorted(current - self._baseline, key=_key)],
+                "disassociations": [_association_json(a) for a in sorted(self._baseline - current, key=_key)],
             })
 
 
@@ -210,6 +210,10 @@ def _read_json(path: Path, problems: list[str]) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {exc}")
     return None
+
+
+def _key(link: Association) -> tuple[str, str, str]:
+    return link.parent_id, link.hierarchy_id, link.child_id
 
 
 def _association_json(link: Association) -> dict[str, str]:
