@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from sitewise_edge.samples import SCHEMA, concat
+from storage.encoding import SQL_COLUMNS
 
 _COLUMNS = "stream, epoch_ns(time) AS time_ns, double, integer, string, boolean, quality"
 ROW_BITS = 24  # a version is (record seq << ROW_BITS) | row: later writes of a key win
@@ -57,7 +58,7 @@ class Reader:
         if snapshot.files:
             files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in snapshot.files)
             version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
-            parts.append(f"SELECT {_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
+            parts.append(f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
         con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + " UNION ALL ".join(parts))
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
 

@@ -3,8 +3,7 @@
 Layout under ``<data_dir>/parquet/``: one folder per UTC day (``day=2026-11-25``),
 files named by the WAL sequence range they hold (``<first>-<last>.parquet``) so a
 compaction that runs again after a crash writes the same names. Rows are sorted
-by stream, then time. Encodings are chosen for time series: delta timestamps and
-integers, byte-stream-split doubles, dictionary streams and strings, zstd.
+by stream, then time, and encoded for time series (see :mod:`storage.encoding`).
 """
 
 from __future__ import annotations
@@ -20,27 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sitewise_edge.samples import SCHEMA
+from storage import encoding
 from storage._fs import fsync_dir
 
 log = logging.getLogger(__name__)
 
 NS_PER_DAY = 86_400 * 1_000_000_000
-
-
-def _write_options() -> dict[str, object]:
-    return {
-        "compression": "zstd",
-        "compression_level": 3,
-        "use_dictionary": ["stream", "string"],
-        "column_encoding": {
-            "time": "DELTA_BINARY_PACKED",
-            "integer": "DELTA_BINARY_PACKED",
-            "double": "BYTE_STREAM_SPLIT",
-            "quality": "DELTA_BINARY_PACKED",
-        },
-        "write_statistics": True,
-        "row_group_size": 1 << 20,
-    }
 
 
 def day_folder(day_start_ns: int) -> str:
@@ -84,7 +68,7 @@ def write_partitions(table: pa.Table, directory: Path, first_seq: int, last_seq:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{first_seq:020d}-{last_seq:020d}.parquet"
         tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(part, tmp, **_write_options())  # type: ignore[arg-type]
+        pq.write_table(encoding.encode(part), tmp, **encoding.WRITE_OPTIONS)  # type: ignore[arg-type]
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -127,3 +111,59 @@ def remove_days(folders: list[Path]) -> None:
         for f in folder.iterdir():
             f.unlink()
         folder.rmdir()
+
+
+def read_file(path: Path) -> pa.Table:
+    """A store file's rows as sample rows."""
+    return encoding.decode(pq.read_table(path))
+
+
+def file_rows(path: Path) -> int:
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def merge_files(paths: list[Path]) -> Path:
+    """Merge consecutive files of one day (in write order) into one; later writes of a key win.
+
+    The merged file is written before the sources are deleted; a crash in between leaves files whose
+    range lies inside the merged one, which :func:`remove_contained` deletes at the next open.
+    """
+    paths = sorted(paths, key=lambda p: seq_range(p)[0])
+    table = pa.concat_tables([read_file(p) for p in paths]).unify_dictionaries()
+    first, last = seq_range(paths[0])[0], seq_range(paths[-1])[1]
+    folder = paths[0].parent
+    path = folder / f"{first:020d}-{last:020d}.parquet"
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(encoding.encode(sort_and_dedupe(table)), tmp, **encoding.WRITE_OPTIONS)  # type: ignore[arg-type]
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(folder)
+    return path
+
+
+def remove_contained(directory: Path) -> int:
+    """Delete files whose sequence range lies inside another file's (a merge interrupted by a crash)."""
+    removed = 0
+    for folder in directory.glob("day=*"):
+        files = [(seq_range(p), p) for p in folder.glob("*.parquet")]
+        for (first, last), path in files:
+            if any(o != path and lo <= first and last <= hi and (lo, hi) != (first, last)
+                   for (lo, hi), o in files):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def migrate_v1(directory: Path) -> int:
+    """Rewrite layout-1 files (a plain ``time`` column, no encodings) in the current layout."""
+    done = 0
+    for path in list_files(directory):
+        if "time" not in pq.read_schema(path).names:
+            continue
+        table = pq.read_table(path).cast(SCHEMA)
+        tmp = path.with_suffix(".parquet.tmp")
+        pq.write_table(encoding.encode(sort_and_dedupe(table)), tmp, **encoding.WRITE_OPTIONS)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+        done += 1
+    return done

@@ -32,14 +32,15 @@ import pyarrow as pa
 from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import StoreError
 from sitewise_edge.samples import SCHEMA, concat
-from storage import segments, wal
+from storage import encoding, segments, wal
 from storage._fs import read_json, write_json_atomic
 from storage.latest import LatestIndex
 from storage.query import Reader, Snapshot
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 1: plain Parquet columns; 2: time series encodings (storage/encoding.py)
+MERGE_FAN_IN = 8  # a day's files are merged eight at a time (size-tiered, consecutive ranges only)
 LATEST_FILE = "latest.parquet"
 COMPACT_ROWS = 1_000_000
 DISK_RESERVE = 256 * 2**20  # what the store leaves free on the file system, whatever its budget
@@ -112,15 +113,23 @@ class Store:
         if manifest_path.exists():
             manifest = read_json(manifest_path)
             version = manifest.get("layout")
-            if not isinstance(version, int) or version > LAYOUT_VERSION:
+            if not isinstance(version, int) or not 1 <= version <= LAYOUT_VERSION:
                 raise StoreError(
                     f"{self.data_dir} holds store layout {version}, newer than this gateway's "
                     f"{LAYOUT_VERSION}: upgrade sitewise-edge or use another data_dir"
                 )
             self._compacted_through = int(manifest.get("compacted_through", 0))
+            if version < LAYOUT_VERSION:
+                log.info("upgrading the store at %s from layout %d to %d", self.data_dir, version, LAYOUT_VERSION)
+                count = segments.migrate_v1(self.parquet_dir)
+                log.info("rewrote %d Parquet files in layout %d", count, LAYOUT_VERSION)
+                (self.parquet_dir / LATEST_FILE).unlink(missing_ok=True)
+                write_json_atomic(manifest_path, {"layout": LAYOUT_VERSION,
+                                                  "compacted_through": self._compacted_through})
         else:
             write_json_atomic(manifest_path, {"layout": LAYOUT_VERSION, "compacted_through": 0})
         segments.remove_orphans(self.parquet_dir, self._compacted_through)
+        segments.remove_contained(self.parquet_dir)
         self._files = segments.list_files(self.parquet_dir)
         self._latest = self._load_latest()
         records, last_seq, report = wal.recover(self.wal_dir, decode_after=self._compacted_through)
@@ -283,6 +292,7 @@ class Store:
             await asyncio.sleep(self.config.compact_interval)
             try:
                 await self.compact()
+                await self.merge_days()
                 await self.apply_retention()
                 await self.enforce_budget()
             except (OSError, StoreError, pa.ArrowException) as exc:
@@ -338,6 +348,24 @@ class Store:
         for seg in drop:
             seg.path.unlink(missing_ok=True)
             log.debug("deleted WAL segment %s", seg.path.name)
+
+    async def merge_days(self) -> int:
+        """Merge runs of small files of a day (size-tiered) so queries open few files. Returns merges done."""
+        merges = 0
+        async with self._compact_lock:
+            for folder in sorted(self.parquet_dir.glob("day=*")):
+                while True:
+                    run = await asyncio.to_thread(_mergeable_run, folder)
+                    if not run:
+                        break
+                    merged = await asyncio.to_thread(segments.merge_files, run)
+                    gone = set(run)
+                    with self._lock:  # queries switch to the merged file before the sources go
+                        self._files = [f for f in self._files if f not in gone] + [merged]
+                    for path in run:
+                        path.unlink(missing_ok=True)
+                    merges += 1
+        return merges
 
     async def apply_retention(self, now_ns: int | None = None) -> int:
         """Delete Parquet days older than the retention period. Returns the files removed."""
@@ -437,6 +465,11 @@ class Store:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(tuple(self._files), tuple(self._resident))
+
+    @staticmethod
+    def decode_file(table: pa.Table) -> pa.Table:
+        """The rows of a Parquet file of this store (its layout) as sample rows."""
+        return encoding.decode(table)
 
     def latest(self, stream: str) -> pa.Table:
         """The value with the greatest timestamp of a stream (0 or 1 row), from memory."""
@@ -540,3 +573,20 @@ class Store:
 
 def _count_rows(path: Path) -> int:
     return sum(b.num_rows for _, b in wal.read_segment(path))
+
+
+def _mergeable_run(folder: Path) -> list[Path]:
+    """The newest run of MERGE_FAN_IN consecutive files of the same size tier (rows, in powers of 8)."""
+    files = sorted(folder.glob("*.parquet"), key=lambda p: segments.seq_range(p)[0])
+    if len(files) < MERGE_FAN_IN:
+        return []
+    tiers = [len(str(oct(max(segments.file_rows(p), 1)))) for p in files]
+    run_end = len(files)
+    for i in range(len(files) - 1, -1, -1):
+        if tiers[i] != tiers[run_end - 1]:
+            if run_end - (i + 1) >= MERGE_FAN_IN:
+                break
+            run_end = i + 1
+        if run_end - i >= MERGE_FAN_IN:
+            return files[i:run_end]
+    return files[:run_end] if run_end >= MERGE_FAN_IN and len(set(tiers[:run_end])) == 1 else []

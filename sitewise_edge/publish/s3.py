@@ -260,7 +260,8 @@ class DayFile:
     sources: dict[str, str]  # source file name -> SHA-256
 
 
-def build_day_file(day: str, files: list[Path], out: Path, include: list[str], exclude: list[str]) -> DayFile:
+def build_day_file(day: str, files: list[Path], out: Path, include: list[str], exclude: list[str],
+                   decode: Callable[[pa.Table], pa.Table]) -> DayFile:
     """Merge a day's store files (any order; the file names carry their write order) into ``out``.
 
     Blocking: run in a worker thread. Raises FileNotFoundError when retention removed a file meanwhile.
@@ -270,7 +271,7 @@ def build_day_file(day: str, files: list[Path], out: Path, include: list[str], e
     for path in sorted(files, key=lambda p: p.name):  # <first seq>-<last seq>, zero-padded: write order
         data = path.read_bytes()
         sources[path.name] = hashlib.sha256(data).hexdigest()
-        t = pq.read_table(pa.BufferReader(data))
+        t = decode(pq.read_table(pa.BufferReader(data)))  # the store's file layout -> sample rows
         t = t.set_column(0, "stream", t.column("stream").cast(pa.string()))
         streams = pc.unique(t.column("stream")).to_pylist()
         allowed = [s for s in streams if stream_allowed(s, include, exclude)]
@@ -461,7 +462,7 @@ class S3ExportTask:
         out = self.staging / f"{day}.parquet"
         try:
             built = await asyncio.to_thread(build_day_file, day, files, out, self.filters["include"],
-                                            self.filters["exclude"])
+                                            self.filters["exclude"], self.store.decode_file)
         except FileNotFoundError:
             log.info("s3 export %s: %s was removed by retention before it could be exported", self.name, day)
             return False

@@ -269,8 +269,8 @@ async def test_late_data_re_exports_its_day_to_the_same_key(moto: Moto, bucket: 
 async def test_the_same_content_makes_the_same_file(store: Store, tmp_path: Path) -> None:
     files = [f for f in store.snapshot().files if f.parent.name == f"day={DAYS[1].isoformat()}"]
     assert len(files) == 2
-    a = build_day_file("d", files, tmp_path / "a.parquet", ["*"], [])
-    b = build_day_file("d", list(reversed(files)), tmp_path / "b.parquet", ["*"], [])
+    a = build_day_file("d", files, tmp_path / "a.parquet", ["*"], [], Store.decode_file)
+    b = build_day_file("d", list(reversed(files)), tmp_path / "b.parquet", ["*"], [], Store.decode_file)
     assert a.sha256 == b.sha256 and a.rows == b.rows and a.sources == b.sources
 
 

@@ -327,3 +327,75 @@ async def test_cursors_of_removed_publishers_are_forgotten(tmp_path: Path) -> No
     assert not (tmp_path / "cursors" / "publisher-old.json").exists()
     assert (tmp_path / "cursors" / "publisher-kept.json").exists()
     await store.close()
+
+
+def test_encoding_round_trips_every_value_bit_for_bit() -> None:
+    from storage import encoding
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    streams = [f"/s{i % 7}" for i in range(n)]
+    base = np.arange(n, dtype=np.int64) * 10**9 + T0
+    jitter = rng.integers(-20, 21, n) * 10**6  # millisecond clocks
+    times = np.where(np.arange(n) % 7 == 3, base + rng.integers(0, 10**9, n), base + jitter)  # one stream at ns
+    specials = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1e300, 5e-324, 0.1, 2**53 + 2.0])
+    doubles = np.where(np.arange(n) % 7 == 0, np.round(rng.normal(50, 5, n), 2),  # decimals
+                       np.where(np.arange(n) % 7 == 1, rng.normal(0, 1, n).astype(np.float32).astype(np.float64),
+                                rng.normal(0, 1, n)))  # float32-exact, then full doubles
+    doubles[np.arange(n) % 7 == 2] = specials[rng.integers(0, len(specials), (np.arange(n) % 7 == 2).sum())]
+    kinds = np.arange(n) % 7
+    table = pa.table(from_columns(
+        streams, times,
+        double=pa.array(doubles, mask=kinds >= 4),
+        integer=pa.array(rng.integers(-(2**62), 2**62, n), mask=kinds != 4),
+        string=pa.array([f"v{i % 13}" for i in range(n)], mask=kinds != 5),
+        boolean=pa.array(rng.integers(0, 2, n).astype(bool), mask=kinds != 6),
+        quality=rng.integers(0, 3, n).astype(np.int8),
+    ))
+    table = segments.sort_and_dedupe(table)
+    back = encoding.decode(encoding.encode(table))
+    assert back.column("time").equals(table.column("time"))
+    assert back.column("stream").cast(pa.string()).equals(table.column("stream").cast(pa.string()))
+    for name in ("integer", "string", "boolean", "quality"):
+        assert back.column(name).equals(table.column(name)), name
+    a = table.column("double").to_numpy(zero_copy_only=False)
+    b = back.column("double").to_numpy(zero_copy_only=False)
+    assert a.view(np.int64).tolist() == b.view(np.int64).tolist()  # same bits: NaN, -0.0, inf included
+
+
+async def test_a_layout_1_store_is_upgraded_on_open(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    store = await open_store(tmp_path)
+    await store.append(batch(0))
+    await store.compact()
+    await store.close()
+    (path,) = (tmp_path / "parquet").glob("day=*/*.parquet")
+    pq.write_table(segments.read_file(path), path)  # the same rows as layout 1 wrote them
+    (tmp_path / "manifest.json").write_text(json.dumps({"layout": 1, "compacted_through": 1}))
+    store = await open_store(tmp_path)
+    assert "time_s" in pq.read_schema(path).names
+    assert count(store) == 10
+    assert json.loads((tmp_path / "manifest.json").read_text())["layout"] == 2
+    await store.close()
+
+
+async def test_small_files_of_a_day_are_merged_without_changing_answers(tmp_path: Path) -> None:
+    store = await open_store(tmp_path)
+    for i in range(20):
+        await store.append(batch(i))
+        await store.append(from_columns(["/a"], [T0 + i * 10**9], double=[-1.0]))  # rewrite a key each time
+        await store.compact()
+    with store.reader() as r:
+        before = r.history("/a", None, None)
+    assert len(list((tmp_path / "parquet").glob("day=*/*.parquet"))) == 20
+    assert await store.merge_days() >= 2
+    assert len(list((tmp_path / "parquet").glob("day=*/*.parquet"))) < 20
+    with store.reader() as r:
+        after = r.history("/a", None, None)
+    assert after.equals(before)
+    await store.close()
+    store = await open_store(tmp_path)
+    with store.reader() as r:
+        assert r.history("/a", None, None).equals(before)
+    await store.close()
