@@ -2,9 +2,10 @@
 
 Rows are sorted by stream then time, so each encoding decision is made per stream (per file):
 
-- **time** = ``time_s`` (whole seconds, delta-encoded: a 1 Hz stream costs nearly nothing) plus
-  ``time_frac`` in units of 10^``time_exp`` ns, the coarsest unit that holds every sub-second part
-  of the stream exactly (exact ticks: 0; millisecond source clocks: ms; OPC UA: 100 ns ticks).
+- **time** = ``time_s`` (the nearest whole second, delta-encoded: a 1 Hz stream costs nearly nothing)
+  plus the signed remainder ``time_frac`` in units of 10^``time_exp`` ns, the coarsest unit that holds
+  every remainder of the stream exactly (exact ticks: none; millisecond clocks: ms; OPC UA: 100 ns).
+  Coarse remainders (ms) take few distinct values and are dictionary-encoded; fine ones delta-encoded.
 - **doubles** that are decimals with at most 6 fractional digits (what PLCs and OPC UA servers
   mostly send, e.g. 23.45) are stored as integer mantissas ``dec`` with exponent ``dec_exp``
   (delta-encoded: a slow signal has small steps); doubles that are exact 32-bit floats (a PLC REAL)
@@ -40,6 +41,19 @@ FILE_SCHEMA = pa.schema([
     pa.field("boolean", pa.bool_()),
     pa.field("quality", pa.int8(), nullable=False),
 ])
+
+def write_options(table: pa.Table) -> dict[str, object]:
+    """Parquet options for an encoded table: the remainder column's encoding depends on its unit."""
+    options = dict(WRITE_OPTIONS)
+    exp = table.column("time_exp").to_numpy(zero_copy_only=False) if table.num_rows else np.zeros(0)
+    coarse = not len(exp) or float(np.mean(exp >= 3)) >= 0.9
+    encodings = dict(WRITE_OPTIONS["column_encoding"])  # type: ignore[call-overload]
+    if coarse:
+        options["use_dictionary"] = [*WRITE_OPTIONS["use_dictionary"], "time_frac"]  # type: ignore[misc]
+        del encodings["time_frac"]
+    options["column_encoding"] = encodings
+    return options
+
 
 WRITE_OPTIONS: dict[str, object] = {
     "compression": "zstd",
@@ -88,7 +102,10 @@ def encode(table: pa.Table) -> pa.Table:
     lengths = np.diff(np.append(starts, n))
 
     t = table.column("time").cast(pa.int64()).to_numpy()
-    seconds, frac = np.divmod(t, 1_000_000_000)
+    # the nearest whole second: a source clock jittering around the second keeps a steady seconds
+    # column (delta 1 at 1 Hz) and a small signed remainder
+    seconds = (t + 500_000_000) // 1_000_000_000
+    frac = t - seconds * 1_000_000_000
     exp = np.zeros(n, dtype=np.int8)
     undecided = np.ones(n, dtype=bool)
     for e in TIME_UNITS:

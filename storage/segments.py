@@ -68,7 +68,8 @@ def write_partitions(table: pa.Table, directory: Path, first_seq: int, last_seq:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{first_seq:020d}-{last_seq:020d}.parquet"
         tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(encoding.encode(part), tmp, **encoding.WRITE_OPTIONS)  # type: ignore[arg-type]
+        encoded = encoding.encode(part)
+        pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -134,7 +135,8 @@ def merge_files(paths: list[Path]) -> Path:
     folder = paths[0].parent
     path = folder / f"{first:020d}-{last:020d}.parquet"
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(encoding.encode(sort_and_dedupe(table)), tmp, **encoding.WRITE_OPTIONS)  # type: ignore[arg-type]
+    encoded = encoding.encode(sort_and_dedupe(table))
+    pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -163,7 +165,8 @@ def migrate_v1(directory: Path) -> int:
             continue
         table = pq.read_table(path).cast(SCHEMA)
         tmp = path.with_suffix(".parquet.tmp")
-        pq.write_table(encoding.encode(sort_and_dedupe(table)), tmp, **encoding.WRITE_OPTIONS)  # type: ignore[arg-type]
+        encoded = encoding.encode(sort_and_dedupe(table))
+        pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
         os.replace(tmp, path)
         done += 1
     return done
