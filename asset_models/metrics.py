@@ -284,68 +284,84 @@ def _uses(group: MetricGroup, function: str) -> bool:
     return function in (group.prop.expression or "").lower()
 
 
-def _series(per_asset: list[list[str]], points: pa.Table, ends: np.ndarray, interval_ns: int,
-            priors: pa.Table, earliest: pa.Table | None) -> Series:
-    """Points of each (asset, window) row, CSR, with the state before each window."""
-    w = len(ends)
-    rows = len(per_asset) * w
-    names = points.column("stream").cast(pa.string()).to_numpy(zero_copy_only=False)
-    times = points.column("time").cast(pa.int64()).to_numpy()
-    values = _values_of(points)
-    stream_rows: dict[str, list[int]] = {}
+def _asset_of(per_asset: list[list[str]], names: list[str]) -> np.ndarray:
+    """For each name (a dictionary entry), the asset row it feeds, or -1. A stream feeds one asset:
+    its own, or its one parent through a hierarchy."""
+    owner: dict[str, int] = {}
     for i, streams in enumerate(per_asset):
         for s in streams:
-            stream_rows.setdefault(s, []).append(i)
-    row_ids: list[np.ndarray] = []
-    keep_idx: list[np.ndarray] = []
-    for s, assets in stream_rows.items():
-        idx = np.flatnonzero(names == s)
-        if not len(idx):
-            continue
-        win = np.searchsorted(ends, times[idx], side="left")  # window k holds (ends[k]-Δ, ends[k]]
-        inside = (win < w) & (times[idx] > ends[np.minimum(win, w - 1)] - interval_ns)
-        for asset in assets:
-            row_ids.append(asset * w + win[inside])
-            keep_idx.append(idx[inside])
-    if row_ids:
-        rid = np.concatenate(row_ids)
-        pidx = np.concatenate(keep_idx)
-        order = np.lexsort((times[pidx], rid))
-        rid, pidx = rid[order], pidx[order]
-    else:
-        rid = np.zeros(0, dtype=np.int64)
-        pidx = np.zeros(0, dtype=np.int64)
+            owner[s] = i
+    return np.array([owner.get(n, -1) for n in names], dtype=np.int64)
+
+
+def _codes(table: pa.Table) -> tuple[np.ndarray, list[str]]:
+    stream = table.column("stream").combine_chunks()
+    if not pa.types.is_dictionary(stream.type):
+        stream = stream.dictionary_encode()
+    return stream.indices.to_numpy(zero_copy_only=False).astype(np.int64), stream.dictionary.to_pylist()
+
+
+def _series(per_asset: list[list[str]], points: pa.Table, ends: np.ndarray, interval_ns: int,
+            priors: pa.Table, earliest: pa.Table | None) -> Series:
+    """Points of each (asset, window) row, CSR, with the state before each window. Vectorised: one
+    dictionary lookup per distinct stream, array operations per point."""
+    w = len(ends)
+    rows = len(per_asset) * w
+    codes, names = _codes(points) if points.num_rows else (np.zeros(0, dtype=np.int64), [])
+    times = points.column("time").cast(pa.int64()).to_numpy()
+    values = _values_of(points)
+    asset = _asset_of(per_asset, names)[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+    win = np.searchsorted(ends, times, side="left")  # window k holds (ends[k] - interval, ends[k]]
+    inside = (asset >= 0) & (win < w)
+    inside[inside] &= times[inside] > ends[win[inside]] - interval_ns
+    rid = asset[inside] * w + win[inside]
+    pidx = np.flatnonzero(inside)
+    order = np.lexsort((times[pidx], rid))
+    rid, pidx = rid[order], pidx[order]
     offsets = np.concatenate([[0], np.cumsum(np.bincount(rid, minlength=rows))]).astype(np.int64)
-    prior_col = _per_window_prior(per_asset, points, priors, ends, interval_ns, names, times, values)
+    prior_col = _per_window_prior(per_asset, priors, ends, interval_ns, asset, times, values)
     earliest_col = _per_row_first(per_asset, earliest, w) if earliest is not None else None
     return Series(values[pidx], offsets, times[pidx], prior_col, earliest_col)
 
 
-def _per_window_prior(per_asset: list[list[str]], points: pa.Table, priors: pa.Table, ends: np.ndarray,
-                      interval_ns: int, names: np.ndarray, times: np.ndarray, values: np.ndarray) -> Column:
-    """Per row: the latest value at or before the window start (from earlier windows or from before them)."""
+def _per_window_prior(per_asset: list[list[str]], priors: pa.Table, ends: np.ndarray, interval_ns: int,
+                      asset: np.ndarray, times: np.ndarray, values: np.ndarray) -> Column:
+    """Per row: the latest value at or before the window start, from the fetched points or from before
+    them. Rows pooling several child streams have no single state (statetime needs one)."""
     w = len(ends)
-    rows = len(per_asset) * w
+    a = len(per_asset)
+    single = np.array([len(ss) == 1 for ss in per_asset], dtype=bool)
     numeric = values.dtype != object
-    out = np.full(rows, np.nan) if numeric else np.full(rows, None, dtype=object)
-    valid = np.zeros(rows, dtype=bool)
-    p_names = priors.column("stream").cast(pa.string()).to_pylist()
-    p_values = _values_of(priors) if priors.num_rows else np.zeros(0)
-    before = dict(zip(p_names, p_values, strict=True))
-    starts = ends - interval_ns
-    for i, streams in enumerate(per_asset):
-        if len(streams) != 1:
-            continue  # pooled children have no single state
-        s = streams[0]
-        idx = np.flatnonzero(names == s)
-        at = np.searchsorted(times[idx], starts, side="right") - 1  # latest point at or before each start
-        has = at >= 0
-        r = i * w + np.arange(w)
-        out[r[has]] = values[idx[at[has]]]
-        valid[r[has]] = True
-        if s in before:
-            out[r[~has]] = before[s]
-            valid[r[~has]] = True
+    out = np.full(a * w, np.nan) if numeric else np.full(a * w, None, dtype=object)
+    valid = np.zeros(a * w, dtype=bool)
+    # the state before the first window, per asset
+    if priors.num_rows:
+        p_codes, p_names = _codes(priors)
+        p_asset = _asset_of(per_asset, p_names)[p_codes]
+        p_values = _values_of(priors)
+        keep = (p_asset >= 0) & single[np.maximum(p_asset, 0)]
+        for k in range(w):  # every window starts from it; later points override below
+            out[p_asset[keep] * w + k] = p_values[keep]
+            valid[p_asset[keep] * w + k] = True
+    # the last fetched point at or before each window start, per asset: one searchsorted over
+    # (asset, time rank) keys for every (asset, window) at once
+    idx = np.flatnonzero(asset >= 0)
+    if len(idx):
+        starts = ends - interval_ns
+        all_times, rank = np.unique(np.concatenate([times[idx], starts]), return_inverse=True)
+        r_points, r_starts = rank[:len(idx)], rank[len(idx):]
+        span = len(all_times) + 1
+        keys = asset[idx] * span + r_points
+        order = np.argsort(keys, kind="stable")
+        keys, idx = keys[order], idx[order]
+        q_asset = np.repeat(np.arange(a), w)
+        queries = q_asset * span + np.tile(r_starts, a)
+        pos = np.searchsorted(keys, queries, side="right") - 1
+        hit = (pos >= 0)
+        hit[hit] &= asset[idx[pos[hit]]] == q_asset[hit]
+        hit &= single[q_asset]
+        out[hit] = values[idx[pos[hit]]]
+        valid[hit] = True
     return Column(out, valid)
 
 
