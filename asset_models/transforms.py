@@ -9,8 +9,8 @@ are evaluated in dependency order within the same batch.
 Work is grouped per *model* transform: the instances of one formula in every asset of the
 model are evaluated together, in one vectorised call.
 
-Each input stream keeps a bounded, time-sorted buffer of its recent GOOD values (the state a
-trigger looks back into). A trigger older than a buffer reaches back only as far as it holds.
+Each input stream keeps its latest two GOOD values (the state most triggers need); a trigger older
+than those (out-of-order arrival across inputs) looks into a bounded history of recent rows.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from sitewise_edge.samples import Quality, from_columns
 
 log = logging.getLogger(__name__)
 
-BUFFER_POINTS = 10_000  # recent GOOD values kept per input stream
 
 
 @dataclass(frozen=True)
@@ -178,32 +177,6 @@ def _instance(registry: Registry, asset: Asset, group: TransformGroup) -> Instan
     return Instance(asset.id, registry.stream_of(asset.id, group.prop.id), inputs, attributes)
 
 
-class _Buffer:
-    """Recent GOOD values of one stream, sorted by time."""
-
-    __slots__ = ("times", "values")
-
-    def __init__(self) -> None:
-        self.times = np.zeros(0, dtype=np.int64)
-        self.values: np.ndarray = np.zeros(0, dtype=np.float64)
-
-    def add(self, times: np.ndarray, values: np.ndarray) -> None:
-        if self.values.dtype != values.dtype:
-            dtype = object if object in (self.values.dtype, values.dtype) else np.float64
-            self.values = self.values.astype(dtype)
-            values = values.astype(dtype)
-        t = np.concatenate([self.times, times])
-        v = np.concatenate([self.values, values])
-        if (len(self.times) and len(times) and times.min() < self.times[-1]) or not _sorted(times):
-            order = np.argsort(t, kind="stable")
-            t, v = t[order], v[order]
-        self.times, self.values = t[-BUFFER_POINTS:], v[-BUFFER_POINTS:]
-
-
-def _sorted(a: np.ndarray) -> bool:
-    return bool(len(a) < 2 or (a[1:] >= a[:-1]).all())
-
-
 def _values_of(table: pa.Table) -> np.ndarray:
     """One value per row, numeric as float64 (booleans 1/0) unless some row is a string."""
     strings = table.column("string")
@@ -225,100 +198,135 @@ def _values_of(table: pa.Table) -> np.ndarray:
     return out_f
 
 
+class _Index:
+    """Integer ids for the streams the plan reads, and per (group, variable) the instance each feeds."""
+
+    def __init__(self, plan: TransformPlan) -> None:
+        names = sorted(set(plan.triggers) | plan.outputs)
+        self.id_of = {n: i for i, n in enumerate(names)}
+        self.size = len(names)
+        self.text = np.zeros(self.size, dtype=bool)  # streams holding strings
+        self.inputs: list[dict[str, np.ndarray]] = []  # group -> variable -> stream id per instance
+        self.owner: list[dict[str, np.ndarray]] = []  # group -> variable -> instance per stream id (-1)
+        self.outputs: list[np.ndarray] = []  # group -> output stream id per instance
+        self.output_names: list[pa.Array] = []  # group -> output stream name per instance (a dictionary)
+        for group in plan.groups:
+            ins: dict[str, np.ndarray] = {}
+            own: dict[str, np.ndarray] = {}
+            for var in group.variables:
+                ids = np.array([self.id_of[inst.inputs[var]] for inst in group.instances], dtype=np.int64)
+                ins[var] = ids
+                o = np.full(self.size, -1, dtype=np.int64)
+                o[ids] = np.arange(len(ids))
+                own[var] = o
+                target = _find_property(group.model, next(v.property_id for v in group.prop.variables
+                                                          if v.name == var))
+                if target is not None and target.data_type == "STRING":
+                    self.text[ids] = True
+            self.inputs.append(ins)
+            self.owner.append(own)
+            outs = np.array([self.id_of[inst.output] for inst in group.instances], dtype=np.int64)
+            self.outputs.append(outs)
+            self.output_names.append(pa.array([inst.output for inst in group.instances], pa.string()))
+            if group.prop.data_type == "STRING":
+                self.text[outs] = True
+
+
 class TransformEngine:
-    """Evaluates a :class:`TransformPlan` over each accepted batch; keeps the input buffers."""
+    """Evaluates a :class:`TransformPlan` over each accepted batch.
+
+    State per input stream (arrays indexed by stream id): its latest GOOD value and the one before, which
+    answer every trigger that is not older than the stream's latest value. Triggers older than that (out
+    of order across inputs) look into a bounded history of recent rows.
+    """
+
+    HISTORY_ROWS = 1_000_000
 
     def __init__(self, plan: TransformPlan, clock: Callable[[], float] | None = None) -> None:
         self.plan = plan
         self.clock = clock
-        self._buffers: dict[str, _Buffer] = {}
+        self.index = _Index(plan)
+        n = self.index.size
+        self._last_t = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        self._prev_t = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        # values travel as float64 unless some stream of the plan holds strings
+        self._dtype: type = object if self.index.text.any() else np.float64
+        self._last_v = np.full(n, np.nan, dtype=self._dtype)
+        self._prev_v = np.full(n, np.nan, dtype=self._dtype)
+        self._history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._history_rows = 0
         self.computed = 0
 
     def process(self, batch: pa.RecordBatch | pa.Table) -> pa.Table | None:
         """The transform outputs triggered by ``batch`` (already accepted), or None."""
         if not self.plan.groups or batch.num_rows == 0:
             return None
-        delta = self._inputs_of(batch)
-        if not delta:
+        rid, rt, rv = self._rows(pa.table(batch) if isinstance(batch, pa.RecordBatch) else batch)
+        if not len(rid):
             return None
         outputs: list[pa.Table] = []
+        lookup = _Lookup(rid, rt, rv)  # one sort per batch, shared by every transform
         for g, group in enumerate(self.plan.groups):
-            out = self._evaluate(g, group, delta)
-            if out is not None and out.num_rows:
-                outputs.append(out)
-                for stream, (times, values) in self._split(out).items():  # feed transforms of transforms
-                    delta[stream] = (times, values)
+            out = self._evaluate(g, group, lookup)
+            if out is None:
+                continue
+            outputs.append(out[0])
+            rid = np.concatenate([rid, out[1]])  # transforms of transforms see these outputs
+            rt = np.concatenate([rt, out[2]])
+            rv = np.concatenate([rv, out[3]])
+            if g + 1 < len(self.plan.groups):
+                lookup = _Lookup(rid, rt, rv)
+        self._remember(rid, rt, rv)
         if not outputs:
             return None
         table = pa.concat_tables(outputs).unify_dictionaries()
         self.computed += table.num_rows
         return table
 
-    def _inputs_of(self, batch: pa.RecordBatch | pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """GOOD rows of streams that trigger a transform, per stream; buffers updated."""
-        table = pa.table(batch) if isinstance(batch, pa.RecordBatch) else batch
+    def _rows(self, table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """GOOD rows of streams the plan reads: (stream id, time, value as object)."""
         stream = table.column("stream").combine_chunks()
         if not pa.types.is_dictionary(stream.type):
             stream = stream.dictionary_encode()
-        names = stream.dictionary.to_pylist()
-        wanted = np.array([name in self.plan.triggers for name in names], dtype=bool)
-        if not wanted.any():
-            return {}
-        codes = stream.indices.to_numpy(zero_copy_only=False)
-        good = table.column("quality").to_numpy() == int(Quality.GOOD)
-        rows = wanted[codes] & good
-        if not rows.any():
-            return {}
-        table = table.filter(pa.array(rows))
-        return self._split(table)
+        ids_of_names = np.array([self.index.id_of.get(n, -1) for n in stream.dictionary.to_pylist()],
+                                dtype=np.int64)
+        rid = ids_of_names[stream.indices.to_numpy(zero_copy_only=False)]
+        keep = (rid >= 0) & (table.column("quality").to_numpy() == int(Quality.GOOD))
+        if not keep.any():
+            return rid[:0], rid[:0], np.zeros(0, dtype=self._dtype)
+        table = table.filter(pa.array(keep))
+        values = _values_of(table)
+        return rid[keep], table.column("time").cast(pa.int64()).to_numpy(), values.astype(self._dtype, copy=False)
 
-    def _split(self, table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        stream = table.column("stream").combine_chunks()
-        if not pa.types.is_dictionary(stream.type):
-            stream = stream.dictionary_encode()
-        codes = stream.indices.to_numpy(zero_copy_only=False)
-        names = stream.dictionary.to_pylist()
-        times = table.column("time").cast(pa.int64()).to_numpy()
-        values = _values_of(table)  # GOOD rows always carry a value (null values are BAD or UNCERTAIN)
-        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        order = np.argsort(codes, kind="stable")
-        bounds = np.flatnonzero(np.diff(codes[order])) + 1
-        for chunk in np.split(order, bounds):
-            if not len(chunk):
-                continue
-            name = names[codes[chunk[0]]]
-            t, v = times[chunk], values[chunk]
-            out[name] = (t, v)
-            if name in self.plan.triggers:
-                self._buffers.setdefault(name, _Buffer()).add(t, v)
-        return out
-
-    def _evaluate(self, g: int, group: TransformGroup, delta: dict[str, tuple[np.ndarray, np.ndarray]]
-                  ) -> pa.Table | None:
-        # trigger rows: every new point of any non-attribute input of every instance
-        rows_inst: list[np.ndarray] = []
-        rows_time: list[np.ndarray] = []
-        for i, inst in enumerate(group.instances):
-            for var in group.variables:
-                got = delta.get(inst.inputs[var])
-                if got is not None:
-                    rows_inst.append(np.full(len(got[0]), i))
-                    rows_time.append(got[0])
-        if not rows_inst:
+    def _evaluate(self, g: int, group: TransformGroup, lookup: _Lookup
+                  ) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray] | None:
+        owner = self.index.owner[g]
+        inst_parts, row_parts = [], []
+        for var in group.variables:
+            inst = owner[var][lookup.rid]
+            hit = np.flatnonzero(inst >= 0)
+            if len(hit):
+                inst_parts.append(inst[hit])
+                row_parts.append(hit)
+        if not inst_parts:
             return None
-        inst_idx = np.concatenate(rows_inst)
-        times = np.concatenate(rows_time)
+        inst_idx = np.concatenate(inst_parts)
+        rows = np.concatenate(row_parts)  # trigger rows, as positions in the lookup's sorted rows
+        times = lookup.rt[rows]
+        ranks = lookup.rank[rows]
         n = len(times)
         inputs: dict[str, Column] = {}
         pre: dict[str, Column] = {}
         var_ts: dict[str, Column] = {}
         pre_ts: dict[str, Column] = {}
         for var in group.variables:
-            vals, ok, ts, pvals, pok, pts = _lookup(group, var, inst_idx, times, self._buffers)
-            inputs[var] = Column(vals, ok)
-            pre[var] = Column(pvals, pok)
-            var_ts[var] = Column(ts, ok)
-            pre_ts[var] = Column(pts, pok)
+            streams = self.index.inputs[g][var][inst_idx]
+            numeric = not self.index.text[streams].any()
+            (v, ok, t), (pv, pok, pt) = self._values_at(lookup, streams, times, ranks)
+            inputs[var] = Column(v.astype(np.float64, copy=False) if numeric else v, ok)
+            pre[var] = Column(pv.astype(np.float64, copy=False) if numeric else pv, pok)
+            var_ts[var] = Column(t, ok)
+            pre_ts[var] = Column(pt, pok)
         for var in group.compiled.variables:
             if var not in inputs:  # an attribute: the same value on every row of an instance
                 per_inst = [inst.attributes[var] for inst in group.instances]
@@ -329,42 +337,96 @@ class TransformEngine:
         keep = np.asarray(result.valid, dtype=bool)
         if not keep.any():
             return None
-        outputs = np.array([inst.output for inst in group.instances], dtype=object)[inst_idx[keep]]
+        out_ids = self.index.outputs[g][inst_idx[keep]]
+        out_t = times[keep]
         values = result.values[keep]
+        streams = pa.DictionaryArray.from_arrays(pa.array(inst_idx[keep].astype(np.int32)),
+                                                 self.index.output_names[g])
         if group.prop.data_type == "STRING":
-            return pa.table(from_columns(list(outputs), times[keep], string=[str(v) for v in values]))
-        return pa.table(from_columns(list(outputs), times[keep], double=values.astype(np.float64)))
+            text = [str(v) for v in values]
+            table = pa.table(from_columns(streams, out_t, string=text))
+            return table, out_ids, out_t, np.array(text, dtype=self._dtype)
+        numbers = values.astype(np.float64)
+        return (pa.table(from_columns(streams, out_t, double=numbers)), out_ids, out_t,
+                numbers.astype(self._dtype, copy=False))
+
+    def _values_at(self, lookup: _Lookup, streams: np.ndarray, times: np.ndarray, ranks: np.ndarray
+                   ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(value, has, time) at or before each time, and strictly before (pretrigger), per row."""
+        out = []
+        for strict in (False, True):
+            v, ok, t = lookup.find(streams, ranks, strict)
+            # not in the batch: the state (the latest value, or the one before it)
+            need = ~ok
+            last_t, prev_t = self._last_t[streams], self._prev_t[streams]
+            use_last = need & ((last_t < times) if strict else (last_t <= times)) & (last_t > _NEVER)
+            use_prev = need & ~use_last & ((prev_t < times) if strict else (prev_t <= times)) & (prev_t > _NEVER)
+            v[use_last], t[use_last], ok[use_last] = self._last_v[streams[use_last]], last_t[use_last], True
+            v[use_prev], t[use_prev], ok[use_prev] = self._prev_v[streams[use_prev]], prev_t[use_prev], True
+            # older than what the state holds: out of order across inputs, look into the history
+            older = need & ~use_last & ~use_prev & (prev_t > _NEVER)
+            for i in np.flatnonzero(older):
+                found = self._history_at(int(streams[i]), int(times[i]), strict)
+                if found is not None:
+                    t[i], v[i] = found
+                    ok[i] = True
+            out.append((v, ok, t))
+        return out[0], out[1]
+
+    def _history_at(self, stream: int, at: int, strict: bool) -> tuple[int, object] | None:
+        best: tuple[int, object] | None = None
+        for hid, ht, hv in self._history:
+            m = (hid == stream) & ((ht < at) if strict else (ht <= at))
+            if m.any():
+                j = np.flatnonzero(m)[np.argmax(ht[m])]
+                if best is None or ht[j] >= best[0]:
+                    best = (int(ht[j]), hv[j])
+        return best
+
+    def _remember(self, rid: np.ndarray, rt: np.ndarray, rv: np.ndarray) -> None:
+        """Fold the batch's rows (and outputs) into the state and the history."""
+        touched = np.unique(rid)
+        # candidates: the state's two values, then the batch's rows (later writes win at equal times)
+        cid = np.concatenate([touched, touched, rid])
+        ct = np.concatenate([self._prev_t[touched], self._last_t[touched], rt])
+        cv = np.concatenate([self._prev_v[touched], self._last_v[touched], rv])
+        order = np.lexsort((np.arange(len(cid)), ct, cid))
+        cid, ct, cv = cid[order], ct[order], cv[order]
+        last = np.append(cid[1:] != cid[:-1], True)
+        li = np.flatnonzero(last)
+        self._last_t[cid[li]], self._last_v[cid[li]] = ct[li], cv[li]
+        pi = li - 1
+        has_prev = (pi >= 0) & (cid[np.maximum(pi, 0)] == cid[li]) & (ct[np.maximum(pi, 0)] < ct[li])
+        self._prev_t[cid[li[has_prev]]], self._prev_v[cid[li[has_prev]]] = ct[pi[has_prev]], cv[pi[has_prev]]
+        self._history.append((rid, rt, rv))
+        self._history_rows += len(rid)
+        while self._history_rows > self.HISTORY_ROWS and len(self._history) > 1:
+            self._history_rows -= len(self._history.pop(0)[0])
 
 
-def _lookup(group: TransformGroup, var: str, inst_idx: np.ndarray, times: np.ndarray,
-            buffers: dict[str, _Buffer]) -> tuple[np.ndarray, ...]:
-    """Per trigger row: the variable's latest value at or before the row's time (and its time), and its
-    pretrigger value: the latest strictly before the row's time. That reading gives every case of the
-    documentation's pretrigger example, including out-of-order arrival (reference §6.7)."""
-    n = len(times)
-    numeric = True
-    vals: np.ndarray = np.full(n, np.nan)
-    ok = np.zeros(n, dtype=bool)
-    ts = np.zeros(n, dtype=np.int64)
-    pvals: np.ndarray = np.full(n, np.nan)
-    pok = np.zeros(n, dtype=bool)
-    pts = np.zeros(n, dtype=np.int64)
-    for i in np.unique(inst_idx):
-        rows = np.flatnonzero(inst_idx == i)
-        buf = buffers.get(group.instances[i].inputs[var])
-        if buf is None or not len(buf.times):
-            continue
-        if buf.values.dtype == object and numeric:
-            numeric = False
-            vals, pvals = vals.astype(object), pvals.astype(object)
-        at = np.searchsorted(buf.times, times[rows], side="right") - 1  # latest at or before
-        has = at >= 0
-        vals[rows[has]] = buf.values[at[has]]
-        ts[rows[has]] = buf.times[at[has]]
-        ok[rows] = has
-        before = np.searchsorted(buf.times, times[rows], side="left") - 1  # latest strictly before
-        phas = before >= 0
-        pvals[rows[phas]] = buf.values[before[phas]]
-        pts[rows[phas]] = buf.times[before[phas]]
-        pok[rows] = phas
-    return vals, ok, ts, pvals, pok, pts
+_NEVER = np.iinfo(np.int64).min
+
+
+class _Lookup:
+    """The batch's rows sorted by (stream, time), to find a stream's latest row at or before (or strictly
+    before) a time: one searchsorted over (stream, time rank) keys for all queries at once. Queries are
+    at the times of the batch's own rows, so their ranks are known."""
+
+    def __init__(self, rid: np.ndarray, rt: np.ndarray, rv: np.ndarray) -> None:
+        all_times, rank = np.unique(rt, return_inverse=True)
+        self.span = len(all_times) + 1
+        keys = rid * self.span + rank
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        self.rid, self.rt, self.rv, self.rank = rid[order], rt[order], rv[order], rank[order]
+
+    def find(self, streams: np.ndarray, ranks: np.ndarray, strict: bool
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q = streams * self.span + ranks
+        pos = np.searchsorted(self.keys, q, side="left" if strict else "right") - 1
+        safe = np.maximum(pos, 0)
+        ok = (pos >= 0) & (self.rid[safe] == streams)
+        v = np.full(len(q), np.nan, dtype=self.rv.dtype)
+        t = np.zeros(len(q), dtype=np.int64)
+        v[ok], t[ok] = self.rv[safe[ok]], self.rt[safe[ok]]
+        return v, ok, t
