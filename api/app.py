@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.backend import Backend
 from api.dashboard.routes import router as dashboard_router
+from api.ops import router as ops_router
 from api.sitewise.assets import router as assets_router
 from api.sitewise.batch import router as batch_router
 from api.sitewise.data import router as data_router
@@ -100,4 +101,5 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(batch_router)
     app.include_router(assets_router)
     app.include_router(dashboard_router)
+    app.include_router(ops_router)
     return app

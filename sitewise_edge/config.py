@@ -268,6 +268,37 @@ class SitewisePublisher(_Model):
     max_retry_interval: Duration = 60.0
     token: str | None = Field(default=None, repr=False)
     """API token of a sitewise-edge endpoint that requires one (sent as ``x-api-token``); use ``${VAR}``."""
+    min_retry_interval: Duration = 0.5
+    """First back-off after a failure; doubles (with jitter) up to ``max_retry_interval``."""
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    """Requests in flight at once; each data stream keeps to one of them (time order per stream)."""
+    publishing_order: Literal["oldest_first", "newest_first"] = "oldest_first"
+    """``newest_first``: fresh data goes first whenever a backlog waits; the backlog gets what is left."""
+    live_after: Duration = 60.0
+    """When the oldest unsent value is older than this and more is waiting, a live lane sends fresh data
+    alongside the backlog (``oldest_first``)."""
+    rate_limit_values: float = Field(default=1000.0, ge=0)
+    """Values (TQVs) per second for the account ("Rate of data points ingested"); 0: no limit."""
+    rate_limit_requests: float = Field(default=1000.0, ge=0)
+    """BatchPutAssetPropertyValue requests per second for the account; 0: no limit."""
+    rate_limit_entries_per_property: float = Field(default=10.0, ge=0)
+    """Entries per second per asset property (SiteWise: 10, not adjustable); 0: no limit."""
+    cutoff: Duration | None = None
+    """Values older than this are not sent to SiteWise: an S3 export covering them takes them, else they
+    are dead-lettered. SiteWise itself refuses values older than 7 days."""
+    park_unknown_for: Duration = 600.0
+    """How long values refused with ResourceNotFoundException (unknown alias) are retried before they are
+    dead-lettered: a mapping may appear meanwhile."""
+    park_retry_interval: Duration = 30.0
+    """How often parked values are tried again."""
+    deadletter_max_size: Size = 256 * 2**20
+    """Budget of the dead-letter file; past it the oldest dead letters are deleted (counted, logged)."""
+    status_log_interval: Duration = 60.0
+    """How often a summary line (sent, backlog, errors) is logged."""
+    include: list[str] = ["*"]
+    """Glob patterns (fnmatch) on the stream alias; a stream is forwarded when one matches..."""
+    exclude: list[str] = []
+    """...and none of these does."""
 
 
 class S3Export(_Model):

@@ -37,6 +37,7 @@ from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
 from sitewise_edge.config import Config, ModbusSource, OpcUaSource, S3Export
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
+from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from storage._fs import read_json, write_json_atomic
@@ -80,7 +81,9 @@ class Gateway:
         self._compute_registry = self.registry
         self.connectors = [make_connector(s) for s in config.sources]
         deadletter = config.gateway.data_dir / "deadletter"
-        self.publishers = [SitewisePublisherTask(p, self.store, deadletter, skip=self.not_forwarded)
+        s3_exports = [p for p in config.publishers if isinstance(p, S3Export)]
+        self.publishers = [SitewisePublisherTask(p, self.store, deadletter, skip=self.not_forwarded,
+                                                 exports=s3_exports)
                            for p in config.publishers if not isinstance(p, S3Export)]
         self.exports = [S3ExportTask(p, self.store, self.name) for p in config.publishers if isinstance(p, S3Export)]
         self.rejected_values = 0
@@ -306,13 +309,43 @@ class Gateway:
 
         return await asyncio.to_thread(run)
 
+    # --- dead letters (api/ops.py) -------------------------------------------------------
+
+    def _publishers_named(self, publisher: str | None) -> list[SitewisePublisherTask]:
+        chosen = [p for p in self.publishers if publisher is None or p.name == publisher]
+        if publisher is not None and not chosen:
+            raise ApiError("ResourceNotFoundException", f"no SiteWise publisher named {publisher!r}")
+        return chosen
+
+    async def dead_letters(self, publisher: str | None, reason: str | None, alias: str | None,
+                           state: str | None) -> list[dict[str, Any]]:
+        flt = DeadLetterFilter(reason=reason, alias=alias, state=state)
+        out: list[dict[str, Any]] = []
+        for p in self._publishers_named(publisher):
+            out += [r.to_json() for r in await asyncio.to_thread(p.deadletters.list, flt)]
+        return out
+
+    async def replay_dead_letters(self, publisher: str | None, reason: str | None, alias: str | None,
+                                  state: str | None, ids: list[str] | None,
+                                  rewrite_alias: str | None) -> dict[str, Any]:
+        flt = DeadLetterFilter(reason=reason, alias=alias, state=state, ids=set(ids) if ids is not None else None)
+        records = values = 0
+        for p in self._publishers_named(publisher):
+            chosen = await asyncio.to_thread(p.replay, flt, rewrite_alias)
+            records += len(chosen)
+            values += sum(r.values for r in chosen)
+            if chosen:
+                p.wake_requeue()
+        return {"records": records, "values": values}
+
     def status(self) -> dict[str, Any]:
         s = self.store.stats
         return {
             "gateway": self.name,
             "sources": {c.name: c.status.as_dict() for c in self.connectors},
-            "publishers": {p.name: {**p.stats.as_dict(), "backlogRecords": max(
-                0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq)} for p in self.publishers}
+            "publishers": {p.name: {**p.status(), "backlogRecords": max(
+                0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq),
+                "backlogValuesInMemory": self.store.backlog(f"publisher-{p.name}")} for p in self.publishers}
             | {e.name: e.stats.as_dict() for e in self.exports},
             "store": {"valuesAccepted": s.values_accepted, "batchesAccepted": s.batches_accepted,
                       "compactions": s.compactions, "valuesRejected": self.rejected_values,

@@ -1,0 +1,300 @@
+"""Forwarding through faults: a SiteWise-compatible endpoint that goes down, throttles, refuses entries,
+and a gateway killed with SIGKILL mid-flight. Time is compressed by configuration (short back-offs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from sitewise_edge.config import S3Export, StorageConfig, parse_config
+from sitewise_edge.publish.deadletter import DeadLetterFilter, DeadLetterStore
+from sitewise_edge.publish.ratelimit import RateLimits, TokenBucket
+from sitewise_edge.publish.sitewise import (
+    MAX_ENTRIES,
+    MAX_VALUES,
+    REQUESTS_PER_LANE_CHUNK,
+    WINDOW_CHUNKS,
+    SitewisePublisherTask,
+)
+from sitewise_edge.samples import from_columns
+from storage.store import Store
+from tests.conftest import ROOT, eventually, free_port, gateway_config
+from tests.gateway.fault_endpoint import FaultEndpoint
+
+NOW_NS = time.time_ns() - 30 * 10**9
+
+FAST = {"batch_interval": "20ms", "min_retry_interval": "20ms", "max_retry_interval": "200ms",
+        "rate_limit_values": 0, "rate_limit_requests": 0, "rate_limit_entries_per_property": 0,
+        "live_after": "1h", "status_log_interval": "1s"}
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+
+
+@pytest.fixture
+async def endpoint() -> Any:
+    ep = FaultEndpoint()
+    await ep.start()
+    yield ep
+    await ep.stop()
+
+
+def edge(tmp_path: Path, url: str, **publisher: Any) -> Any:
+    return gateway_config(tmp_path, gateway={"name": "edge", "data_dir": str(tmp_path / "edge")}, models=[],
+                          publishers=[{"name": "cloud", "type": "sitewise", "endpoint_url": url,
+                                       **FAST, **publisher}])
+
+
+def values(streams: int, per_stream: int, start_ns: int = NOW_NS, prefix: str = "/f/s") -> pa.RecordBatch:
+    n = streams * per_stream
+    names = [f"{prefix}{i % streams}" for i in range(n)]
+    return from_columns(names, [start_ns + i for i in range(n)], double=[float(i) for i in range(n)])
+
+
+def assert_time_order(ep: FaultEndpoint, requests: range | None = None) -> None:
+    seen: dict[str, list[tuple[int, int]]] = {}
+    for v in ep.received:
+        if requests is None or v.request in requests:
+            seen.setdefault(v.key, []).append((v.seconds, v.nanos))
+    for key, stamps in seen.items():
+        assert stamps == sorted(stamps), f"{key} out of order"
+
+
+async def test_an_outage_then_every_value_exactly_once_in_order(tmp_path: Path, start_gateway: Any,
+                                                                endpoint: FaultEndpoint) -> None:
+    await endpoint.down()
+    gw = await start_gateway(edge(tmp_path, endpoint.url, max_in_flight=3))
+    for part in range(3):
+        await gw.ingest(values(30, 100, NOW_NS + part * 10_000))
+    pub = gw.publishers[0]
+    await eventually(lambda: pub.stats.retries >= 5)  # back-off grows to its 200 ms cap: a compressed outage
+    assert pub.stats.values_sent == 0 and pub.stats.state == "retrying"
+    health = gw.status()["publishers"]["cloud"]
+    assert health["oldestUnsentAgeSeconds"] >= 29 and health["backlogRecords"] == 3
+    assert health["errors"]["EndpointConnectionError"] >= 5
+    await endpoint.up()
+    await endpoint.wait_for(lambda: endpoint.distinct() == 9000)
+    await eventually(lambda: pub.stats.values_sent == 9000)
+    assert endpoint.duplicates() == 0  # nothing was acknowledged during the outage, nothing is sent twice
+    assert_time_order(endpoint)
+    assert all(endpoint.partial_flags)  # enablePartialEntryProcessing on every request
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, "ThrottlingException"), (503, "ServiceUnavailableException")],
+                         ids=["throttling", "unavailable"])
+async def test_a_storm_of_refusals_then_delivery(tmp_path: Path, start_gateway: Any, endpoint: FaultEndpoint,
+                                                 status: int, code: str) -> None:
+    endpoint.fail_next(12, status, code)
+    gw = await start_gateway(edge(tmp_path, endpoint.url))
+    await gw.ingest(values(20, 100))
+    await endpoint.wait_for(lambda: endpoint.distinct() == 2000)
+    pub = gw.publishers[0]
+    assert pub.stats.errors[code] == 12 and endpoint.duplicates() == 0
+    assert sum(r.status == status for r in endpoint.requests) == 12
+    if status == 429:
+        assert pub.stats.throttled == 12
+    assert_time_order(endpoint)
+
+
+async def test_partial_errors_parking_dead_letters_and_replay(tmp_path: Path, start_gateway: Any,
+                                                              endpoint: FaultEndpoint) -> None:
+    endpoint.reject["/dl/unknown"] = "ResourceNotFoundException"
+    endpoint.reject["/dl/typed"] = "InvalidRequestException"
+    endpoint.flaky["/dl/flaky"] = 2
+    gw = await start_gateway(edge(tmp_path, endpoint.url, park_unknown_for="400ms", park_retry_interval="100ms"))
+    names = ["/dl/ok", "/dl/flaky", "/dl/unknown", "/dl/typed"] * 5
+    await gw.ingest(from_columns(names, [NOW_NS + i for i in range(20)], double=[float(i) for i in range(20)]))
+    pub = gw.publishers[0]
+    await endpoint.wait_for(lambda: len(endpoint.keys_of("/dl/ok")) == 5 and len(endpoint.keys_of("/dl/flaky")) == 5)
+    assert pub.stats.errors["InternalFailureException"] == 2  # retried, then delivered
+    # the unknown alias is parked and tried again, then dead-lettered when parking runs out
+    await eventually(lambda: pub.stats.values_parked == 5 and pub.stats.values_rejected == 10)
+    assert pub.stats.errors["ResourceNotFoundException"] >= 2
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as api:
+        listed = (await api.get("/deadletters")).json()
+        assert listed["total"] == 2 and listed["values"] == 10
+        by_alias = {r["entry"]["propertyAlias"]: r for r in listed["deadLetters"]}
+        assert by_alias["/dl/typed"]["reason"].startswith("InvalidRequestException")
+        assert "ResourceNotFoundException" in by_alias["/dl/unknown"]["reason"]
+        assert {r["state"] for r in listed["deadLetters"]} == {"dead"}
+        only = (await api.get("/deadletters", params={"reason": "ResourceNotFound"})).json()
+        assert [r["entry"]["propertyAlias"] for r in only["deadLetters"]] == ["/dl/unknown"]
+        bad = await api.post("/deadletters/replay", json={"rewriteAlias": "/x"})
+        assert bad.status_code == 400
+        # the alias is fixed on the edge side: replay under the alias the endpoint knows
+        answer = (await api.post("/deadletters/replay", json={"alias": "/dl/unknown",
+                                                              "rewriteAlias": "/dl/fixed"})).json()
+        assert answer == {"records": 1, "values": 5}
+        await endpoint.wait_for(lambda: len(endpoint.keys_of("/dl/fixed")) == 5)
+        assert endpoint.keys_of("/dl/fixed") == [(NOW_NS // 10**9, NOW_NS % 10**9 + i) for i in (2, 6, 10, 14, 18)]
+        await eventually(lambda: pub.stats.values_replayed == 5)
+        left = (await api.get("/deadletters")).json()
+        assert [r["entry"]["propertyAlias"] for r in left["deadLetters"]] == ["/dl/typed"]
+        status = (await api.get("/publishers")).json()["publishers"]["cloud"]
+        assert status["valuesReplayed"] == 5 and status["valuesRejected"] == 10
+
+
+async def test_token_buckets_hold_at_the_endpoint(tmp_path: Path, start_gateway: Any,
+                                                  endpoint: FaultEndpoint) -> None:
+    gw = await start_gateway(edge(tmp_path, endpoint.url, rate_limit_values=2000,
+                                  rate_limit_entries_per_property=10, max_in_flight=4))
+    hot = from_columns(["/hot"] * 300, [NOW_NS + i for i in range(300)], double=[0.0] * 300)
+    await gw.ingest(values(40, 100))
+    await gw.ingest(hot)
+    await endpoint.wait_for(lambda: endpoint.distinct() == 4300, within=20)
+    reqs = [r for r in endpoint.requests if r.status == 200]
+    start = reqs[0].at
+    slack = 0.05  # the request reaches the endpoint a little after its tokens were taken
+    total = 0
+    for r in reqs:  # values: at most the burst (one second) plus the rate times the time since
+        total += r.values
+        assert total <= 2000 + 2000 * (r.at - start + slack)
+    hot_times = [r.at for r in reqs for k in r.keys if k == "/hot"]
+    assert len(hot_times) == 30
+    for i in range(len(hot_times)):  # entries per property: burst 10 plus 10/s over any interval
+        for j in range(i + 1, len(hot_times)):
+            assert j - i + 1 <= 10 + 10 * (hot_times[j] - hot_times[i] + slack)
+    assert hot_times[-1] - hot_times[0] >= 1.8  # 30 entries at 10/s, 10 of them at once
+
+
+async def test_a_live_lane_delivers_fresh_data_while_a_backlog_drains(tmp_path: Path, start_gateway: Any,
+                                                                     endpoint: FaultEndpoint) -> None:
+    endpoint.delay = 0.01
+    gw = await start_gateway(edge(tmp_path, endpoint.url, max_in_flight=1, live_after="1s"))
+    old = time.time_ns() - 3600 * 10**9
+    for part in range(5):
+        await gw.ingest(values(20, 100, old + part * 10**6, prefix="/old/s"))  # 10,000 values: 100 requests
+    pub = gw.publishers[0]
+    await eventually(lambda: pub.stats.live_lane)
+    assert (tmp_path / "edge" / "publishers" / "cloud.json").exists()
+    await gw.ingest(from_columns(["/fresh/x"], [time.time_ns()], double=[1.0]))
+    await endpoint.wait_for(lambda: len(endpoint.keys_of("/fresh/x")) == 1)
+    assert endpoint.distinct() < 10_000  # the fresh value did not wait for the backlog
+    await endpoint.wait_for(lambda: endpoint.distinct() == 10_001, within=20)
+    await eventually(lambda: not pub.stats.live_lane)
+    assert not (tmp_path / "edge" / "publishers" / "cloud.json").exists()
+    await gw.ingest(from_columns(["/fresh/x"], [time.time_ns()], double=[2.0]))
+    await endpoint.wait_for(lambda: len(endpoint.keys_of("/fresh/x")) == 2)
+    assert endpoint.duplicates() == 0
+    assert_time_order(endpoint)
+
+
+async def test_kill_9_while_forwarding_then_restart(tmp_path: Path, endpoint: FaultEndpoint) -> None:
+    port = free_port()
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text(f"""
+gateway: {{name: edge, data_dir: {tmp_path / 'edge'}}}
+api: {{host: 127.0.0.1, port: {port}}}
+storage: {{compact_interval: 1h}}
+publishers:
+  - {{name: cloud, type: sitewise, endpoint_url: "{endpoint.url}", max_in_flight: 2, batch_interval: 20ms,
+     min_retry_interval: 20ms, max_retry_interval: 200ms, rate_limit_values: 0, rate_limit_requests: 0,
+     rate_limit_entries_per_property: 0, live_after: 1h}}
+""")
+    total = 30_000
+    store = Store(tmp_path / "edge", StorageConfig(compact_interval="1h"))  # the log the gateway accepted
+    await store.open()
+    for part in range(10):
+        await store.append(values(30, 100, NOW_NS + part * 10_000))
+    await store.close()
+    endpoint.hold_after(40)  # 40 requests answered, then stored but never answered: the crash loses the acks
+    proc = await _start(cfg)
+    try:
+        await endpoint.wait_for(lambda: endpoint.held >= 1)
+        before = len(endpoint.requests)
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(proc.wait, 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    held_values = {(v.key, v.seconds, v.nanos) for v in endpoint.received if endpoint.requests[v.request].held}
+    endpoint.release()
+    proc = await _start(cfg)
+    try:
+        await endpoint.wait_for(lambda: endpoint.distinct() == total, within=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 10)
+    counts = Counter((v.key, v.seconds, v.nanos) for v in endpoint.received)
+    dups = {k for k, c in counts.items() if c > 1}
+    assert held_values and held_values <= dups  # delivered but never acknowledged: sent again
+    chunk_rows = 2 * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
+    assert len(dups) <= (WINDOW_CHUNKS + 1) * chunk_rows  # only the unacknowledged window, not the log
+    assert_time_order(endpoint, range(0, before))
+    assert_time_order(endpoint, range(before, len(endpoint.requests)))
+
+
+async def _start(cfg: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    proc = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; the wait is in a thread
+        [sys.executable, "-m", "sitewise_edge", "--log-level", "warning", "run", "-c", str(cfg)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+    assert line.startswith("Dashboard"), line
+    return proc
+
+
+# --- the pure parts ----------------------------------------------------------------------------
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    now = [0.0]
+    bucket = TokenBucket(10, clock=lambda: now[0])
+    assert [bucket.reserve() for _ in range(10)] == [0.0] * 10
+    assert bucket.reserve() == pytest.approx(0.1)
+    assert bucket.reserve() == pytest.approx(0.2)
+    now[0] = 10.0  # idle: full again, never more than the burst
+    assert [bucket.reserve() for _ in range(10)] == [0.0] * 10 and bucket.reserve() > 0
+    limits = RateLimits(values_per_s=100, entries_per_property_per_s=2, clock=lambda: now[0])
+    assert limits.reserve(100, ["/a"]) == 0.0
+    assert limits.reserve(50, ["/b"]) == pytest.approx(0.5)  # the account bucket
+    now[0] = 20.0
+    assert limits.reserve(1, ["/a"]) == 0.0 and limits.reserve(1, ["/a"]) == 0.0
+    assert limits.reserve(1, ["/a"]) == pytest.approx(0.5)  # the property bucket
+
+
+def test_dead_letters_are_bounded_and_replayable(tmp_path: Path) -> None:
+    store = DeadLetterStore(tmp_path / "dl.jsonl", "cloud", max_bytes=4000)
+    entry = {"entryId": "e0", "propertyAlias": "/a", "propertyValues": [
+        {"value": {"doubleValue": 1.0}, "timestamp": {"timeInSeconds": 1, "offsetInNanos": 0}, "quality": "GOOD"}]}
+    for i in range(40):
+        store.append([{**entry, "propertyAlias": f"/a/{i}"}], f"InvalidRequestException: {i}")
+    assert (tmp_path / "dl.jsonl").stat().st_size <= 4000
+    kept = store.list()
+    assert store.dropped == 40 - len(kept) > 0 and kept[-1].entry["propertyAlias"] == "/a/39"
+    chosen = store.mark_replay(DeadLetterFilter(alias="/a/39"), rewrite_alias="/b")
+    assert [r.entry["propertyAlias"] for r in chosen] == ["/b"]
+    assert [r.target for r in store.due(time.time())[0]] == ["/b"]
+    assert store.remove({chosen[0].id}) == 1 and len(store.list()) == len(kept) - 1
+
+
+def test_old_values_go_to_an_s3_export_or_to_dead_letters(tmp_path: Path) -> None:
+    cfg = parse_config({"publishers": [{"name": "cloud", "type": "sitewise", "cutoff": "1h"}]}, env={}).publishers[0]
+    lake = S3Export(name="lake", type="s3", bucket="bucket", include=["/lake/*"])
+    pub = SitewisePublisherTask(cfg, None, tmp_path / "deadletter", exports=[lake])  # type: ignore[arg-type]
+    now = time.time_ns()
+    table = pa.Table.from_batches([from_columns(
+        ["/lake/a", "/other/b", "/lake/a", "/future/c"],
+        [now - 2 * 3600 * 10**9, now - 2 * 3600 * 10**9, now - 60 * 10**9, now + 3600 * 10**9],
+        double=[1.0, 2.0, 3.0, 4.0])])
+    prepared = pub.prepare(table)
+    assert prepared.to_s3 == 1 and prepared.rejected == 2
+    sent = [e["propertyAlias"] for lane in prepared.lanes for req in lane for e in req]
+    assert sent == ["/lake/a"]
+    reasons = sorted(r.reason for r in pub.deadletters.list())
+    assert "cutoff" in reasons[1] and "future" in reasons[0]
