@@ -80,6 +80,8 @@ REQUESTS_PER_LANE_CHUNK = 10
 """A chunk holds about this many full requests per lane: ``max_in_flight`` × 1,000 values."""
 WINDOW_CHUNKS = 3
 """Chunks a drain reads ahead of its cursor (unacknowledged at most)."""
+MAX_CHUNK_ROWS = 50_000
+"""With many streams a chunk grows (up to this) until it holds 20 values per stream: full entries."""
 MAX_AGE_S = 7 * 86_400
 MAX_FUTURE_S = 5 * 60  # the gateway documentation's window, stricter than the API's 10 minutes
 AGE_MARGIN_S = 60  # values this close to the 7-day limit would expire in flight
@@ -329,6 +331,7 @@ class _Prepared:
     rejected: int = 0
     to_s3: int = 0
     oldest_ns: int | None = None
+    streams: int = 0
 
 
 class _Lane:
@@ -433,6 +436,8 @@ class _Drain:
             pub.stats.state = "sending"
             prepared = await asyncio.to_thread(pub.prepare, table)
             pub.account(prepared)
+            if self.behind:  # a backlog: chunks big enough for full entries (10 values of a stream)
+                rows = min(MAX_CHUNK_ROWS, max(pub.chunk_rows, 2 * MAX_VALUES * prepared.streams))
             self.position = next_pos
             busy = [lane for lane in prepared.lanes if lane]
             chunk = _Chunk(next_pos, len(busy) + 1, prepared.oldest_ns)
@@ -497,6 +502,7 @@ class SitewisePublisherTask:
         log.info("publisher %s: forwarding to %s from %s", self.name, self.cfg.endpoint_url or
                  f"AWS IoT SiteWise in {self.cfg.region}", main_pos)
         tasks = [asyncio.create_task(lane.run(self), name=f"{self.name}-lane{i}") for i, lane in enumerate(self.lanes)]
+        self._requeue_wake.set()  # a first pass at once: replays marked while the gateway was stopped
         tasks.append(asyncio.create_task(self._requeue_loop(), name=f"{self.name}-requeue"))
         tasks.append(asyncio.create_task(self._status_loop(), name=f"{self.name}-status"))
         try:
@@ -625,6 +631,7 @@ class SitewisePublisherTask:
         out = _Prepared([])
         if table.num_rows == 0:
             return out
+        out.streams = len(pc.unique(table.column("stream")))
         now = time.time()
         if self.cfg.cutoff is not None or self._exports:
             table, out.to_s3, dead = self._route_old(table, now)

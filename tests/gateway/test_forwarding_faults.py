@@ -298,3 +298,22 @@ def test_old_values_go_to_an_s3_export_or_to_dead_letters(tmp_path: Path) -> Non
     assert sent == ["/lake/a"]
     reasons = sorted(r.reason for r in pub.deadletters.list())
     assert "cutoff" in reasons[1] and "future" in reasons[0]
+
+
+def test_cli_lists_and_replays_dead_letters_of_a_stopped_gateway(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from sitewise_edge.cli import main
+
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"gateway: {{name: gw, data_dir: {tmp_path / 'data'}}}\napi: {{port: {free_port()}}}\n"
+                   "publishers: [{name: cloud, type: sitewise}]\n")
+    store = DeadLetterStore(tmp_path / "data" / "deadletter" / "cloud.jsonl", "cloud")
+    value = {"value": {"doubleValue": 1.0}, "timestamp": {"timeInSeconds": 1, "offsetInNanos": 0}, "quality": "GOOD"}
+    store.append([{"propertyAlias": "/typo", "propertyValues": [value]}], "ResourceNotFoundException: no alias")
+    store.append([{"propertyAlias": "/int", "propertyValues": [value]}], "InvalidRequestException: type")
+    assert main(["deadletter", "list", "-c", str(cfg), "--reason", "ResourceNotFound"]) == 0
+    out = capsys.readouterr().out
+    assert "1 dead letters (1 values)" in out and "/typo" in out and "gateway not running" in out
+    assert main(["deadletter", "replay", "-c", str(cfg), "--alias", "/typo", "--rewrite-alias", "/fixed"]) == 0
+    assert "1 records (1 values) marked for replay" in capsys.readouterr().out
+    assert {(r.target, r.state) for r in store.list()} == {("/fixed", "replay"), ("/int", "dead")}
