@@ -241,7 +241,8 @@ async def test_writing_to_a_transform_is_refused_per_entry(api: Any) -> None:
     press1 = asset_named(gw, "Press1")
     prop = next(p for p in gw.registry.model(press1.model_id).properties if p.name == "Temperature F")
     resp = await call(client, "batch_put_asset_property_value", entries=[
-        {"entryId": "t", "assetId": press1.id, "propertyId": prop.id, "propertyValues": [tqv({"doubleValue": 1.0}, NOW)]}])
+        {"entryId": "t", "assetId": press1.id, "propertyId": prop.id,
+         "propertyValues": [tqv({"doubleValue": 1.0}, NOW)]}])
     (err,) = resp["errorEntries"][0]["errors"]
     assert err["errorCode"] == "InvalidRequestException" and "measurements" in err["errorMessage"]
 
