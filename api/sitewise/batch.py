@@ -35,6 +35,7 @@ from api.sitewise.data import (
     history_page,
     invalid,
     is_known,
+    json_body,
     keyset,
     parse_date,
     parse_quality,
@@ -67,12 +68,7 @@ async def _body(
     request: Request, max_entries: int, max_results: int | None
 ) -> tuple[list[dict[str, Any]], int, str | None]:
     """The request's entries, maxResults and nextToken, or InvalidRequestException for a malformed request."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise invalid("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise invalid("the request body must be a JSON object")
+    body = await json_body(request)
     entries = body.get("entries")
     if not isinstance(entries, list) or not entries:
         raise invalid("Entries size failed to satisfy constraint: Must be at least 1 entry per request.")

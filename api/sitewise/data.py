@@ -57,18 +57,24 @@ def invalid(message: str) -> ApiError:
     return ApiError("InvalidRequestException", message)
 
 
-# --- BatchPutAssetPropertyValue --------------------------------------------------------
-
-
-@router.post("/properties", summary="BatchPutAssetPropertyValue")
-async def batch_put(request: Request) -> dict[str, Any]:
-    backend = _backend(request)
+async def json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or InvalidRequestException saying what is wrong with it."""
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise invalid("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object")
+    return body
+
+
+# --- BatchPutAssetPropertyValue --------------------------------------------------------
+
+
+@router.post("/properties", summary="BatchPutAssetPropertyValue")
+async def batch_put(request: Request) -> dict[str, Any]:
+    backend = _backend(request)
+    body = await json_body(request)
     entries = body.get("entries")
     if not isinstance(entries, list) or not entries:
         raise invalid("entries: required, a list of 1 to 10 entries")

@@ -37,6 +37,7 @@ from api.sitewise.data import (
     decode_state,
     encode_state,
     invalid,
+    json_body,
     parse_date,
     parse_quality,
     time_ordering,
@@ -495,12 +496,7 @@ def query_response(table: pa.Table) -> dict[str, Any]:
 @router.post("/queries/execution", summary="ExecuteQuery")
 async def execute_query(request: Request) -> dict[str, Any]:
     backend = _backend(request)
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise invalid("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise invalid("the request body must be a JSON object")
+    body = await json_body(request)
     statement = body.get("queryStatement")
     if not isinstance(statement, str) or not statement.strip():
         raise validation("queryStatement: required, a SQL SELECT statement")
