@@ -1,8 +1,9 @@
 """The latest value of every stream, kept in memory so GetAssetPropertyValue never scans.
 
-Updated per accepted batch with one vectorised pass (the newest row of each stream in the
-batch), then one dictionary update per distinct stream, not per value. "Latest" is the
-greatest timestamp; at an equal timestamp the later write wins, as in queries.
+Updated per accepted batch with array operations only: the newest row of each stream in the batch
+(one lexsort), stream names matched to slots with one ``index_in`` over the batch's dictionary, and a
+vectorised compare-and-replace. "Latest" is the greatest timestamp; at an equal timestamp the later
+write wins, as in queries.
 
 Saved next to the Parquet files at each compaction (``latest.parquet``) so a restart does not
 scan the history; entries newer than the compaction are rebuilt from the WAL on open.
@@ -15,20 +16,44 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sitewise_edge.samples import SCHEMA, VALUE_COLUMNS
 from storage.query import ROW_BITS
 
-_Row = tuple[int, int, float | None, int | None, str | None, bool | None, int]  # time, version, values, quality
+_NEVER = np.iinfo(np.int64).min
 
 
 class LatestIndex:
     def __init__(self) -> None:
-        self._rows: dict[str, _Row] = {}
+        self._names: list[str] = []
+        self._slot: dict[str, int] = {}
+        self._name_array = pa.array([], pa.string())
+        self._time = np.zeros(0, dtype=np.int64)
+        self._version = np.zeros(0, dtype=np.int64)
+        self._rows: pa.Table = SCHEMA.empty_table()  # one row per slot, the current latest value
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._names)
+
+    def _slots_for(self, names: pa.Array) -> np.ndarray:
+        """Slot of each name (a batch's dictionary), creating slots for new names."""
+        found = pc.index_in(names, value_set=self._name_array)
+        missing = np.flatnonzero(pc.is_null(found).to_numpy(zero_copy_only=False))
+        if len(missing):
+            new = names.take(pa.array(missing)).to_pylist()
+            start = len(self._names)
+            for offset, name in enumerate(new):
+                self._slot[name] = start + offset
+            self._names += new
+            self._name_array = pa.array(self._names, pa.string())
+            grow = len(new)
+            self._time = np.concatenate([self._time, np.full(grow, _NEVER, dtype=np.int64)])
+            self._version = np.concatenate([self._version, np.full(grow, _NEVER, dtype=np.int64)])
+            self._rows = pa.concat_tables([self._rows, _empty_rows(new)]).unify_dictionaries()
+            found = pc.index_in(names, value_set=self._name_array)
+        return found.to_numpy(zero_copy_only=False).astype(np.int64)
 
     def update(self, seq: int, batch: pa.RecordBatch | pa.Table) -> None:
         n = batch.num_rows
@@ -45,39 +70,45 @@ class LatestIndex:
         order = np.lexsort((rows, times, codes))  # by stream, then time, then write order
         last = np.append(codes[order][1:] != codes[order][:-1], True)
         pick = order[last]
-        names = stream.dictionary.take(pa.array(codes[pick])).to_pylist()
-        picked = batch.take(pa.array(pick))
-        values = [picked.column(c).to_pylist() for c in VALUE_COLUMNS]
-        quality = picked.column("quality").to_pylist()
-        base = seq << ROW_BITS
-        for i, name in enumerate(names):
-            t = int(times[pick[i]])
-            version = base + int(pick[i])
-            current = self._rows.get(name)
-            if current is None or (t, version) >= (current[0], current[1]):
-                self._rows[name] = (t, version, values[0][i], values[1][i], values[2][i], values[3][i], quality[i])
+        slots = self._slots_for(stream.dictionary)[codes[pick]]
+        versions = (np.int64(seq) << ROW_BITS) + pick.astype(np.int64)
+        t = times[pick]
+        newer = (t > self._time[slots]) | ((t == self._time[slots]) & (versions >= self._version[slots]))
+        if not newer.any():
+            return
+        slots, pick, t, versions = slots[newer], pick[newer], t[newer], versions[newer]
+        self._time[slots] = t
+        self._version[slots] = versions
+        picked = (pa.table(batch) if isinstance(batch, pa.RecordBatch) else batch).take(pa.array(pick))
+        self._rows = _scatter(self._rows, slots, picked)
 
     def get(self, stream: str) -> pa.Table:
-        row = self._rows.get(stream)
-        return _table([stream], [row] if row else [])
+        slot = self._slot.get(stream)
+        if slot is None or self._time[slot] == _NEVER:
+            return SCHEMA.empty_table()
+        return self._rows.slice(slot, 1)
 
     def all(self) -> pa.Table:
-        names = sorted(self._rows)
-        return _table(names, [self._rows[n] for n in names])
+        known = np.flatnonzero(self._time != _NEVER)
+        table = self._rows.take(pa.array(known))
+        order = pc.sort_indices(table.column("stream").cast(pa.string()))
+        return table.take(order)
 
     def copy(self) -> LatestIndex:
         other = LatestIndex()
-        other._rows = dict(self._rows)
+        other._names, other._slot, other._name_array = list(self._names), dict(self._slot), self._name_array
+        other._time, other._version, other._rows = self._time.copy(), self._version.copy(), self._rows
         return other
 
     def drop_newer_than(self, seq: int) -> None:
         limit = (seq + 1) << ROW_BITS
-        self._rows = {k: v for k, v in self._rows.items() if v[1] < limit}
+        gone = self._version >= limit
+        self._time[gone] = _NEVER
+        self._version[gone] = _NEVER
 
     def save(self, path: Path) -> None:
-        names = sorted(self._rows)
-        table = _table(names, [self._rows[n] for n in names])
-        table = table.append_column("_v", pa.array([self._rows[n][1] for n in names], pa.int64()))
+        known = np.flatnonzero(self._time != _NEVER)
+        table = self._rows.take(pa.array(known)).append_column("_v", pa.array(self._version[known], pa.int64()))
         tmp = path.with_suffix(".tmp")
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb") as f:
@@ -87,32 +118,39 @@ class LatestIndex:
     @classmethod
     def load(cls, path: Path) -> LatestIndex:
         table = pq.read_table(path)
-        return cls.from_table(table, table.column("_v").to_pylist())
+        return cls.from_table(table.drop_columns(["_v"]), table.column("_v").to_pylist())
 
     @classmethod
     def from_table(cls, table: pa.Table, versions: list[int]) -> LatestIndex:
         """From the latest row of each stream (a saved index or a query result) and the rows' versions."""
         index = cls()
+        if table.num_rows == 0:
+            return index
+        table = table.select(SCHEMA.names).cast(SCHEMA)
         names = table.column("stream").cast(pa.string()).to_pylist()
-        times = table.column("time").cast(pa.int64()).to_pylist()
-        cols = [table.column(c).to_pylist() for c in VALUE_COLUMNS]
-        quality = table.column("quality").to_pylist()
-        for i, name in enumerate(names):
-            index._rows[name] = (times[i], versions[i], cols[0][i], cols[1][i], cols[2][i], cols[3][i], quality[i])
+        index._names = names
+        index._slot = {n: i for i, n in enumerate(names)}
+        index._name_array = pa.array(names, pa.string())
+        index._time = table.column("time").cast(pa.int64()).to_numpy().copy()
+        index._version = np.array(versions, dtype=np.int64)
+        index._rows = table.combine_chunks()
         return index
 
 
-def _table(names: list[str], rows: list[_Row]) -> pa.Table:
-    names = names[: len(rows)]
+def _empty_rows(names: list[str]) -> pa.Table:
+    n = len(names)
     return pa.Table.from_arrays(
-        [
-            pa.array(names, pa.string()).dictionary_encode(),
-            pa.array([r[0] for r in rows], pa.int64()).cast(SCHEMA.field("time").type),
-            pa.array([r[2] for r in rows], pa.float64()),
-            pa.array([r[3] for r in rows], pa.int64()),
-            pa.array([r[4] for r in rows], pa.string()),
-            pa.array([r[5] for r in rows], pa.bool_()),
-            pa.array([r[6] for r in rows], pa.int8()),
-        ],
+        [pa.array(names, pa.string()).dictionary_encode().cast(SCHEMA.field("stream").type),
+         pa.array(np.zeros(n, dtype=np.int64)).cast(SCHEMA.field("time").type),
+         *(pa.nulls(n, SCHEMA.field(c).type) for c in VALUE_COLUMNS),
+         pa.array(np.zeros(n, dtype=np.int8))],
         schema=SCHEMA,
     )
+
+
+def _scatter(rows: pa.Table, slots: np.ndarray, values: pa.Table) -> pa.Table:
+    """``rows`` with row ``slots[i]`` replaced by row ``i`` of ``values`` (one take over both tables)."""
+    take = np.arange(rows.num_rows, dtype=np.int64)
+    take[slots] = rows.num_rows + np.arange(len(slots))
+    both = pa.concat_tables([rows, values.select(SCHEMA.names).cast(SCHEMA)]).unify_dictionaries()
+    return both.take(pa.array(take)).combine_chunks().unify_dictionaries()
