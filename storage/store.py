@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 LAYOUT_VERSION = 2  # 1: plain Parquet columns; 2: time series encodings (storage/encoding.py)
 MERGE_FAN_IN = 8  # a day's files are merged eight at a time (size-tiered, consecutive ranges only)
 LATEST_FILE = "latest.parquet"
-COMPACT_ROWS = 1_000_000
+COMPACT_ROWS = 1_000_000  # WAL-resident rows that start a compaction
+MAX_RESIDENT_ROWS = 8_000_000  # ... and that make appends wait for it, so memory stays bounded
 DISK_RESERVE = 256 * 2**20  # what the store leaves free on the file system, whatever its budget
 
 
@@ -193,6 +194,8 @@ class Store:
         if batch.schema != SCHEMA:
             batch = batch.cast(SCHEMA)
         fsync_each = self.config.fsync_interval is None
+        while self._resident_rows >= MAX_RESIDENT_ROWS:  # compaction fell behind: writers wait (back-pressure)
+            await self.compact()
         async with self._append_lock:
             writer = self._writer
             if writer is None:

@@ -399,3 +399,14 @@ async def test_small_files_of_a_day_are_merged_without_changing_answers(tmp_path
     with store.reader() as r:
         assert r.history("/a", None, None).equals(before)
     await store.close()
+
+
+async def test_appends_wait_for_compaction_when_it_falls_behind(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("storage.store.MAX_RESIDENT_ROWS", 25)
+    store = await open_store(tmp_path)
+    for i in range(10):
+        await store.append(batch(i))
+        assert store._resident_rows <= 25 + 10  # bounded: at most the limit plus one batch
+    assert count(store) == 100
+    await store.close()
