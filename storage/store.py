@@ -89,6 +89,7 @@ class Store:
         self._cursors: dict[str, Position] = {}
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._latest = LatestIndex()
+        self._visible_seq = 1
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: list[tuple[int, pa.RecordBatch, asyncio.Future[None]]] = []
         self._compact_lock = asyncio.Lock()
@@ -145,6 +146,7 @@ class Store:
         # never reuse a sequence number a cursor or a compaction has already seen (a lost WAL tail)
         next_seq = max([last_seq + 1, self._compacted_through + 1, *(c.seq for c in self._cursors.values())])
         self._writer = wal.WalWriter(self.wal_dir, next_seq, self.config.segment_size)
+        self._visible_seq = max(last_seq, self._compacted_through) + 1
         return report
 
     def _load_latest(self) -> LatestIndex:
@@ -233,6 +235,7 @@ class Store:
                 self._resident.append((seq, batch))
                 self._resident_rows += batch.num_rows
                 self._latest.update(seq, batch)
+                self._visible_seq = max(self._visible_seq, seq + 1)
 
     def _accepted(self, batch: pa.RecordBatch) -> None:
         self.stats.values_accepted += batch.num_rows
@@ -488,6 +491,11 @@ class Store:
         if self._duck is None:
             raise StoreError("the store is not open")
         return Reader(self._duck.cursor(), self.snapshot())
+
+    @property
+    def visible_seq(self) -> int:
+        """One past the last readable record: every record below it is durable and visible."""
+        return self._visible_seq
 
     @property
     def next_seq(self) -> int:

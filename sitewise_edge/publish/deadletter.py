@@ -126,8 +126,12 @@ class DeadLetterStore:
         lines = [json.dumps(r.to_json(), allow_nan=True) + "\n" for r in records]
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.writelines(lines)
+            with open(self.path, "a+b") as f:
+                if f.tell() > 0:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":  # a torn last line (a crash mid-append): keep ours apart
+                        f.write(b"\n")
+                f.write("".join(lines).encode("utf-8"))
                 f.flush()
                 os.fsync(f.fileno())
                 size = f.tell()

@@ -498,6 +498,9 @@ class SitewisePublisherTask:
     async def run(self) -> None:
         if self.client is None:
             self.client = await asyncio.to_thread(make_client, self.cfg)  # reads credentials: not on the loop
+        # a restart after a failure starts clean: requests queued by the last run are read again from the cursor
+        self.lanes = [_Lane() for _ in range(self.cfg.max_in_flight)]
+        self._pause_until = 0.0
         main_pos = self.store.cursor(self.cursor_name)
         log.info("publisher %s: forwarding to %s from %s", self.name, self.cfg.endpoint_url or
                  f"AWS IoT SiteWise in {self.cfg.region}", main_pos)
@@ -507,6 +510,13 @@ class SitewisePublisherTask:
         tasks.append(asyncio.create_task(self._status_loop(), name=f"{self.name}-status"))
         try:
             live = await asyncio.to_thread(self._load_live, type(main_pos))
+            if live is not None and live[0].seq > self.store.visible_seq:
+                # the log lost its tail in a crash after the split: new records will reuse those numbers,
+                # so forget the live lane; the backlog drain sends from its cursor (at least once)
+                log.warning("publisher %s: the live lane began at record %s, beyond the recovered log; "
+                            "resending from %s", self.name, live[0], main_pos)
+                await asyncio.to_thread(self.state_path.unlink, True)
+                live = None
             if live is not None and main_pos >= live[0]:  # the backlog was done: merge
                 main_pos = max(main_pos, live[1])
                 await asyncio.to_thread(self._merge, main_pos)
@@ -574,7 +584,7 @@ class SitewisePublisherTask:
         return oldest is not None and time.time() - oldest / NS > self.cfg.live_after
 
     async def _split(self, d: _Drain) -> None:
-        split_at = type(d.position)(self.store.next_seq, 0)
+        split_at = type(d.position)(self.store.visible_seq, 0)  # every record below it is readable
         if split_at <= d.position:
             return
         await asyncio.to_thread(self._save_live(split_at, split_at))
@@ -856,25 +866,29 @@ class SitewisePublisherTask:
         self._requeue_wake.set()
 
     async def _requeue(self, records: list[DeadLetter]) -> None:
-        entries = [{"entryId": f"d{i}", **r.entry} for i, r in enumerate(records)]
         values = sum(r.values for r in records)
         sent_before = self.stats.values_sent
-        failures = await self.send(entries)
-        by_id = {e["entryId"]: r for e, r in zip(entries, records, strict=True)}
+        # one record per request: send() renames entries as it splits and retries them, so a failure is
+        # matched to its record by the request it came from, not by an entry id
+        results = [(r, await self.send([{"entryId": "d0", **r.entry}])) for r in records]
         now = time.time()
-        for entry, code, reason in failures:
-            record = by_id[entry["entryId"]]
-            if code == PARKED_CODE and record.state == "parked" and (record.parked_until or 0) > now:
-                await asyncio.to_thread(self.deadletters.append, [entry], record.reason, "parked",
-                                        record.parked_until, now + self.cfg.park_retry_interval)
-            else:
-                self.stats.values_rejected += len(entry["propertyValues"])
-                await asyncio.to_thread(self.deadletters.append, [entry], reason)
+        for record, failures in results:
+            for entry, code, reason in failures:
+                await self._refile(record, entry, code, reason, now)
         await asyncio.to_thread(self.deadletters.remove, {r.id for r in records})
         delivered = self.stats.values_sent - sent_before
         self.stats.values_replayed += delivered
         if delivered:
             log.info("publisher %s: %d of %d parked or replayed values delivered", self.name, delivered, values)
+
+    async def _refile(self, record: DeadLetter, entry: dict[str, Any], code: str, reason: str, now: float) -> None:
+        """A replayed value refused again: parked once more while its parking lasts, else dead."""
+        if code == PARKED_CODE and record.state == "parked" and (record.parked_until or 0) > now:
+            await asyncio.to_thread(self.deadletters.append, [entry], record.reason, "parked",
+                                    record.parked_until, now + self.cfg.park_retry_interval)
+        else:
+            self.stats.values_rejected += len(entry["propertyValues"])
+            await asyncio.to_thread(self.deadletters.append, [entry], reason)
 
     def replay(self, flt: DeadLetterFilter, rewrite_alias: str | None = None) -> list[DeadLetter]:
         """Mark dead letters for sending again (blocking: call from a thread); the requeue loop sends them."""

@@ -317,3 +317,17 @@ def test_cli_lists_and_replays_dead_letters_of_a_stopped_gateway(tmp_path: Path,
     assert main(["deadletter", "replay", "-c", str(cfg), "--alias", "/typo", "--rewrite-alias", "/fixed"]) == 0
     assert "1 records (1 values) marked for replay" in capsys.readouterr().out
     assert {(r.target, r.state) for r in store.list()} == {("/fixed", "replay"), ("/int", "dead")}
+
+
+def test_a_torn_dead_letter_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    from sitewise_edge.publish.deadletter import DeadLetterStore
+
+    store = DeadLetterStore(tmp_path / "x.jsonl", "x", 10**6)
+    store.append([{"propertyAlias": "/a", "propertyValues": [{"value": {"doubleValue": 1.0},
+                                                              "timestamp": {"timeInSeconds": 1}}]}], "r")
+    with open(tmp_path / "x.jsonl", "ab") as f:
+        f.write(b'{"id": "torn", "publ')  # a crash in the middle of an append
+    store.append([{"propertyAlias": "/b", "propertyValues": [{"value": {"doubleValue": 2.0},
+                                                              "timestamp": {"timeInSeconds": 2}}]}], "r")
+    aliases = [r.entry["propertyAlias"] for r in DeadLetterStore(tmp_path / "x.jsonl", "x", 10**6).list()]
+    assert aliases == ["/a", "/b"]
