@@ -257,6 +257,12 @@ class TransformEngine:
         self._history_rows = 0
         self.computed = 0
 
+    def seed(self, latest: pa.Table) -> None:
+        """Start from the store's latest values (a restart, or new models), not from nothing."""
+        rid, rt, rv = self._rows(latest)
+        if len(rid):
+            self._remember(rid, rt, rv)
+
     def process(self, batch: pa.RecordBatch | pa.Table) -> pa.Table | None:
         """The transform outputs triggered by ``batch`` (already accepted), or None."""
         if not self.plan.groups or batch.num_rows == 0:
@@ -352,36 +358,37 @@ class TransformEngine:
 
     def _values_at(self, lookup: _Lookup, streams: np.ndarray, times: np.ndarray, ranks: np.ndarray
                    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(value, has, time) at or before each time, and strictly before (pretrigger), per row."""
+        """(value, has, time) at or before each time, and strictly before (pretrigger), per row: the later
+        of the batch's own row and the remembered state (the batch wins at an equal time)."""
         out = []
+        last_t, prev_t = self._last_t[streams], self._prev_t[streams]
         for strict in (False, True):
             v, ok, t = lookup.find(streams, ranks, strict)
-            # not in the batch: the state (the latest value, or the one before it)
-            need = ~ok
-            last_t, prev_t = self._last_t[streams], self._prev_t[streams]
-            use_last = need & ((last_t < times) if strict else (last_t <= times)) & (last_t > _NEVER)
-            use_prev = need & ~use_last & ((prev_t < times) if strict else (prev_t <= times)) & (prev_t > _NEVER)
-            v[use_last], t[use_last], ok[use_last] = self._last_v[streams[use_last]], last_t[use_last], True
-            v[use_prev], t[use_prev], ok[use_prev] = self._prev_v[streams[use_prev]], prev_t[use_prev], True
+            use_last = ((last_t < times) if strict else (last_t <= times)) & (last_t > _NEVER)
+            use_prev = ~use_last & ((prev_t < times) if strict else (prev_t <= times)) & (prev_t > _NEVER)
+            state_t = np.where(use_last, last_t, np.where(use_prev, prev_t, _NEVER))
+            from_state = (use_last | use_prev) & (~ok | (state_t > t))
+            take_last = from_state & use_last
+            take_prev = from_state & use_prev
+            v[take_last], t[take_last] = self._last_v[streams[take_last]], last_t[take_last]
+            v[take_prev], t[take_prev] = self._prev_v[streams[take_prev]], prev_t[take_prev]
+            ok |= from_state
             # older than what the state holds: out of order across inputs, look into the history
-            older = need & ~use_last & ~use_prev & (prev_t > _NEVER)
-            for i in np.flatnonzero(older):
-                found = self._history_at(int(streams[i]), int(times[i]), strict)
-                if found is not None:
-                    t[i], v[i] = found
-                    ok[i] = True
+            older = ~ok & (prev_t > _NEVER)
+            if older.any():
+                hv, hok, ht = self._history_find(streams[older], times[older], strict)
+                rows = np.flatnonzero(older)
+                v[rows[hok]], t[rows[hok]], ok[rows[hok]] = hv[hok], ht[hok], True
             out.append((v, ok, t))
         return out[0], out[1]
 
-    def _history_at(self, stream: int, at: int, strict: bool) -> tuple[int, object] | None:
-        best: tuple[int, object] | None = None
-        for hid, ht, hv in self._history:
-            m = (hid == stream) & ((ht < at) if strict else (ht <= at))
-            if m.any():
-                j = np.flatnonzero(m)[np.argmax(ht[m])]
-                if best is None or ht[j] >= best[0]:
-                    best = (int(ht[j]), hv[j])
-        return best
+    def _history_find(self, streams: np.ndarray, times: np.ndarray, strict: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The latest remembered row of each stream at or before (strictly before) each time, in one pass."""
+        hid = np.concatenate([h[0] for h in self._history])
+        ht = np.concatenate([h[1] for h in self._history])
+        hv = np.concatenate([h[2] for h in self._history])
+        return _Lookup(hid, ht, hv, extra_times=times).find_at(streams, times, strict)
 
     def _remember(self, rid: np.ndarray, rt: np.ndarray, rv: np.ndarray) -> None:
         """Fold the batch's rows (and outputs) into the state and the history."""
@@ -395,8 +402,13 @@ class TransformEngine:
         last = np.append(cid[1:] != cid[:-1], True)
         li = np.flatnonzero(last)
         self._last_t[cid[li]], self._last_v[cid[li]] = ct[li], cv[li]
-        pi = li - 1
-        has_prev = (pi >= 0) & (cid[np.maximum(pi, 0)] == cid[li]) & (ct[np.maximum(pi, 0)] < ct[li])
+        # the value before the latest: the last candidate at a strictly earlier time (equal times repeat)
+        n = len(cid)
+        new_run = np.concatenate([[True], (cid[1:] != cid[:-1]) | (ct[1:] != ct[:-1])])
+        run_start = np.maximum.accumulate(np.where(new_run, np.arange(n), 0))
+        pi = run_start[li] - 1
+        safe = np.maximum(pi, 0)
+        has_prev = (pi >= 0) & (cid[safe] == cid[li]) & (ct[safe] > _NEVER)
         self._prev_t[cid[li[has_prev]]], self._prev_v[cid[li[has_prev]]] = ct[pi[has_prev]], cv[pi[has_prev]]
         self._history.append((rid, rt, rv))
         self._history_rows += len(rid)
@@ -408,17 +420,20 @@ _NEVER = np.iinfo(np.int64).min
 
 
 class _Lookup:
-    """The batch's rows sorted by (stream, time), to find a stream's latest row at or before (or strictly
-    before) a time: one searchsorted over (stream, time rank) keys for all queries at once. Queries are
-    at the times of the batch's own rows, so their ranks are known."""
+    """Rows sorted by (stream, time), to find a stream's latest row at or before (or strictly before) a
+    time: one searchsorted over (stream, time rank) keys for all queries at once. Queries at the times of
+    the rows themselves know their ranks; other query times are ranked with the rows (``extra_times``)."""
 
-    def __init__(self, rid: np.ndarray, rt: np.ndarray, rv: np.ndarray) -> None:
-        all_times, rank = np.unique(rt, return_inverse=True)
-        self.span = len(all_times) + 1
-        keys = rid * self.span + rank
+    def __init__(self, rid: np.ndarray, rt: np.ndarray, rv: np.ndarray,
+                 extra_times: np.ndarray | None = None) -> None:
+        both = rt if extra_times is None else np.concatenate([rt, extra_times])
+        self.times, rank = np.unique(both, return_inverse=True)
+        self.span = len(self.times) + 1
+        row_rank = rank[:len(rt)]
+        keys = rid * self.span + row_rank
         order = np.argsort(keys, kind="stable")
         self.keys = keys[order]
-        self.rid, self.rt, self.rv, self.rank = rid[order], rt[order], rv[order], rank[order]
+        self.rid, self.rt, self.rv, self.rank = rid[order], rt[order], rv[order], row_rank[order]
 
     def find(self, streams: np.ndarray, ranks: np.ndarray, strict: bool
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -430,3 +445,7 @@ class _Lookup:
         t = np.zeros(len(q), dtype=np.int64)
         v[ok], t[ok] = self.rv[safe[ok]], self.rt[safe[ok]]
         return v, ok, t
+
+    def find_at(self, streams: np.ndarray, times: np.ndarray, strict: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.find(streams, np.searchsorted(self.times, times), strict)

@@ -79,6 +79,7 @@ class Gateway:
         self.transforms = TransformEngine(TransformPlan.build(self.registry))
         self.metrics = MetricRunner(self, MetricPlan.build(self.registry))
         self._compute_registry = self.registry
+        self._compute_lock = asyncio.Lock()
         self.connectors = [make_connector(s) for s in config.sources]
         deadletter = config.gateway.data_dir / "deadletter"
         s3_exports = [p for p in config.publishers if isinstance(p, S3Export)]
@@ -99,6 +100,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.open()
+        self.transforms.seed(self.store.latest_all())  # transforms go on from the values before a restart
         self.store.retain_cursors({f"publisher-{p.name}" for p in self.publishers})
         sock = self._bind(self.config.api.host, self.config.api.port)
         self.api_port = sock.getsockname()[1]
@@ -254,12 +256,15 @@ class Gateway:
         if not accepted.num_rows:
             return
         await self.store.append(accepted)
-        if self._compute_registry is not self.registry:  # models changed through the API
-            self.transforms = TransformEngine(TransformPlan.build(self.registry))
-            self.metrics.plan = MetricPlan.build(self.registry)
-            self._compute_registry = self.registry
-        self.metrics.note(accepted)
-        computed = self.transforms.process(accepted)
+        async with self._compute_lock:  # one batch at a time through the transform state, off the loop
+            if self._compute_registry is not self.registry:  # models changed through the API
+                engine = TransformEngine(TransformPlan.build(self.registry))
+                engine.seed(self.store.latest_all())
+                self.transforms = engine
+                self.metrics.plan = MetricPlan.build(self.registry)
+                self._compute_registry = self.registry
+            self.metrics.note(accepted)
+            computed = await asyncio.to_thread(self.transforms.process, accepted)
         if computed is not None:
             self.metrics.note(computed)
             for part in computed.to_batches():
@@ -426,17 +431,17 @@ class MetricRunner:
         ends = group.window_ends(max(last, now - self.LATE_LIMIT_NS), now - self.GRACE_NS)[-self.MAX_WINDOWS:]
         redo = sorted(self.dirty.pop(group.key, set()))
         todo = np.unique(np.concatenate([ends, np.array(redo, dtype=np.int64)]))
-        if len(todo):
-            out = await asyncio.to_thread(self._compute, group, todo)
+        # closed before reading: a value accepted while the windows are computed marks them for another pass
+        self.closed[group.key] = int(ends[-1]) if len(ends) else self.closed.get(group.key, last)
+        # contiguous runs of windows apart: one late value a week back must not load the whole week
+        breaks = np.flatnonzero(np.diff(todo) != group.interval_ns) + 1
+        for run in np.split(todo, breaks) if len(todo) else []:
+            out = await asyncio.to_thread(self._compute, group, run)
             if out is not None:
                 self.note(out)  # metrics over this metric: their closed windows are recomputed too
                 self.computed += out.num_rows
                 for part in out.to_batches():
                     await self.gateway.store.append(part)
-        if len(ends):
-            self.closed[group.key] = int(ends[-1])
-        else:
-            self.closed.setdefault(group.key, last)
 
     def _until_next(self, now: int) -> float:
         nxt = min(g.window_ends(now - self.GRACE_NS, now - self.GRACE_NS + g.interval_ns)[0]
