@@ -90,6 +90,7 @@ class Store:
         self._duck: duckdb.DuckDBPyConnection | None = None
         self._latest = LatestIndex()
         self._visible_seq = 1
+        self._graveyard: list[tuple[float, list[Path]]] = []  # (when, files) replaced by a merge
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: list[tuple[int, pa.RecordBatch, asyncio.Future[None]]] = []
         self._compact_lock = asyncio.Lock()
@@ -176,6 +177,7 @@ class Store:
                 log.error("store task %s had failed: %s", t.get_name(), exc)
         self._tasks.clear()
         await self.sync()  # acknowledges what is pending (interval fsync) once it is durable
+        await asyncio.to_thread(self._empty_graveyard, 0.0)
         async with self._append_lock:
             if self._writer is not None:
                 await asyncio.to_thread(self._writer.close)
@@ -355,21 +357,37 @@ class Store:
             seg.path.unlink(missing_ok=True)
             log.debug("deleted WAL segment %s", seg.path.name)
 
+    def _bury(self, paths: list[Path]) -> None:
+        """Delete replaced files a little later: a query that took its snapshot before may still read them."""
+        self._graveyard.append((time.monotonic(), paths))
+
+    def _empty_graveyard(self, grace: float = 60.0) -> None:
+        keep = []
+        for buried_at, paths in self._graveyard:
+            if time.monotonic() - buried_at < grace:
+                keep.append((buried_at, paths))
+                continue
+            for path in paths:
+                path.unlink(missing_ok=True)
+        self._graveyard = keep
+
     async def merge_days(self) -> int:
         """Merge runs of small files of a day (size-tiered) so queries open few files. Returns merges done."""
         merges = 0
+        await asyncio.to_thread(self._empty_graveyard)
         async with self._compact_lock:
             for folder in sorted(self.parquet_dir.glob("day=*")):
                 while True:
-                    run = await asyncio.to_thread(_mergeable_run, folder)
+                    with self._lock:
+                        live = [f for f in self._files if f.parent == folder]  # not the buried ones
+                    run = await asyncio.to_thread(_mergeable_run, live)
                     if not run:
                         break
                     merged = await asyncio.to_thread(segments.merge_files, run)
                     gone = set(run)
                     with self._lock:  # queries switch to the merged file before the sources go
                         self._files = [f for f in self._files if f not in gone] + [merged]
-                    for path in run:
-                        path.unlink(missing_ok=True)
+                    self._bury(run)
                     merges += 1
         return merges
 
@@ -586,9 +604,9 @@ def _count_rows(path: Path) -> int:
     return sum(b.num_rows for _, b in wal.read_segment(path))
 
 
-def _mergeable_run(folder: Path) -> list[Path]:
+def _mergeable_run(files: list[Path]) -> list[Path]:
     """The newest run of MERGE_FAN_IN consecutive files of the same size tier (rows, in powers of 8)."""
-    files = sorted(folder.glob("*.parquet"), key=lambda p: segments.seq_range(p)[0])
+    files = sorted(files, key=lambda p: segments.seq_range(p)[0])
     if len(files) < MERGE_FAN_IN:
         return []
     tiers = [len(str(oct(max(segments.file_rows(p), 1)))) for p in files]
