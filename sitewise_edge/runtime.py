@@ -256,6 +256,11 @@ class Gateway:
         if not accepted.num_rows:
             return
         await self.store.append(accepted)
+        self.metrics.note(accepted)
+        await self.transform(accepted)
+
+    async def transform(self, accepted: pa.Table | pa.RecordBatch) -> None:
+        """Compute and store the transforms that accepted values trigger."""
         async with self._compute_lock:  # one batch at a time through the transform state, off the loop
             if self._compute_registry is not self.registry:  # models changed through the API
                 engine = TransformEngine(TransformPlan.build(self.registry))
@@ -263,7 +268,6 @@ class Gateway:
                 self.transforms = engine
                 self.metrics.plan = MetricPlan.build(self.registry)
                 self._compute_registry = self.registry
-            self.metrics.note(accepted)
             computed = await asyncio.to_thread(self.transforms.process, accepted)
         if computed is not None:
             self.metrics.note(computed)
@@ -422,7 +426,8 @@ class MetricRunner:
             now = self.gateway.clock()
             for group in self.plan.groups:
                 await self._close_windows(group, now)
-            await asyncio.to_thread(write_json_atomic, self.state_path, self.closed)
+            state = {"closed": self.closed, "dirty": {k: sorted(v) for k, v in self.dirty.items()}}
+            await asyncio.to_thread(write_json_atomic, self.state_path, state)
 
     async def _close_windows(self, group: MetricGroup, now: int) -> None:
         last = self.closed.get(group.key)
@@ -442,6 +447,7 @@ class MetricRunner:
                 self.computed += out.num_rows
                 for part in out.to_batches():
                     await self.gateway.store.append(part)
+                await self.gateway.transform(out)  # transforms that take this metric as input
 
     def _until_next(self, now: int) -> float:
         nxt = min(g.window_ends(now - self.GRACE_NS, now - self.GRACE_NS + g.interval_ns)[0]
@@ -455,9 +461,13 @@ class MetricRunner:
                                   lambda s, at=0: _edge(reader, s, "TRUE", [], "ASC"))
 
     def _load(self) -> dict[str, int]:
+        """The last closed window per metric, and the windows late data marked before a stop."""
         if not self.state_path.exists():
             return {}
-        return {k: int(v) for k, v in read_json(self.state_path).items()}
+        state = read_json(self.state_path)
+        for key, ends in state.get("dirty", {}).items():
+            self.dirty.setdefault(key, set()).update(int(e) for e in ends)
+        return {k: int(v) for k, v in state.get("closed", {}).items()}
 
 
 def _in_list(streams: Any) -> str:

@@ -58,8 +58,7 @@ def write_partitions(table: pa.Table, directory: Path, first_seq: int, last_seq:
         return []
     table = table.cast(SCHEMA).unify_dictionaries()
     time_ns = table.column("time").cast(pa.int64())
-    day = pc.multiply(pc.divide(time_ns, pa.scalar(NS_PER_DAY, pa.int64())), pa.scalar(NS_PER_DAY, pa.int64()))
-    # integer division truncates towards zero; days before 1970 are not a concern for live data
+    day = pa.array(np.floor_divide(time_ns.to_numpy(), NS_PER_DAY) * NS_PER_DAY)  # floor: days before 1970 too
     written = []
     for day_start in pc.unique(day).to_pylist():
         part = table.filter(pc.equal(day, day_start))

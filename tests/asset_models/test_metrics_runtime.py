@@ -44,6 +44,8 @@ MACHINE = {"assetModelName": "Machine", "assetModelProperties": [
     metric("Idle Time", "statetime(idle)", {"idle": "Idle"}),
     metric("Avg Temp", "avg(t)", {"t": "Temp"}),
     metric("Hot Share", "avg_t / 100", {"avg_t": "Avg Temp"}),
+    {"id": pid("Avg Doubled"), "name": "Avg Doubled", "dataType": "DOUBLE", "type": {"transform": {
+        "expression": "a * 2", "variables": [{"name": "a", "value": {"propertyId": "Avg Temp"}}]}}},
 ]}
 LINE = {"assetModelName": "Line", "assetModelHierarchies": [{"name": "Machines", "childAssetModelId": "Machine"}],
         "assetModelProperties": [metric("Line Avg", "avg(m)", {"m": {"propertyId": "Avg Temp",
@@ -176,9 +178,26 @@ async def test_a_gateway_computes_metrics_for_late_data(tmp_path: Path, start_ga
         return gw.store.latest(avg).column("double").to_pylist()
 
     assert await eventually(computed) == [5.0]
+    doubled = gw.registry.stream_of(m0.id, pid("Avg Doubled"))  # a transform over a metric
+    assert await eventually(lambda: gw.store.latest(doubled).column("double").to_pylist()) == [10.0]
     assert gw.store.latest(avg).column("time").cast(pa.int64()).to_pylist() == [window]
     share = gw.registry.stream_of(m0.id, pid("Hot Share"))
     assert await eventually(lambda: gw.store.latest(share).column("double").to_pylist()) == [pytest.approx(0.05)]
     await gw.ingest(from_columns(["/m0/temp"], [window - 20 * S], double=[11.0]))  # later still: recomputed
     assert await eventually(lambda: computed() == [7.0])
     assert avg in gw.not_forwarded()
+
+
+async def test_windows_marked_by_late_data_survive_a_restart(tmp_path: Path, start_gateway: Any) -> None:
+    gw = await start_gateway(gateway_config(tmp_path))
+    await eventually(lambda: gw.metrics.closed)
+    key = gw.metrics.plan.groups[0].key
+    gw.metrics.dirty[key] = {123 * MIN}
+    await gw.metrics.tick()  # computes it (nothing to compute) and saves the state
+    gw.metrics.dirty[key] = {456 * MIN}
+    state = json.loads(gw.metrics.state_path.read_text())
+    state["dirty"] = {key: [456 * MIN]}
+    gw.metrics.state_path.write_text(json.dumps(state))
+    runner = type(gw.metrics)(gw, gw.metrics.plan)
+    runner._load()
+    assert runner.dirty == {key: {456 * MIN}}
