@@ -867,16 +867,16 @@ class SitewisePublisherTask:
 
     async def _requeue(self, records: list[DeadLetter]) -> None:
         values = sum(r.values for r in records)
-        sent_before = self.stats.values_sent
         # one record per request: send() renames entries as it splits and retries them, so a failure is
         # matched to its record by the request it came from, not by an entry id
         results = [(r, await self.send([{"entryId": "d0", **r.entry}])) for r in records]
         now = time.time()
+        delivered = 0  # counted per record: other lanes send at the same time
         for record, failures in results:
+            delivered += record.values - sum(len(entry["propertyValues"]) for entry, _, _ in failures)
             for entry, code, reason in failures:
                 await self._refile(record, entry, code, reason, now)
         await asyncio.to_thread(self.deadletters.remove, {r.id for r in records})
-        delivered = self.stats.values_sent - sent_before
         self.stats.values_replayed += delivered
         if delivered:
             log.info("publisher %s: %d of %d parked or replayed values delivered", self.name, delivered, values)
