@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 from asset_models.model import Association, Catalog, add_documents, load_catalog
 from asset_models.registry import Change, Registry
 from sitewise_edge.errors import ApiError, ModelError
+from sitewise_edge.files import fsync_dir, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -167,28 +167,13 @@ class TokenCache:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` whole or not at all (rename over the old file, fsyncs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_bytes_atomic(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
 
 
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
     if path.parent.is_dir():
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(path.parent)
 
 
 def _read_folder(folder: Path, problems: list[str]) -> list[tuple[str, Any]]:

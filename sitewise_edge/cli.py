@@ -40,6 +40,15 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def _load_error(exc: ConfigError | ModelError) -> int:
+    """Print a configuration or model error the user can act on; the exit status for it."""
+    if isinstance(exc, ConfigError):
+        _print_config_error(exc)
+    else:
+        print(f"models: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def _print_config_error(exc: ConfigError) -> None:
     print(f"{exc.source or 'configuration'}: {len(exc.issues)} error(s)", file=sys.stderr)
     for issue in exc.issues:
@@ -58,12 +67,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
         TransformPlan.build(registry)  # compiles every transform and metric expression
         MetricPlan.build(registry)
-    except ConfigError as exc:
-        _print_config_error(exc)
-        return EXIT_CONFIG
-    except ModelError as exc:
-        print(f"models: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    except (ConfigError, ModelError) as exc:
+        return _load_error(exc)
     unmapped = [a for a in _source_aliases(cfg) if registry.property_by_alias(a) is None]
     if unmapped and cfg.models:
         print(f"note: {len(unmapped)} source aliases belong to no asset property and will be stored as "
@@ -143,12 +148,8 @@ def _run_gateways(configs: Callable[[], list[Config]], before: Callable[[], Awai
 
     try:
         asyncio.run(_until_signal(main))
-    except ConfigError as exc:
-        _print_config_error(exc)
-        return EXIT_CONFIG
-    except ModelError as exc:
-        print(f"models: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    except (ConfigError, ModelError) as exc:
+        return _load_error(exc)
     except SitewiseEdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

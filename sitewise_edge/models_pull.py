@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +33,7 @@ import botocore.config
 import botocore.exceptions
 
 from sitewise_edge.errors import SitewiseEdgeError
+from sitewise_edge.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,5 @@ def _jsonable(value: Any) -> Any:
 
 
 def _write(path: Path, data: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     return path

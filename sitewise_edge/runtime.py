@@ -37,10 +37,10 @@ from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
 from sitewise_edge.config import Config, ModbusSource, OpcUaSource, S3Export
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
+from sitewise_edge.files import read_json, write_json_atomic
 from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
-from storage._fs import read_json, write_json_atomic
 from storage.store import Store
 
 log = logging.getLogger(__name__)

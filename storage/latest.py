@@ -11,7 +11,6 @@ scan the history; entries newer than the compaction are rebuilt from the WAL on 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sitewise_edge.files import write_bytes_atomic
 from sitewise_edge.samples import SCHEMA, VALUE_COLUMNS
 from storage.query import ROW_BITS
 
@@ -109,11 +109,9 @@ class LatestIndex:
     def save(self, path: Path) -> None:
         known = np.flatnonzero(self._time != _NEVER)
         table = self._rows.take(pa.array(known)).append_column("_v", pa.array(self._version[known], pa.int64()))
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        write_bytes_atomic(path, sink.getvalue().to_pybytes())
 
     @classmethod
     def load(cls, path: Path) -> LatestIndex:

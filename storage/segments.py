@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sitewise_edge.files import fsync_dir
 from sitewise_edge.samples import SCHEMA
 from storage import encoding
-from storage._fs import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +62,23 @@ def write_partitions(table: pa.Table, directory: Path, first_seq: int, last_seq:
     written = []
     for day_start in pc.unique(day).to_pylist():
         part = table.filter(pc.equal(day, day_start))
-        part = sort_and_dedupe(part)
         folder = directory / day_folder(day_start)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{first_seq:020d}-{last_seq:020d}.parquet"
-        tmp = path.with_suffix(".parquet.tmp")
-        encoded = encoding.encode(part)
-        pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(folder)
+        write_samples(part, path)
         written.append(path)
     return written
+
+
+def write_samples(table: pa.Table, path: Path) -> None:
+    """Sample rows -> one store file (sorted, deduplicated, encoded), atomically and durably."""
+    tmp = path.with_suffix(".parquet.tmp")  # a crash leaves it for remove_orphans
+    encoded = encoding.encode(sort_and_dedupe(table))
+    pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def list_files(directory: Path) -> list[Path]:
@@ -131,15 +135,8 @@ def merge_files(paths: list[Path]) -> Path:
     paths = sorted(paths, key=lambda p: seq_range(p)[0])
     table = pa.concat_tables([read_file(p) for p in paths]).unify_dictionaries()
     first, last = seq_range(paths[0])[0], seq_range(paths[-1])[1]
-    folder = paths[0].parent
-    path = folder / f"{first:020d}-{last:020d}.parquet"
-    tmp = path.with_suffix(".parquet.tmp")
-    encoded = encoding.encode(sort_and_dedupe(table))
-    pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(folder)
+    path = paths[0].parent / f"{first:020d}-{last:020d}.parquet"
+    write_samples(table, path)
     return path
 
 
@@ -162,10 +159,6 @@ def migrate_v1(directory: Path) -> int:
     for path in list_files(directory):
         if "time" not in pq.read_schema(path).names:
             continue
-        table = pq.read_table(path).cast(SCHEMA)
-        tmp = path.with_suffix(".parquet.tmp")
-        encoded = encoding.encode(sort_and_dedupe(table))
-        pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
-        os.replace(tmp, path)
+        write_samples(pq.read_table(path).cast(SCHEMA), path)
         done += 1
     return done

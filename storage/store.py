@@ -31,9 +31,9 @@ import pyarrow as pa
 
 from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import StoreError
+from sitewise_edge.files import read_json, write_json_atomic
 from sitewise_edge.samples import SCHEMA, concat
 from storage import encoding, segments, wal
-from storage._fs import read_json, write_json_atomic
 from storage.latest import LatestIndex
 from storage.query import Reader, Snapshot
 

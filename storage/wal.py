@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from sitewise_edge.errors import StoreError
-from storage._fs import fsync_dir
+from sitewise_edge.files import fsync_dir
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sitewise_edge.files import write_bytes_atomic
+
 log = logging.getLogger(__name__)
 
 STATES = ("dead", "parked", "replay")
@@ -158,17 +160,8 @@ class DeadLetterStore:
         self._write(keep)
 
     def _write(self, records: list[DeadLetter]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r.to_json(), allow_nan=True) + "\n" for r in records)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        lines = "".join(json.dumps(r.to_json(), allow_nan=True) + "\n" for r in records)
+        write_bytes_atomic(self.path, lines.encode("utf-8"))
 
     def _load(self) -> list[DeadLetter]:
         if not self.path.exists():

@@ -31,7 +31,6 @@ import fnmatch
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import shutil
@@ -55,6 +54,7 @@ from boto3.s3.transfer import TransferConfig
 
 from sitewise_edge.config import S3Export
 from sitewise_edge.errors import PublishError
+from sitewise_edge.files import write_json_atomic
 from sitewise_edge.samples import QUALITY_NAMES, value_types
 
 log = logging.getLogger(__name__)
@@ -320,18 +320,8 @@ class ExportRecord:
 
     def save(self) -> None:
         """Blocking; atomic and durable."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".json.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"format": FORMAT_VERSION, "destination": self.destination, "days": self.days}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_json_atomic(self.path, {"format": FORMAT_VERSION, "destination": self.destination,
+                                      "days": self.days}, indent=1)
 
     def is_current(self, day: str, file_names: set[str], filters: dict[str, list[str]]) -> bool:
         entry = self.days.get(day)

@@ -50,7 +50,6 @@ import fnmatch
 import json
 import logging
 import math
-import os
 import random
 import time
 import zlib
@@ -68,6 +67,7 @@ import pyarrow.compute as pc
 from botocore import UNSIGNED
 
 from sitewise_edge.config import S3Export, SitewisePublisher
+from sitewise_edge.files import write_json_atomic
 from sitewise_edge.publish.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from sitewise_edge.publish.ratelimit import RateLimits
 from sitewise_edge.samples import QUALITY_NAMES
@@ -606,7 +606,7 @@ class SitewisePublisherTask:
 
     def _save_live(self, split_at: Any, pos: Any) -> Callable[[], None]:
         def save() -> None:
-            _write_json_atomic(self.state_path, {"splitAt": split_at.as_dict(), "live": pos.as_dict()})
+            write_json_atomic(self.state_path, {"splitAt": split_at.as_dict(), "live": pos.as_dict()})
         return save
 
     def _load_live(self, position_type: Any) -> tuple[Any, Any] | None:
@@ -932,18 +932,3 @@ def _age(seconds: object) -> str:
 
 def _iso(ns: int | None) -> str:
     return "none" if ns is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / NS))
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
