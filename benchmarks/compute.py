@@ -32,7 +32,7 @@ from asset_models.model import build_catalog  # noqa: E402
 from asset_models.registry import Registry  # noqa: E402
 from asset_models.transforms import TransformEngine, TransformPlan  # noqa: E402
 from sitewise_edge.config import StorageConfig  # noqa: E402
-from sitewise_edge.runtime import _edge, _points  # noqa: E402
+from sitewise_edge.runtime.metrics import _edge, _points  # noqa: E402
 from sitewise_edge.samples import from_columns  # noqa: E402
 from storage.store import Store  # noqa: E402
 

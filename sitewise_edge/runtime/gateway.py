@@ -9,7 +9,7 @@ Flow: connectors -> bounded queue (full policy: block, so a slow disk slows the
 sources instead of growing memory) -> mapper (type checks against the asset models)
 -> store (durable) -> publishers (from their own cursors) and the API (queries).
 
-Only this module (and the CLI) import across the sibling packages.
+Only this package (and the CLI) import across the sibling packages.
 """
 
 from __future__ import annotations
@@ -22,25 +22,22 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import uvicorn
 
 from api.app import create_app
 from asset_models.mapping import check_batch, resolve_stream
-from asset_models.metrics import MetricGroup, MetricPlan
-from asset_models.metrics import compute as compute_metric
+from asset_models.metrics import MetricPlan
 from asset_models.registry import Change, Registry
 from asset_models.store import ModelStore, TokenCache
 from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
 from sitewise_edge.config import Config, ModbusSource, OpcUaSource, S3Export
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
-from sitewise_edge.files import read_json, write_json_atomic
 from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
+from sitewise_edge.runtime.metrics import MetricRunner
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -362,133 +359,6 @@ class Gateway:
                       "state": "error" if self.store_error else "ok", "lastError": self.store_error,
                       "dataDir": str(self.store.data_dir)},
         }
-
-
-class MetricRunner:
-    """Computes every metric when its window closes, and again for windows that late data touched.
-
-    The last closed window of each metric is kept in ``data_dir/metrics.json``, so a restart
-    catches up on the windows that closed meanwhile (up to a week back).
-    """
-
-    GRACE_NS = 2 * 10**9  # wait this long after a window ends for values still on their way
-    LATE_LIMIT_NS = 7 * 86_400 * 10**9  # SiteWise recomputes windows up to 7 days back
-    MAX_WINDOWS = 10_080  # per metric and pass: a week of minutes
-
-    def __init__(self, gateway: Gateway, plan: MetricPlan) -> None:
-        self.gateway = gateway
-        self.plan = plan
-        self.state_path = gateway.config.gateway.data_dir / "metrics.json"
-        self.closed: dict[str, int] = {}
-        self.dirty: dict[str, set[int]] = {}
-        self.computed = 0
-        self._wake = asyncio.Event()
-        self._lock = asyncio.Lock()
-
-    def note(self, batch: pa.RecordBatch | pa.Table) -> None:
-        """Mark the closed windows that values of ``batch`` fall in for recomputation (late data)."""
-        if not self.plan.groups or not self.closed:
-            return
-        streams = batch.column("stream").cast(pa.string())
-        inputs = pa.array(sorted(self.plan.streams), pa.string())
-        mask = pc.and_(pc.is_in(streams, inputs), pc.equal(batch.column("quality"), 0))
-        if not pc.any(mask).as_py():
-            return
-        rows = batch.filter(mask)
-        row_streams = rows.column("stream").cast(pa.string()).to_numpy(zero_copy_only=False)
-        times = rows.column("time").cast(pa.int64()).to_numpy()
-        horizon = self.gateway.clock() - self.LATE_LIMIT_NS
-        for group in self.plan.groups:
-            closed = self.closed.get(group.key)
-            if closed is None:
-                continue
-            mine = np.isin(row_streams, [s for ss in group.inputs.values() for x in ss for s in x])
-            late = times[mine & (times <= closed) & (times > horizon)]
-            if len(late):
-                ends = group.anchor_ns + -((-(late - group.anchor_ns)) // group.interval_ns) * group.interval_ns
-                self.dirty.setdefault(group.key, set()).update(int(e) for e in np.unique(ends))
-                self._wake.set()
-
-    async def run(self) -> None:
-        self.closed = await asyncio.to_thread(self._load)
-        while True:
-            await self.tick()
-            self._wake.clear()
-            if not self.dirty:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._until_next(self.gateway.clock()))
-                except TimeoutError:
-                    pass
-
-    async def tick(self) -> None:
-        """Compute every window that has closed, and every window late data touched."""
-        async with self._lock:
-            now = self.gateway.clock()
-            for group in self.plan.groups:
-                await self._close_windows(group, now)
-            state = {"closed": self.closed, "dirty": {k: sorted(v) for k, v in self.dirty.items()}}
-            await asyncio.to_thread(write_json_atomic, self.state_path, state)
-
-    async def _close_windows(self, group: MetricGroup, now: int) -> None:
-        last = self.closed.get(group.key)
-        if last is None:  # first start: begin with the window now open
-            last = group.window_end_of(now) - group.interval_ns
-        ends = group.window_ends(max(last, now - self.LATE_LIMIT_NS), now - self.GRACE_NS)[-self.MAX_WINDOWS:]
-        redo = sorted(self.dirty.pop(group.key, set()))
-        todo = np.unique(np.concatenate([ends, np.array(redo, dtype=np.int64)]))
-        # closed before reading: a value accepted while the windows are computed marks them for another pass
-        self.closed[group.key] = int(ends[-1]) if len(ends) else self.closed.get(group.key, last)
-        # contiguous runs of windows apart: one late value a week back must not load the whole week
-        breaks = np.flatnonzero(np.diff(todo) != group.interval_ns) + 1
-        for run in np.split(todo, breaks) if len(todo) else []:
-            out = await asyncio.to_thread(self._compute, group, run)
-            if out is not None:
-                self.note(out)  # metrics over this metric: their closed windows are recomputed too
-                self.computed += out.num_rows
-                for part in out.to_batches():
-                    await self.gateway.store.append(part)
-                await self.gateway.transform(out)  # transforms that take this metric as input
-
-    def _until_next(self, now: int) -> float:
-        nxt = min(g.window_ends(now - self.GRACE_NS, now - self.GRACE_NS + g.interval_ns)[0]
-                  for g in self.plan.groups)
-        return max(0.05, (nxt + self.GRACE_NS - now) / 1e9)
-
-    def _compute(self, group: MetricGroup, ends: np.ndarray) -> pa.Table | None:
-        with self.gateway.store.reader() as reader:
-            return compute_metric(group, ends, lambda s, a, b: _points(reader, s, a, b),
-                                  lambda s, at: _edge(reader, s, "time_ns <= ?", [at], "DESC"),
-                                  lambda s, at=0: _edge(reader, s, "TRUE", [], "ASC"))
-
-    def _load(self) -> dict[str, int]:
-        """The last closed window per metric, and the windows late data marked before a stop."""
-        if not self.state_path.exists():
-            return {}
-        state = read_json(self.state_path)
-        for key, ends in state.get("dirty", {}).items():
-            self.dirty.setdefault(key, set()).update(int(e) for e in ends)
-        return {k: int(v) for k, v in state.get("closed", {}).items()}
-
-
-def _in_list(streams: Any) -> str:
-    return ", ".join("'" + s.replace("'", "''") + "'" for s in streams) or "NULL"
-
-
-def _points(reader: Any, streams: Any, start: int, end: int) -> pa.Table:
-    sql = reader.rows(f"stream IN ({_in_list(streams)}) AND time_ns > ? AND time_ns <= ? AND quality = 0")
-    return _samples(reader.con.sql(sql + " ORDER BY stream, time_ns", params=[start, end]).to_arrow_table())
-
-
-def _edge(reader: Any, streams: Any, where: str, params: list[int], order: str) -> pa.Table:
-    """Per stream, the latest (DESC) or first (ASC) GOOD point matching ``where``."""
-    sql = (f"SELECT * EXCLUDE (_v) FROM raw WHERE stream IN ({_in_list(streams)}) AND quality = 0 AND {where} "
-           f"QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns {order}, _v DESC) = 1")
-    return _samples(reader.con.sql(sql, params=params).to_arrow_table())
-
-
-def _samples(table: pa.Table) -> pa.Table:
-    return table.set_column(table.schema.get_field_index("time_ns"), "time",
-                            table.column("time_ns").cast(pa.int64()).cast(pa.timestamp("ns", tz="UTC")))
 
 
 class _EmbeddedServer(uvicorn.Server):

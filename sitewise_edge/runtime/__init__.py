@@ -1,0 +1,10 @@
+"""The composition root: builds every component from the configuration and supervises them.
+
+Only this package (and the CLI) import across the sibling packages (connectors, asset_models,
+storage, api). ``gateway`` wires and supervises; ``metrics`` schedules metric windows.
+"""
+
+from sitewise_edge.runtime.gateway import Gateway, dashboard_url, make_connector
+from sitewise_edge.runtime.metrics import MetricRunner
+
+__all__ = ["Gateway", "MetricRunner", "dashboard_url", "make_connector"]
