@@ -17,8 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from connectors.opcua import OpcUaPollingConnector, OpcUaStreamingConnector, make_opcua_connector
+from connectors.opcua.config import OpcUaSource
 from connectors.opcua.convert import ConversionError, convert, pick_time_ns, quality_of, value_type, variant_value
-from sitewise_edge.config import OpcUaSource
 from sitewise_edge.errors import ConnectorError
 from sitewise_edge.samples import Quality, ValueType, value_types
 from sitewise_edge.simulators.opcua import OpcUaSimulator, example_nodes, free_port
@@ -233,7 +233,7 @@ async def test_subscribe_delivers_typed_batches(sim: OpcUaSimulator) -> None:
     assert isinstance(connector, OpcUaStreamingConnector)
     await connector.open()
     try:
-        assert connector.status.state == "connected"
+        assert connector.status.last_error is None
         seen = await collect(connector, set(ALIAS_COLUMN))
         assert_good_and_typed(seen)
         # Values keep flowing after the initial ones, as later publish notifications.
@@ -243,7 +243,6 @@ async def test_subscribe_delivers_typed_batches(sim: OpcUaSimulator) -> None:
         assert connector.status.tag_errors == {}
     finally:
         await connector.close()
-    assert connector.status.state == "stopped"
 
 
 @live
@@ -293,10 +292,10 @@ async def test_unreachable_endpoint_fails_fast() -> None:
     endpoint = f"opc.tcp://127.0.0.1:{free_port()}"  # nothing listens there
     connector = make_opcua_connector(source(endpoint))
     started = time.monotonic()
-    with pytest.raises(ConnectorError, match=r"source 'sim' \(opc\.tcp://127\.0\.0\.1:\d+\): cannot connect"):
+    with pytest.raises(ConnectorError, match=r"source 'sim' \(opc\.tcp://127\.0\.0\.1:\d+\): cannot connect") as err:
         await connector.open()
     assert time.monotonic() - started < 2
-    assert connector.status.state == "error"
+    assert (err.value.source, err.value.endpoint) == ("sim", endpoint)
     assert "cannot connect" in (connector.status.last_error or "")
     await connector.close()  # never raises, also after a failed open
     await connector.close()
@@ -321,16 +320,16 @@ async def test_server_stop_raises_connector_error(mode: str) -> None:
             async with asyncio.timeout(5):
                 await first.wait()
             await simulator.stop()
-            with pytest.raises(ConnectorError, match="connection lost"):
+            with pytest.raises(ConnectorError, match="connection lost") as err:
                 async with asyncio.timeout(5):
                     await task
         else:
             await connector.poll()
             await simulator.stop()
-            with pytest.raises(ConnectorError, match=r"source 'sim' .*(connection lost|read failed)"):
+            with pytest.raises(ConnectorError, match=r"source 'sim' .*(connection lost|read failed)") as err:
                 async with asyncio.timeout(5):
                     await connector.poll()
-        assert connector.status.state == "error"
+        assert connector.status.last_error == str(err.value)
     finally:
         await connector.close()
         await simulator.stop()
@@ -488,6 +487,6 @@ async def test_bad_certificate_file(secure_sim: OpcUaSimulator, client_cert: tup
     cfg = source(secure_sim.endpoint, security_policy="Basic256Sha256", security_mode="Sign",
                  certificate=tmp_path / "client.der", private_key=key)
     connector = make_opcua_connector(cfg)
-    with pytest.raises(ConnectorError, match=message):
+    with pytest.raises(ConnectorError, match=message) as err:
         await connector.open()
-    assert connector.status.state == "error"
+    assert connector.status.last_error == str(err.value)
