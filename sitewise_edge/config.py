@@ -37,6 +37,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from sitewise_edge.errors import ConfigError, ConfigIssue
 
@@ -94,16 +95,25 @@ def _one_of(kind: str, value: Any, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
-def closed(kind: str, literal: Any) -> BeforeValidator:
-    """The check of a field typed with a ``Literal``, with this project's message.
+def closed(kind: str, literal: Any, *, optional: bool = False) -> BeforeValidator:
+    """The check of a field typed with a ``Literal``, with this project's messages.
 
         mode: Annotated[Literal["subscribe", "poll"], closed("mode", Literal["subscribe", "poll"])]
 
     refuses ``"push"`` with ``unknown mode 'push'; expected one of subscribe, poll`` (pydantic's
-    own literal error reads less well). ``None`` passes through, for optional fields.
+    own literal error reads less well) and a value that is not a string as a string field does.
+    ``optional``: ``None`` is allowed (the field is ``Literal[...] | None``).
     """
     allowed = tuple(str(a) for a in get_args(literal))
-    return BeforeValidator(lambda v: v if v is None else _one_of(kind, v, allowed))
+
+    def check(value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "Input should be a valid string")
+        return _one_of(kind, value, allowed)
+
+    return BeforeValidator(check)
 
 
 def resolve_path(path: Path, base: Path) -> Path:

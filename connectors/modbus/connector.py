@@ -53,7 +53,7 @@ SPLIT_ON = frozenset({2, 3})
 
 
 class ModbusConnector(PollingConnector):
-    """Polls the tags of one :class:`~sitewise_edge.config.ModbusSource` over Modbus TCP.
+    """Polls the tags of one :class:`~connectors.modbus.config.ModbusSource` over Modbus TCP.
 
     The request plan is computed here, without I/O; a configuration it cannot serve
     raises :class:`~sitewise_edge.errors.ConfigError`.

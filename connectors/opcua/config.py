@@ -34,7 +34,7 @@ _NODE_ID = re.compile(r"^(ns=\d+;)?[isgb]=.+$")
 class OpcUaNode(_Model):
     node_id: str
     alias: str
-    type: Annotated[ValueTypeName | None, closed("value type", ValueTypeName)] = None
+    type: Annotated[ValueTypeName | None, closed("value type", ValueTypeName, optional=True)] = None
     """Force the stored value type (double, integer, string, boolean); default: from the OPC UA variant."""
 
     @field_validator("node_id")
