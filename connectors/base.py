@@ -51,7 +51,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from sitewise_edge.config import SourceConfig
+from sitewise_edge.config import SourceConfig, source_types
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -139,6 +139,15 @@ class ConnectorType(Generic[C]):
     type: str
     config: builtins.type[C]  # builtins: ``type`` is the field above
     factory: Callable[[C], Connector]
+
+
+def registered(type_name: str) -> ConnectorType[Any]:
+    """The registration of the connector serving ``type:`` ``type_name``; KeyError when there is none
+    (a validated configuration only has registered types)."""
+    spec = source_types()[type_name]
+    if not isinstance(spec, ConnectorType):
+        raise TypeError(f"connector {type_name!r} is registered with a {type(spec).__name__}, not a ConnectorType")
+    return spec
 
 
 def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], Any]:

@@ -31,15 +31,8 @@ from asset_models.metrics import MetricPlan
 from asset_models.registry import Change, Registry
 from asset_models.store import ModelStore, TokenCache
 from asset_models.transforms import TransformEngine, TransformPlan
-from connectors.base import (
-    Connector,
-    ConnectorState,
-    ConnectorStatus,
-    ConnectorType,
-    PollingConnector,
-    StreamingConnector,
-)
-from sitewise_edge.config import Config, S3Export, SourceConfig, source_types
+from connectors.base import Connector, ConnectorState, ConnectorStatus, PollingConnector, StreamingConnector, registered
+from sitewise_edge.config import Config, S3Export, SourceConfig
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
 from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
@@ -57,10 +50,7 @@ DRAIN_TIMEOUT = 5.0
 
 def make_connector(cfg: SourceConfig) -> Connector:
     """The connector registered for ``cfg.type`` (see connectors/base.py), built without I/O."""
-    spec = source_types()[cfg.type]  # present: the configuration validated against the same registry
-    if not isinstance(spec, ConnectorType):
-        raise TypeError(f"connector {cfg.type!r} is registered with a {type(spec).__name__}, not a ConnectorType")
-    return spec.factory(cfg)
+    return registered(cfg.type).factory(cfg)
 
 
 class Gateway:
