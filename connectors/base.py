@@ -16,30 +16,71 @@ Life cycle, driven by the runtime: ``await open()`` (connect; may raise
 shutdown, then ``await close()`` (never raises). After an error the runtime closes,
 waits, and opens again. A connector whose individual tags fail (a missing node, a
 Modbus exception on one register) keeps going: it emits BAD-quality rows for those
-tags and records the error in its :class:`ConnectorStatus`.
+tags and records the error in its :class:`ConnectorStatus`. The runtime alone sets
+``status.state``; a connector records its errors, reads and dropped values.
+
+Adding a connector touches no file outside its folder and ``pyproject.toml``:
+
+1. ``connectors/<name>/config.py``: its source model, a :class:`~sitewise_edge.config.SourceConfig`
+   with ``type: Literal["<name>"]``, ``aliased_items()`` (and ``resolve_paths()`` if it has file paths);
+2. the connector: a :class:`PollingConnector` or :class:`StreamingConnector` built from that model
+   without I/O;
+3. the registration, in ``connectors/<name>/__init__.py``::
+
+       CONNECTOR = ConnectorType("<name>", MySource, make_my_connector)
+
+   and in ``pyproject.toml``::
+
+       [project.entry-points."sitewise_edge.connectors"]
+       <name> = "connectors.<name>:CONNECTOR"
+
+4. ``sample.yaml`` (a complete source section, shown in the folder's README) and the README.
+
+``sitewise_edge.config`` then validates ``type: <name>`` sources with that model, and the runtime
+builds them with that factory.
 """
 
 from __future__ import annotations
 
 import abc
+import builtins
+import enum
+import importlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import pyarrow as pa
+from sitewise_edge.config import SourceConfig, source_types
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+C = TypeVar("C", bound=SourceConfig)
+
+
+class ConnectorState(enum.StrEnum):
+    """A source's state in ``/health``; set by the runtime, which drives the life cycle."""
+
+    STARTING = "starting"
+    CONNECTED = "connected"
+    ERROR = "error"
+    STOPPED = "stopped"
 
 
 @dataclass
 class ConnectorStatus:
     """What the API and the logs show of a source."""
 
-    state: str = "starting"  # starting | connected | error | stopped
+    state: ConnectorState = ConnectorState.STARTING
     last_error: str | None = None
     values_read: int = 0
     batches_read: int = 0
     last_read: float | None = None  # wall-clock seconds
     reconnects: int = 0
     tag_errors: dict[str, str] = field(default_factory=dict)  # alias -> last error of that tag
+    values_dropped: int = 0
+    """Values read from the device and never handed over (a full buffer, a notification for no node...)."""
 
     def record_batch(self, batch: pa.RecordBatch) -> None:
         self.values_read += batch.num_rows
@@ -48,13 +89,14 @@ class ConnectorStatus:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "state": self.state,
+            "state": self.state.value,
             "lastError": self.last_error,
             "valuesRead": self.values_read,
             "batchesRead": self.batches_read,
             "lastRead": self.last_read,
             "reconnects": self.reconnects,
             "tagErrors": dict(self.tag_errors),
+            "valuesDropped": self.values_dropped,
         }
 
 
@@ -85,3 +127,41 @@ class StreamingConnector(Connector):
     @abc.abstractmethod
     def stream(self) -> AsyncIterator[pa.RecordBatch]:
         """Batches as the device reports them. Raises ConnectorError when the connection is lost."""
+
+
+@dataclass(frozen=True)
+class ConnectorType(Generic[C]):
+    """A connector's registration: the ``type:`` it serves, its config model, and its factory.
+
+    The factory builds a connector from a validated source without I/O (the runtime opens it).
+    """
+
+    type: str
+    config: builtins.type[C]  # builtins: ``type`` is the field above
+    factory: Callable[[C], Connector]
+
+
+def registered(type_name: str) -> ConnectorType[Any]:
+    """The registration of the connector serving ``type:`` ``type_name``; KeyError when there is none
+    (a validated configuration only has registered types)."""
+    spec = source_types()[type_name]
+    if not isinstance(spec, ConnectorType):
+        raise TypeError(f"connector {type_name!r} is registered with a {type(spec).__name__}, not a ConnectorType")
+    return spec
+
+
+def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports ``names`` (name -> module) on first use.
+
+    A connector package exports its classes this way so that validating a configuration,
+    which imports every registered package for its config model, does not import every
+    protocol library (asyncua alone takes a second).
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__

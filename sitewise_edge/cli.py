@@ -84,10 +84,7 @@ def _load_registry(cfg: Config):  # type: ignore[no-untyped-def]
 
 
 def _source_aliases(cfg: Config) -> list[str]:
-    out: list[str] = []
-    for s in cfg.sources:
-        out += [n.alias for n in (s.nodes if s.type == "opcua" else s.tags)]  # type: ignore[union-attr]
-    return out
+    return [alias for s in cfg.sources for alias in s.aliases()]
 
 
 # --- run --------------------------------------------------------------------------------------

@@ -6,14 +6,24 @@
 Every issue names its key path (``sources[1].tags[3].type``) and what was expected.
 ``${VAR}`` (or ``${VAR:-default}``) in any string is replaced from the environment
 after parsing, so secrets never have to be written in the file.
+
+The ``sources[]`` entries are not defined here: each connector owns its model (a subclass of
+:class:`SourceConfig`) and registers it under the ``sitewise_edge.connectors`` entry point group
+(see ``connectors/base.py``). :func:`source_types` discovers them when a configuration is first
+validated, so this module imports no connector.
 """
 
 from __future__ import annotations
 
+import builtins
+import functools
+import importlib.metadata
+import operator
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, Self, get_args
 
 import yaml
 from pydantic import (
@@ -21,10 +31,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializeAsAny,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from sitewise_edge.errors import ConfigError, ConfigIssue
 
@@ -82,8 +95,115 @@ def _one_of(kind: str, value: Any, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+def closed(kind: str, literal: Any, *, optional: bool = False) -> BeforeValidator:
+    """The check of a field typed with a ``Literal``, with this project's messages.
+
+        mode: Annotated[Literal["subscribe", "poll"], closed("mode", Literal["subscribe", "poll"])]
+
+    refuses ``"push"`` with ``unknown mode 'push'; expected one of subscribe, poll`` (pydantic's
+    own literal error reads less well) and a value that is not a string as a string field does.
+    ``optional``: ``None`` is allowed (the field is ``Literal[...] | None``).
+    """
+    allowed = tuple(str(a) for a in get_args(literal))
+
+    def check(value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise PydanticCustomError("string_type", "Input should be a valid string")
+        return _one_of(kind, value, allowed)
+
+    return BeforeValidator(check)
+
+
+def resolve_path(path: Path, base: Path) -> Path:
+    """``path`` as written in a file in folder ``base``: absolute paths stay, relative ones join ``base``."""
+    return path if path.is_absolute() else (base / path).resolve()
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sources: the shared base; each connector defines (and registers) its own model ------
+
+CONNECTORS_ENTRY_POINTS = "sitewise_edge.connectors"
+"""The entry point group where a connector registers itself (``[project.entry-points."sitewise_edge.connectors"]``)."""
+
+
+class Aliased(Protocol):
+    """An item of a source (an OPC UA node, a Modbus tag) that writes one data stream."""
+
+    @property
+    def alias(self) -> str: ...
+
+
+class SourceConfig(_Model):
+    """What every ``sources[]`` entry has; a connector's model extends it.
+
+        class OpcUaSource(SourceConfig):
+            type: Literal["opcua"]          # the ``type:`` it serves (the discriminator)
+            nodes: list[OpcUaNode]
+            def aliased_items(self): return "nodes", self.nodes
+    """
+
+    name: str
+    type: str
+
+    def aliased_items(self) -> tuple[str, Sequence[Aliased]]:
+        """The key of the list whose items carry the aliases (``nodes``, ``tags``), and those items."""
+        raise NotImplementedError(f"{type(self).__name__} does not say which of its items carry aliases")
+
+    def aliases(self) -> list[str]:
+        """Every alias this source writes, in configuration order."""
+        return [item.alias for item in self.aliased_items()[1]]
+
+    def resolve_paths(self, base: Path) -> Self:
+        """This source with its file-relative paths made absolute (see :func:`resolve_path`); none by default."""
+        return self
+
+
+class SourceType(Protocol):
+    """What the configuration needs of a registered connector (``connectors.base.ConnectorType`` is one)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def config(self) -> builtins.type[SourceConfig]: ...  # builtins: ``type`` is the property above
+
+
+@functools.cache
+def source_types() -> Mapping[str, SourceType]:
+    """Every registered connector by the ``type:`` it serves, sorted by type.
+
+    Read once from the installed entry points: a connector is added by a package that declares
+    one, without a change here. Raises TypeError for a registration that does not fit.
+    """
+    found: dict[str, SourceType] = {}
+    for ep in sorted(importlib.metadata.entry_points(group=CONNECTORS_ENTRY_POINTS), key=lambda e: e.name):
+        spec = ep.load()
+        model = getattr(spec, "config", None)
+        if not (isinstance(model, type) and issubclass(model, SourceConfig)):
+            raise TypeError(f"connector entry point {ep.name} = {ep.value}: its config is not a SourceConfig")
+        tags = get_args(model.model_fields["type"].annotation)
+        if getattr(spec, "type", None) != ep.name or tags != (ep.name,):
+            raise TypeError(f"connector entry point {ep.name} = {ep.value}: type and config.type must be "
+                            f"Literal[{ep.name!r}], not {getattr(spec, 'type', None)!r} and {tags}")
+        if ep.name in found:
+            raise TypeError(f"connector type {ep.name!r} is registered twice ({ep.value})")
+        found[ep.name] = spec
+    return found
+
+
+@functools.cache
+def _sources_adapter() -> TypeAdapter[list[SourceConfig]] | None:
+    """``sources`` as a union of the registered models, told apart by ``type`` (None: no connector)."""
+    models = [t.config for t in source_types().values()]
+    if not models:
+        return None
+    union: Any = functools.reduce(operator.or_, models)
+    return TypeAdapter(list[Annotated[union, Field(discriminator="type")]])  # type: ignore[valid-type]
 
 
 # --- sections -------------------------------------------------------------------------
@@ -116,145 +236,6 @@ def _is_loopback(host: str) -> bool:
 
 class ModelsEntry(_Model):
     path: Path
-
-
-OPCUA_VALUE_TYPES = ("double", "integer", "string", "boolean")
-SECURITY_POLICIES = ("None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss")
-SECURITY_MODES = ("None", "Sign", "SignAndEncrypt")
-
-
-class OpcUaNode(_Model):
-    node_id: str
-    alias: str
-    type: str | None = None
-    """Force the stored value type (double, integer, string, boolean); default: from the OPC UA variant."""
-
-    @field_validator("type")
-    @classmethod
-    def _type(cls, v: str | None) -> str | None:
-        return None if v is None else _one_of("value type", v, OPCUA_VALUE_TYPES)
-
-    @field_validator("node_id")
-    @classmethod
-    def _node_id(cls, v: str) -> str:
-        if not re.match(r"^(ns=\d+;)?[isgb]=.+$", v) and not v.startswith("nsu="):
-            raise ValueError(f"malformed node id {v!r}; expected a form such as ns=2;s=Press1.Temperature or i=2258")
-        return v
-
-
-class OpcUaSource(_Model):
-    name: str
-    type: Literal["opcua"]
-    endpoint: str
-    nodes: list[OpcUaNode] = Field(min_length=1)
-    mode: str = "subscribe"
-    """``subscribe`` (monitored items: report by exception) or ``poll`` (read every ``interval``)."""
-    interval: Duration = 1.0
-    """Publishing interval of the subscription, or the poll period."""
-    timestamp: str = "source"
-    """``source`` (the device's timestamp) or ``server`` (the server's)."""
-    timeout: Duration = 5.0
-    security_policy: str = "None"
-    security_mode: str = "None"
-    certificate: Path | None = None
-    private_key: Path | None = None
-    server_certificate: Path | None = None
-    username: str | None = None
-    password: str | None = Field(default=None, repr=False)
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, v: str) -> str:
-        if not v.startswith("opc.tcp://"):
-            raise ValueError(f"endpoint {v!r} must start with opc.tcp://")
-        return v
-
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, v: str) -> str:
-        return _one_of("mode", v, ("subscribe", "poll"))
-
-    @field_validator("timestamp")
-    @classmethod
-    def _timestamp(cls, v: str) -> str:
-        return _one_of("timestamp", v, ("source", "server"))
-
-    @field_validator("security_policy")
-    @classmethod
-    def _policy(cls, v: str) -> str:
-        return _one_of("security policy", v, SECURITY_POLICIES)
-
-    @field_validator("security_mode")
-    @classmethod
-    def _smode(cls, v: str) -> str:
-        return _one_of("security mode", v, SECURITY_MODES)
-
-    @model_validator(mode="after")
-    def _security(self) -> OpcUaSource:
-        if (self.security_policy == "None") != (self.security_mode == "None"):
-            raise ValueError("security_policy and security_mode must both be None or both be set")
-        if self.security_policy != "None" and not (self.certificate and self.private_key):
-            raise ValueError(f"security policy {self.security_policy} needs certificate and private_key")
-        return self
-
-
-MODBUS_TABLES = ("holding", "input", "coil", "discrete")
-MODBUS_TYPES = ("int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool", "string")
-WORD_ORDERS = ("big", "little")
-
-
-class ModbusTag(_Model):
-    alias: str
-    table: str
-    address: int = Field(ge=0, le=65535)
-    type: str = "uint16"
-    word_order: str = "big"
-    """Order of the 16-bit words of a multi-register value: ``big`` (ABCD) or ``little`` (CDAB)."""
-    length: int | None = Field(default=None, ge=1, le=123)
-    """Registers holding a ``string`` tag."""
-    scale: float | None = None
-    """Multiply the raw value (the result is stored as a double)."""
-
-    @field_validator("table")
-    @classmethod
-    def _table(cls, v: str) -> str:
-        return _one_of("register table", v, MODBUS_TABLES)
-
-    @field_validator("type")
-    @classmethod
-    def _type(cls, v: str) -> str:
-        return _one_of("data type", v, MODBUS_TYPES)
-
-    @field_validator("word_order", mode="before")
-    @classmethod
-    def _word_order(cls, v: Any) -> str:
-        v = {"ABCD": "big", "CDAB": "little", "big-endian": "big", "little-endian": "little"}.get(v, v)
-        return _one_of("word order", v, WORD_ORDERS)
-
-    @model_validator(mode="after")
-    def _fits_table(self) -> ModbusTag:
-        bit_table = self.table in ("coil", "discrete")
-        if bit_table and self.type != "bool":
-            raise ValueError(f"table {self.table} holds bits: type must be bool, not {self.type}")
-        if not bit_table and self.type == "bool":
-            raise ValueError(f"type bool needs table coil or discrete, not {self.table}")
-        if self.type == "string" and not self.length:
-            raise ValueError("type string needs length (the number of registers)")
-        return self
-
-
-class ModbusSource(_Model):
-    name: str
-    type: Literal["modbus"]
-    host: str
-    port: Port = 502
-    unit_id: int = Field(default=1, ge=0, le=255)
-    interval: Duration = 1.0
-    timeout: Duration = 3.0
-    tags: list[ModbusTag] = Field(min_length=1)
-
-
-SourceConfig = Annotated[OpcUaSource | ModbusSource, Field(discriminator="type")]
 
 
 class SitewisePublisher(_Model):
@@ -353,9 +334,20 @@ class Config(_Model):
     gateway: GatewayConfig = GatewayConfig()
     api: ApiConfig = ApiConfig()
     models: list[ModelsEntry] = []
-    sources: list[SourceConfig] = []
+    sources: list[SerializeAsAny[SourceConfig]] = []
     publishers: list[PublisherConfig] = []
     storage: StorageConfig = StorageConfig()
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        adapter = _sources_adapter()
+        if adapter is None:
+            if value:
+                raise ValueError(f"no connector is registered (entry points {CONNECTORS_ENTRY_POINTS!r}): "
+                                 "install sitewise-edge, for example pip install -e .")
+            return value
+        return adapter.validate_python(value)  # its errors keep their key paths (sources[1].tags[3].type)
 
     @model_validator(mode="after")
     def _unique(self) -> Config:
@@ -363,8 +355,7 @@ class Config(_Model):
         _unique_names("publishers", [p.name for p in self.publishers])
         seen: dict[str, str] = {}
         for i, src in enumerate(self.sources):
-            items = src.nodes if isinstance(src, OpcUaSource) else src.tags
-            key = "nodes" if isinstance(src, OpcUaSource) else "tags"
+            key, items = src.aliased_items()
             for j, item in enumerate(items):
                 where = f"sources[{i}].{key}[{j}]"
                 if item.alias in seen:
@@ -384,7 +375,7 @@ def _unique_names(section: str, names: list[str]) -> None:
 # --- loading --------------------------------------------------------------------------
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DISCRIMINATORS = {"opcua", "modbus", "sitewise", "s3"}
+_PUBLISHER_TYPES = {"sitewise", "s3"}
 
 
 def substitute_env(data: Any, env: dict[str, str], path: str = "") -> tuple[Any, list[ConfigIssue]]:
@@ -419,10 +410,11 @@ def substitute_env(data: Any, env: dict[str, str], path: str = "") -> tuple[Any,
 def _loc_to_path(loc: tuple[Any, ...]) -> str:
     out = ""
     prev: Any = None
+    discriminators = _PUBLISHER_TYPES | set(source_types())
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(prev, int) and part in _DISCRIMINATORS:
+        elif isinstance(prev, int) and part in discriminators:
             pass  # the discriminated union's tag, not a key the user wrote
         elif isinstance(part, str) and part.startswith("function-"):
             pass
@@ -432,7 +424,7 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _issue_from_error(err: dict[str, Any]) -> ConfigIssue:
+def _issue_from_error(err: Mapping[str, Any]) -> ConfigIssue:
     path = _loc_to_path(tuple(err["loc"]))
     kind = err["type"]
     msg = err["msg"]
@@ -494,17 +486,8 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
 
 
 def resolve_paths(cfg: Config, base: Path) -> Config:
-    """Make the file-relative paths of a configuration absolute."""
-
-    def fix(p: Path | None) -> Path | None:
-        return None if p is None or p.is_absolute() else (base / p).resolve()
-
-    gateway = cfg.gateway.model_copy(update={"data_dir": fix(cfg.gateway.data_dir) or cfg.gateway.data_dir})
-    models = [m.model_copy(update={"path": fix(m.path) or m.path}) for m in cfg.models]
-    sources: list[Any] = []
-    for s in cfg.sources:
-        if isinstance(s, OpcUaSource):
-            s = s.model_copy(update={k: fix(getattr(s, k)) for k in ("certificate", "private_key",
-                                                                       "server_certificate")})
-        sources.append(s)
+    """Make the file-relative paths of a configuration absolute (a source resolves its own)."""
+    gateway = cfg.gateway.model_copy(update={"data_dir": resolve_path(cfg.gateway.data_dir, base)})
+    models = [m.model_copy(update={"path": resolve_path(m.path, base)}) for m in cfg.models]
+    sources = [s.resolve_paths(base) for s in cfg.sources]
     return cfg.model_copy(update={"gateway": gateway, "models": models, "sources": sources})

@@ -4,7 +4,7 @@
     ├── ConfigError            a configuration file that does not validate (carries every issue)
     ├── ModelError             an asset model or asset that does not load (names the file and property)
     ├── ConnectorError         a device could not be read; the runtime restarts the source with back-off
-    │   └── NodeError          a configured OPC UA node or Modbus register is missing or unreadable
+    │   └── NodeError          a configured node that cannot be used (malformed id, unknown namespace): a tag error
     ├── StoreError             the data directory cannot be used (layout version, disk)
     ├── PublishError           a destination rejected a request as a whole
     └── ApiError               a request the SiteWise-compatible API refuses (carries code and HTTP status)
@@ -47,11 +47,21 @@ class ModelError(SitewiseEdgeError):
 
 
 class ConnectorError(SitewiseEdgeError):
-    """A source failed; the message names the source and the endpoint."""
+    """A source failed; the message names the source and the endpoint, the attributes carry them."""
+
+    def __init__(self, message: str, *, source: str | None = None, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.endpoint = endpoint
 
 
 class NodeError(ConnectorError):
-    """A configured node or register does not exist or cannot be read."""
+    """One configured node cannot be used. The connector records it as that tag's error (BAD rows)
+    and goes on with the others: it never ends the source."""
+
+    def __init__(self, message: str, *, node: str, source: str | None = None, endpoint: str | None = None) -> None:
+        super().__init__(message, source=source, endpoint=endpoint)
+        self.node = node
 
 
 class StoreError(SitewiseEdgeError):

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 MINIMAL_MODBUS = {"name": "plc", "type": "modbus", "host": "127.0.0.1",
                   "tags": [{"alias": "/a", "table": "holding", "address": 1, "type": "int16"}]}
+MINIMAL_OPCUA = {"name": "press", "type": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
+                 "nodes": [{"node_id": "ns=2;s=Press1.Temperature", "alias": "/t"}]}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -71,10 +73,32 @@ def issues_of(doc: dict, env: dict | None = None) -> list[str]:
         ({"api": {"host": "0.0.0.0"}}, "api: host '0.0.0.0' exposes the API beyond this machine: set token"),
         ({"gatway": {}}, "gatway: unknown key"),
         ({"publishers": [{"name": "c", "type": "sitewise", "endpoint": "x"}]}, "publishers[0].endpoint: unknown key"),
+        # closed values (Literal types) keep the messages they had as checked strings
+        ({"sources": [{**MINIMAL_OPCUA, "mode": "push"}]},
+         "sources[0].mode: unknown mode 'push'; expected one of subscribe, poll"),
+        ({"sources": [{**MINIMAL_OPCUA, "timestamp": "device"}]},
+         "sources[0].timestamp: unknown timestamp 'device'; expected one of source, server"),
+        ({"sources": [{**MINIMAL_OPCUA, "security_mode": "Encrypt"}]},
+         "sources[0].security_mode: unknown security mode 'Encrypt'; expected one of None, Sign, SignAndEncrypt"),
+        ({"sources": [{**MINIMAL_OPCUA, "security_policy": "Basic128"}]},
+         "sources[0].security_policy: unknown security policy 'Basic128'; expected one of None, Basic256Sha256, "),
+        ({"sources": [{**MINIMAL_OPCUA, "nodes": [{"node_id": "i=1", "alias": "/a", "type": "float"}]}]},
+         "sources[0].nodes[0].type: unknown value type 'float'; expected one of double, integer, string, boolean"),
+        ({"sources": [{**MINIMAL_MODBUS, "tags": [{"alias": "/a", "table": "holdings", "address": 1}]}]},
+         "sources[0].tags[0].table: unknown register table 'holdings'; expected one of holding, input, coil, "),
+        ({"sources": [{**MINIMAL_MODBUS, "tags": [{"alias": "/a", "table": "holding", "address": 1,
+                                                   "word_order": "BADC"}]}]},
+         "sources[0].tags[0].word_order: unknown word order 'BADC'; expected one of big, little"),
+        ({"sources": [{**MINIMAL_MODBUS, "tags": [{"alias": "/a", "table": "holding", "address": 1, "type": 16}]}]},
+         "sources[0].tags[0].type: Input should be a valid string (got 16)"),
+        ({"sources": [MINIMAL_MODBUS, {**MINIMAL_OPCUA, "nodes": [{"node_id": "i=1", "alias": "/a"}]}]},
+         "sources[1].nodes[0].alias: alias '/a' is already used by sources[0].tags[0]"),
     ],
     ids=["bad-modbus-type", "unknown-source-type", "missing-type", "bad-duration", "bad-port", "coil-not-bool",
          "opcua-endpoint", "node-id", "security-without-cert", "duplicate-alias", "bad-size", "exposed-api",
-         "unknown-section", "unknown-publisher-key"],
+         "unknown-section", "unknown-publisher-key", "opcua-mode", "opcua-timestamp", "opcua-security-mode",
+         "opcua-security-policy", "opcua-value-type", "modbus-table", "modbus-word-order", "modbus-type-not-a-string",
+         "duplicate-alias-across-connectors"],
 )
 def test_config_errors_name_the_key(doc: dict, expected: str) -> None:
     issues = issues_of(doc)
@@ -131,3 +155,44 @@ def test_validate_command_missing_file(tmp_path: Path) -> None:
 def test_a_misspelt_secret_key_does_not_print_the_secret() -> None:
     issues = issues_of({"api": {"tokn": "hunter2"}})
     assert issues == ["api.tokn: unknown key"]
+
+
+def test_an_unknown_source_type_lists_the_registered_ones() -> None:
+    assert issues_of({"sources": [{"name": "x", "type": "profinet"}]}) == [
+        "sources[0].type: unknown type 'profinet'; expected one of modbus, opcua"]
+
+
+def test_word_order_aliases_are_normalised_at_load() -> None:
+    tags = [{"alias": f"/{o}", "table": "holding", "address": 2 * i, "type": "int32", "word_order": o}
+            for i, o in enumerate(("ABCD", "CDAB", "big-endian", "little-endian", "little"))]
+    cfg = parse_config({"sources": [{**MINIMAL_MODBUS, "tags": tags}]}, env={})
+    assert [t.word_order for t in cfg.sources[0].tags] == ["big", "little", "big", "little", "little"]
+
+
+def test_certificate_paths_absolute_as_written_relative_from_the_file(tmp_path: Path) -> None:
+    """An absolute certificate path used to come out as None: validate said ok, every open failed."""
+    cert = tmp_path / "pki" / "client-cert.der"
+    config_file = tmp_path / "conf" / "gateway.yaml"
+    config_file.parent.mkdir()
+    config_file.write_text(yaml.safe_dump({"sources": [{
+        **MINIMAL_OPCUA, "security_policy": "Basic256Sha256", "security_mode": "Sign",
+        "certificate": str(cert), "private_key": "keys/client-key.pem"}]}))
+    source = load_config(config_file, env={}).sources[0]
+    assert source.certificate == cert
+    assert source.private_key == (tmp_path / "conf" / "keys" / "client-key.pem").resolve()
+    assert source.server_certificate is None
+
+
+def test_core_configuration_imports_no_connector_until_it_validates_sources() -> None:
+    """Core finds the connectors through their entry points; validating imports their config models
+    only, not the protocol libraries."""
+    script = (
+        "import sys\n"
+        "from sitewise_edge.config import parse_config\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'connectors'], 'core imported a connector'\n"
+        f"cfg = parse_config({{'sources': [{MINIMAL_MODBUS!r}, {MINIMAL_OPCUA!r}]}}, env={{}})\n"
+        "assert [type(s).__module__ for s in cfg.sources] == ['connectors.modbus.config', 'connectors.opcua.config']\n"
+        "assert 'asyncua' not in sys.modules and 'pymodbus' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0, out.stderr

@@ -8,6 +8,8 @@ from pathlib import Path
 import pydantic
 import yaml
 
+from connectors.modbus.config import ModbusSource, ModbusTag
+from connectors.opcua.config import OpcUaNode, OpcUaSource
 from sitewise_edge import config
 from sitewise_edge.config import load_config
 
@@ -49,8 +51,7 @@ def test_readme_documents_every_core_setting() -> None:
 
 def test_connector_readmes_document_every_setting() -> None:
     modbus, opcua = "connectors/modbus/README.md", "connectors/opcua/README.md"
-    for model, path in ((config.ModbusSource, modbus), (config.ModbusTag, modbus),
-                        (config.OpcUaSource, opcua), (config.OpcUaNode, opcua)):
+    for model, path in ((ModbusSource, modbus), (ModbusTag, modbus), (OpcUaSource, opcua), (OpcUaNode, opcua)):
         text = (ROOT / path).read_text()
         missing = [f for f in model.model_fields if f not in text]
         assert not missing, f"{path} does not mention {missing}"

@@ -1,6 +1,29 @@
-"""Modbus TCP connector: configuration checks and request planning (``plan``), pure converters
-(``decode``) and the I/O loop (``connector``). See README.md for a sample configuration."""
+"""Modbus TCP connector: configuration (``config``), checks and request planning (``plan``),
+pure converters (``decode``) and the I/O loop (``connector``). See README.md for a sample.
 
-from connectors.modbus.connector import ModbusConnector
+``CONNECTOR`` registers ``type: modbus`` (entry point ``sitewise_edge.connectors``); the
+connector itself (and pymodbus) is imported on first use.
+"""
 
-__all__ = ["ModbusConnector"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from connectors.base import Connector, ConnectorType, lazy_exports
+from connectors.modbus.config import ModbusSource, ModbusTag
+
+if TYPE_CHECKING:
+    from connectors.modbus.connector import ModbusConnector
+
+
+def _make(cfg: ModbusSource) -> Connector:
+    from connectors.modbus.connector import ModbusConnector
+
+    return ModbusConnector(cfg)
+
+
+CONNECTOR = ConnectorType("modbus", ModbusSource, _make)
+
+__getattr__ = lazy_exports(__name__, {"ModbusConnector": "connectors.modbus.connector"})
+
+__all__ = ["CONNECTOR", "ModbusConnector", "ModbusSource", "ModbusTag"]

@@ -28,9 +28,9 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
 from connectors.base import ConnectorStatus, PollingConnector
+from connectors.modbus.config import ModbusSource
 from connectors.modbus.decode import DecodeError, Value, check_answer, column_of, decode_slot
 from connectors.modbus.plan import ReadRequest, TagSlot, plan_requests, split
-from sitewise_edge.config import ModbusSource
 from sitewise_edge.errors import ConnectorError
 from sitewise_edge.samples import STREAM_TYPE, VALUE_COLUMNS, Quality, from_columns
 
@@ -53,7 +53,7 @@ SPLIT_ON = frozenset({2, 3})
 
 
 class ModbusConnector(PollingConnector):
-    """Polls the tags of one :class:`~sitewise_edge.config.ModbusSource` over Modbus TCP.
+    """Polls the tags of one :class:`~connectors.modbus.config.ModbusSource` over Modbus TCP.
 
     The request plan is computed here, without I/O; a configuration it cannot serve
     raises :class:`~sitewise_edge.errors.ConfigError`.
@@ -99,11 +99,8 @@ class ModbusConnector(PollingConnector):
             reason = f"connection refused or no answer within {self.config.timeout:g} s"
         if not connected:
             client.close()
-            error = f"modbus source {self.name!r}: cannot connect to {self._endpoint} ({reason})"
-            self._set_error(error)
-            raise ConnectorError(error)
+            raise self._fail(f"cannot connect to {self._endpoint} ({reason})")
         self._client = client
-        self.status.state = "connected"
         self.status.last_error = None
         logger.info("modbus source %r connected to %s, unit %d, %d requests per poll",
                     self.name, self._endpoint, self.config.unit_id, len(self.requests))
@@ -117,8 +114,6 @@ class ModbusConnector(PollingConnector):
             client.close()
         except (ModbusException, OSError) as exc:
             logger.debug("modbus source %r: error while closing: %s", self.name, exc)
-        if self.status.state != "error":
-            self.status.state = "stopped"
 
     # --- polling -----------------------------------------------------------------------
 
@@ -126,7 +121,8 @@ class ModbusConnector(PollingConnector):
         """Read every tag once: one row per tag, in configuration order, stamped with the poll's start."""
         client = self._client
         if client is None:
-            raise ConnectorError(f"modbus source {self.name!r}: poll() before open()")
+            raise ConnectorError(f"modbus source {self.name!r}: poll() before open()", source=self.name,
+                                 endpoint=self._endpoint)
         now_ns = time.time_ns()
         n = len(self._aliases)
         values: list[Value | None] = [None] * n
@@ -140,7 +136,6 @@ class ModbusConnector(PollingConnector):
             quality[index] = int(Quality.BAD)
         self._update_tag_errors(errors)
         batch = self._build(now_ns, values, quality)
-        self.status.state = "connected"
         self.status.record_batch(batch)
         return batch
 
@@ -244,13 +239,10 @@ class ModbusConnector(PollingConnector):
             del tag_errors[alias]
 
     def _fail(self, what: str) -> ConnectorError:
-        error = f"modbus source {self.name!r}: {what}"
-        self._set_error(error)
-        return ConnectorError(error)
-
-    def _set_error(self, error: str) -> None:
-        self.status.state = "error"
-        self.status.last_error = error
+        """The error of this source, recorded as its last error; the attributes carry source and endpoint."""
+        error = ConnectorError(f"modbus source {self.name!r}: {what}", source=self.name, endpoint=self._endpoint)
+        self.status.last_error = str(error)
+        return error
 
 
 def _where(slot: TagSlot) -> str:

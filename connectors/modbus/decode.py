@@ -21,8 +21,8 @@ from typing import Literal
 from pymodbus.client.mixin import ModbusClientMixin
 from pymodbus.exceptions import ModbusException
 
+from connectors.modbus.config import ModbusTag
 from connectors.modbus.plan import ReadRequest, TagSlot
-from sitewise_edge.config import ModbusTag
 
 Value = int | float | str | bool
 WordOrder = Literal["big", "little"]

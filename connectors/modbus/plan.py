@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sitewise_edge.config import ModbusTag
+from connectors.modbus.config import ModbusTag
 from sitewise_edge.errors import ConfigError, ConfigIssue
 
 MAX_REGISTERS = 125

@@ -13,7 +13,8 @@ each :meth:`~OpcUaPollingConnector.poll` reads every node in one Read call per c
 
 A missing node degrades alone: it is recorded in ``status.tag_errors`` and gets one BAD null row
 per open, while the other nodes go on. A connection that cannot be made or is lost raises
-:class:`~sitewise_edge.errors.ConnectorError`; the runtime closes and re-opens with back-off.
+:class:`~sitewise_edge.errors.ConnectorError` (with ``source`` and ``endpoint``); the runtime
+closes and re-opens with back-off. Certificates and endpoint checks are in ``security.py``.
 """
 
 from __future__ import annotations
@@ -24,20 +25,17 @@ import os
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeNotif, Subscription
-from asyncua.crypto import security_policies, uacrypto
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
+from connectors.opcua.config import OpcUaSource
 from connectors.opcua.convert import convert, status_name, value_type
-from sitewise_edge.config import OpcUaSource
-from sitewise_edge.errors import ConnectorError
+from connectors.opcua.security import PkiError, apply_security, load_pki, offers_endpoint, server_endpoints
+from sitewise_edge.errors import ConnectorError, NodeError
 from sitewise_edge.samples import Quality, SampleBuilder, ValueType
 
 logger = logging.getLogger(__name__)
@@ -88,7 +86,6 @@ class OpcUaConnector(Connector):
             await self.close()
         self._lost = None
         self._failed = []
-        self.status.state = "starting"
         client = Client(self.cfg.endpoint, timeout=self.cfg.timeout, watchdog_intervall=min(self.cfg.timeout, 5.0))
         client.name = client.description = f"sitewise-edge {self.name}"
         client.connection_lost_callback = self._on_connection_lost
@@ -100,18 +97,16 @@ class OpcUaConnector(Connector):
             await self._prepare(client)
         except ConnectorError as exc:
             await self.close()
-            self._error(str(exc))
+            self.status.last_error = str(exc)
             raise
         except _IO_ERRORS as exc:
             await self.close()
-            raise self._error(f"{self.where}: opening failed: {_describe(exc)}") from exc
-        self.status.state = "connected"
+            raise self._error(f"opening failed: {_describe(exc)}") from exc
         self.status.last_error = None
         logger.info("%s: connected, %d of %d nodes present", self.where, self._count_present(), len(self._nodes))
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        self.status.state = "stopped"
         if client is None:
             return
         client.connection_lost_callback = None
@@ -130,90 +125,42 @@ class OpcUaConnector(Connector):
         if cfg.password:
             client.set_password(cfg.password)
         try:
+            pki = load_pki(cfg) if cfg.security_policy != "None" else None
+        except PkiError as exc:
+            raise self._failure(str(exc)) from exc
+        try:
             async with asyncio.timeout(cfg.timeout):
-                if cfg.security_policy != "None":
-                    await self._set_security(client)
+                if pki is not None:
+                    await apply_security(client, cfg, pki)
                 await client.connect()
         except TimeoutError as exc:
             hint = ""
             if cfg.security_policy != "None":
                 hint = " (a server that cannot decrypt the request does not answer: check server_certificate)"
-            raise ConnectorError(f"{self.where}: no answer within {cfg.timeout:g}s{hint}") from exc
+            raise self._failure(f"no answer within {cfg.timeout:g}s{hint}") from exc
         except ua.UaStatusCodeError as exc:
             hint = ""
             if status_name(exc.code).startswith(("BadCertificate", "BadSecurity")):
                 hint = " (does the server trust the client certificate?)"
-            raise ConnectorError(f"{self.where}: connection refused: {_describe(exc)}{hint}") from exc
+            raise self._failure(f"connection refused: {_describe(exc)}{hint}") from exc
         except ua.UaError as exc:
-            if "No matching endpoints" in str(exc):
-                raise ConnectorError(
-                    f"{self.where}: the server offers no endpoint with security policy {cfg.security_policy} "
-                    f"and mode {cfg.security_mode}"
-                ) from exc
-            raise ConnectorError(f"{self.where}: cannot connect: {exc}") from exc
+            # asyncua says "no matching endpoint" in text only: ask the server what it offers instead
+            endpoints = await server_endpoints(cfg)
+            if endpoints is not None and not offers_endpoint(endpoints, cfg):
+                raise self._failure(f"the server offers no endpoint with security policy {cfg.security_policy} "
+                                    f"and mode {cfg.security_mode}") from exc
+            raise self._failure(f"cannot connect: {exc}") from exc
         except OSError as exc:
-            raise ConnectorError(f"{self.where}: cannot connect: {_describe(exc)}") from exc
-
-    async def _set_security(self, client: Client) -> None:
-        cfg = self.cfg
-        pki = self._load_pki()
-        cert = pki["certificate"][1]
-        assert isinstance(cert, x509.Certificate)
-        # The client's application URI must be the one in its certificate, or servers refuse it.
-        uri = _certificate_uri(cert)
-        if uri:
-            client.application_uri = uri
-        policy = getattr(security_policies, "SecurityPolicy" + cfg.security_policy.replace("_", ""))
-        mode = ua.MessageSecurityMode.Sign if cfg.security_mode == "Sign" else ua.MessageSecurityMode.SignAndEncrypt
-        server_cert = pki.get("server_certificate")
-        await client.set_security(
-            policy,
-            pki["certificate"][0],
-            pki["private_key"][0],
-            server_certificate=server_cert[0] if server_cert else None,
-            mode=mode,
-        )
-
-    def _load_pki(self) -> dict[str, tuple[uacrypto.CertProperties, object]]:
-        """Read and check the certificate files (PEM or DER, told apart by content, not by file name).
-
-        They are small, so they are read here; asyncua's own loader would start a worker thread.
-        """
-        out: dict[str, tuple[uacrypto.CertProperties, object]] = {}
-        for key in ("certificate", "private_key", "server_certificate"):
-            path = getattr(self.cfg, key)
-            if path is None:
-                continue
-            try:
-                content = Path(path).read_bytes()
-            except FileNotFoundError:
-                raise ConnectorError(f"{self.where}: {key} file {str(path)!r} does not exist") from None
-            except OSError as exc:
-                raise ConnectorError(f"{self.where}: cannot read {key} file {str(path)!r}: {_describe(exc)}") from exc
-            pem = content.lstrip().startswith(b"-----BEGIN")
-            try:
-                parsed: object
-                if key == "private_key":
-                    load_key = serialization.load_pem_private_key if pem else serialization.load_der_private_key
-                    parsed = load_key(content, password=None)
-                else:
-                    parsed = (x509.load_pem_x509_certificate if pem else x509.load_der_x509_certificate)(content)
-            except (ValueError, TypeError) as exc:  # TypeError: an encrypted key
-                what = "private key" if key == "private_key" else "certificate"
-                raise ConnectorError(
-                    f"{self.where}: {key} file {str(path)!r} is not an unencrypted PEM or DER {what}: {exc}"
-                ) from exc
-            out[key] = (uacrypto.CertProperties(content, "pem" if pem else "der"), parsed)
-        return out
+            raise self._failure(f"cannot connect: {_describe(exc)}") from exc
 
     async def _read_limits(self, client: Client) -> None:
         """MaxNodesPerRead and MaxMonitoredItemsPerCall, when the server states them (0 = no limit)."""
         ids = [
-            ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead),
-            ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall),
+            ua.NodeId(ua.Int32(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)),
+            ua.NodeId(ua.Int32(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)),
         ]
         results = await self._read(client, ids, ua.AttributeIds.Value, ua.TimestampsToReturn.Neither)
-        values = [dv.Value.Value if dv.StatusCode.is_good() and dv.Value is not None else None for dv in results]
+        values = [dv.Value.Value if _good(dv) and dv.Value is not None else None for dv in results]
         self._chunk = _limit(values[0])
         self._item_chunk = _limit(values[1])
 
@@ -223,12 +170,12 @@ class OpcUaConnector(Connector):
         nodes: list[_Node] = []
         namespaces: list[str] | None = None
         for node in self._nodes:
+            if node.node_id.startswith("nsu=") and namespaces is None:
+                namespaces = await client.get_namespace_array()
             try:
-                if node.node_id.startswith("nsu=") and namespaces is None:
-                    namespaces = await client.get_namespace_array()
-                nid = _parse_node_id(node.node_id, namespaces)
-            except ValueError as exc:
-                self._tag_failed(node, f"node {node.node_id} is not a valid node id: {exc}")
+                nid = self._resolve(node, namespaces)
+            except NodeError as exc:
+                self._tag_failed(node, str(exc))
                 continue
             ids.append(nid)
             nodes.append(node)
@@ -237,7 +184,7 @@ class OpcUaConnector(Connector):
             results.extend(await self._read(client, chunk, ua.AttributeIds.NodeClass, ua.TimestampsToReturn.Neither))
         present: dict[ua.NodeId, list[_Node]] = {}
         for node, nid, dv in zip(nodes, ids, results, strict=True):
-            if not dv.StatusCode.is_good():
+            if not _good(dv):
                 code = status_name(dv.StatusCode)
                 what = "does not exist" if code == "BadNodeIdUnknown" else "cannot be read"
                 self._tag_failed(node, f"node {node.node_id} {what} ({code})")
@@ -248,6 +195,14 @@ class OpcUaConnector(Connector):
                 present.setdefault(nid, []).append(node)
                 self.status.tag_errors.pop(node.alias, None)
         self._present = {nid: tuple(ns) for nid, ns in present.items()}
+
+    def _resolve(self, node: _Node, namespaces: list[str] | None) -> ua.NodeId:
+        """A configured node id -> the server's NodeId; NodeError when it cannot be one."""
+        try:
+            return _parse_node_id(node.node_id, namespaces)
+        except ValueError as exc:
+            raise NodeError(f"node {node.node_id} is not a valid node id: {exc}", node=node.node_id,
+                            source=self.name, endpoint=self.cfg.endpoint) from None
 
     async def _prepare(self, client: Client) -> None:
         """Mode-specific work at the end of open()."""
@@ -290,18 +245,23 @@ class OpcUaConnector(Connector):
         elif self.status.tag_errors:
             self.status.tag_errors.pop(node.alias, None)
 
-    def _error(self, message: str) -> ConnectorError:
-        self.status.state = "error"
-        self.status.last_error = message
-        return ConnectorError(message)
+    def _failure(self, what: str) -> ConnectorError:
+        """The error of this source: the message starts with :attr:`where`, the attributes carry it."""
+        return ConnectorError(f"{self.where}: {what}", source=self.name, endpoint=self.cfg.endpoint)
+
+    def _error(self, what: str) -> ConnectorError:
+        """A failure, recorded as the source's last error."""
+        error = self._failure(what)
+        self.status.last_error = str(error)
+        return error
 
     async def _on_connection_lost(self, exc: Exception) -> None:
-        self._set_lost(f"{self.where}: connection lost: {_describe(exc)}")
+        self._set_lost(f"connection lost: {_describe(exc)}")
 
-    def _set_lost(self, message: str) -> None:
+    def _set_lost(self, what: str) -> None:
         if self._lost is None:
-            self._lost = self._error(message)
-            logger.warning("%s", message)
+            self._lost = self._error(what)
+            logger.warning("%s", self._lost)
 
 
 class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
@@ -310,7 +270,7 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
     async def poll(self) -> pa.RecordBatch:
         client = self._client
         if client is None:
-            raise ConnectorError(f"{self.where}: not open")
+            raise self._failure("not open")
         if self._lost is not None:
             raise self._lost
         ids = list(self._present)
@@ -320,7 +280,7 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
             for chunk in _chunks(ids, self._chunk):
                 results.extend(await self._read(client, chunk, ua.AttributeIds.Value, ua.TimestampsToReturn.Both))
         except _IO_ERRORS as exc:
-            self._set_lost(f"{self.where}: read failed: {_describe(exc)}")
+            self._set_lost(f"read failed: {_describe(exc)}")
             assert self._lost is not None
             raise self._lost from exc
         builder = SampleBuilder()
@@ -339,13 +299,12 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
     The datachange callback appends rows to a builder and schedules a flush right after the
     notification's other callbacks. Flushed batches wait in a bounded queue; when it is full
     the rows stay in the builder (one larger batch later), up to ``max_buffered_rows``, past
-    which new rows are dropped and counted in ``dropped_values``.
+    which new rows are dropped and counted in ``status.values_dropped``.
     """
 
     def __init__(self, cfg: OpcUaSource, *, queue_batches: int = 64, max_buffered_rows: int = 100_000) -> None:
         super().__init__(cfg)
         self.max_buffered_rows = max_buffered_rows
-        self.dropped_values = 0
         self._queue: asyncio.Queue[pa.RecordBatch | None] = asyncio.Queue(maxsize=queue_batches)
         self._builder = SampleBuilder()
         self._flush_scheduled = False
@@ -363,7 +322,7 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             handles = await sub.subscribe_data_change(
                 [client.get_node(nid) for nid in chunk],
                 queuesize=1,
-                sampling_interval=self.cfg.interval * 1000.0,
+                sampling_interval=ua.Double(self.cfg.interval * 1000.0),
             )
             for nid, handle in zip(chunk, handles, strict=True):
                 if isinstance(handle, ua.StatusCode):
@@ -384,7 +343,7 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
     async def stream(self) -> AsyncIterator[pa.RecordBatch]:
         """Batches until the connection is lost (ConnectorError) or the connector is closed (the end)."""
         if self._client is None:
-            raise ConnectorError(f"{self.where}: not open")
+            raise self._failure("not open")
         queue = self._queue
         while True:
             if self._client is None or queue is not self._queue:
@@ -403,7 +362,8 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
 
     def on_data_change(self, node: Node, data: DataChangeNotif) -> None:
         targets = self._present.get(node.nodeid)
-        if not targets:
+        if not targets:  # a node no longer monitored (a late notification after a failure)
+            self.status.values_dropped += 1
             return
         dv = data.monitored_item.Value
         received = time.time_ns()
@@ -414,10 +374,10 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
     def on_status_change(self, status: ua.StatusChangeNotification) -> None:
         code = status.Status
         if code is not None and not code.is_good():
-            self._set_lost(f"{self.where}: subscription ended ({status_name(code)})")
+            self._set_lost(f"subscription ended ({status_name(code)})")
 
-    def _set_lost(self, message: str) -> None:
-        super()._set_lost(message)
+    def _set_lost(self, what: str) -> None:
+        super()._set_lost(what)
         try:
             self._queue.put_nowait(None)
         except asyncio.QueueFull:
@@ -436,10 +396,10 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             return
         if self._queue.full():
             if rows > self.max_buffered_rows:
-                self.dropped_values += rows
+                self.status.values_dropped += rows
                 self._builder = SampleBuilder()
                 logger.warning("%s: consumer too slow, dropped %d values (%d in total)", self.where, rows,
-                               self.dropped_values)
+                               self.status.values_dropped)
             return
         self._queue.put_nowait(self._builder.build())
 
@@ -485,17 +445,12 @@ def _parse_node_id(text: str, namespaces: list[str] | None) -> ua.NodeId:
     if isinstance(nid, ua.ExpandedNodeId) and nid.NamespaceUri:
         if not namespaces or nid.NamespaceUri not in namespaces:
             raise ValueError(f"namespace {nid.NamespaceUri!r} is not on the server")
-        nid = ua.NodeId(nid.Identifier, namespaces.index(nid.NamespaceUri), nid.NodeIdType)
+        nid = ua.NodeId(nid.Identifier, ua.Int16(namespaces.index(nid.NamespaceUri)), nid.NodeIdType)
     return nid
 
 
-def _certificate_uri(cert: x509.Certificate) -> str | None:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return None
-    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None
+def _good(dv: ua.DataValue) -> bool:
+    return dv.StatusCode is None or dv.StatusCode.is_good()  # no status code: Good (OPC UA Part 4)
 
 
 def _describe(exc: BaseException) -> str:

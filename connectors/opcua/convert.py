@@ -115,7 +115,7 @@ def status_name(status: ua.StatusCode | int | None) -> str:
     """``BadNodeIdUnknown`` for a code; the hex code when the name is unknown."""
     if status is None:
         return "Good"
-    code = status if isinstance(status, ua.StatusCode) else ua.StatusCode(int(status))
+    code = status if isinstance(status, ua.StatusCode) else ua.StatusCode(ua.UInt32(int(status)))
     try:
         return code.name
     except (KeyError, AttributeError):

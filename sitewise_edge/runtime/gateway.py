@@ -31,8 +31,8 @@ from asset_models.metrics import MetricPlan
 from asset_models.registry import Change, Registry
 from asset_models.store import ModelStore, TokenCache
 from asset_models.transforms import TransformEngine, TransformPlan
-from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
-from sitewise_edge.config import Config, ModbusSource, OpcUaSource, S3Export
+from connectors.base import Connector, ConnectorState, ConnectorStatus, PollingConnector, StreamingConnector, registered
+from sitewise_edge.config import Config, S3Export, SourceConfig
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
 from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
@@ -48,14 +48,9 @@ MAX_BACKOFF = 30.0
 DRAIN_TIMEOUT = 5.0
 
 
-def make_connector(cfg: OpcUaSource | ModbusSource) -> Connector:
-    if isinstance(cfg, ModbusSource):
-        from connectors.modbus import ModbusConnector
-
-        return ModbusConnector(cfg)
-    from connectors.opcua import make_opcua_connector
-
-    return make_opcua_connector(cfg)
+def make_connector(cfg: SourceConfig) -> Connector:
+    """The connector registered for ``cfg.type`` (see connectors/base.py), built without I/O."""
+    return registered(cfg.type).factory(cfg)
 
 
 class Gateway:
@@ -87,7 +82,7 @@ class Gateway:
         self.rejected_values = 0
         self.store_error: str | None = None
         self.api_port: int | None = None
-        self._queue: asyncio.Queue[pa.RecordBatch] = asyncio.Queue(QUEUE_BATCHES)
+        self._queue: asyncio.Queue[tuple[ConnectorStatus, pa.RecordBatch]] = asyncio.Queue(QUEUE_BATCHES)
         self._source_tasks: list[asyncio.Task[None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
@@ -156,13 +151,16 @@ class Gateway:
     # --- sources ------------------------------------------------------------------------
 
     async def _run_source(self, conn: Connector) -> None:
-        """Open, read, and on failure reopen with exponential back-off; other sources are unaffected."""
+        """Open, read, and on failure reopen with exponential back-off; other sources are unaffected.
+
+        The one writer of ``status.state``: starting until the first open, then connected or error
+        (also while it reconnects), stopped at shutdown."""
         backoff = 1.0
         status: ConnectorStatus = conn.status
         while True:
             try:
                 await conn.open()
-                status.state = "connected"
+                status.state = ConnectorState.CONNECTED
                 status.last_error = None
                 log.info("source %s connected", conn.name)
                 backoff = 1.0
@@ -170,22 +168,22 @@ class Gateway:
                     await self._poll(conn)
                 elif isinstance(conn, StreamingConnector):
                     async for batch in conn.stream():
-                        await self._queue.put(batch)
+                        await self._queue.put((status, batch))
             except ConnectorError as exc:
-                status.state = "error"
+                status.state = ConnectorState.ERROR
                 if status.last_error != str(exc):
                     log.warning("source %s: %s (retrying in %.0fs)", conn.name, exc, backoff)
                 status.last_error = str(exc)
             except asyncio.CancelledError:
-                status.state = "stopped"
+                status.state = ConnectorState.STOPPED
                 await conn.close()
                 raise
             except Exception as exc:  # the supervisor: a bug in a connector must not stop the gateway
-                status.state = "error"
+                status.state = ConnectorState.ERROR
                 status.last_error = f"internal error: {exc!r}"
                 log.exception("source %s failed unexpectedly; restarting in %.0fs", conn.name, backoff)
             await conn.close()
-            status.state = "error"  # the runtime owns the state: close() may have said "stopped"
+            status.state = ConnectorState.ERROR  # also after a stream that ended: the source is not read
             status.reconnects += 1
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -195,7 +193,7 @@ class Gateway:
         while True:
             batch = await conn.poll()
             if batch.num_rows:
-                await self._queue.put(batch)
+                await self._queue.put((conn.status, batch))
             next_tick += conn.interval
             delay = next_tick - time.monotonic()
             if delay < 0:  # overrun: skip missed ticks rather than bursting
@@ -207,7 +205,7 @@ class Gateway:
         """Store what the sources read. A store that cannot write is retried with back-off: the
         bounded queue then fills and the sources wait (back-pressure), nothing read is dropped."""
         while True:
-            batch = await self._queue.get()
+            source, batch = await self._queue.get()
             backoff = 0.5
             try:
                 while True:
@@ -223,6 +221,7 @@ class Gateway:
                         backoff = min(backoff * 2, MAX_BACKOFF)
                     except pa.ArrowException as exc:  # a malformed batch from a connector: a bug, never accepted
                         self.rejected_values += batch.num_rows
+                        source.values_dropped += batch.num_rows
                         log.error("dropped a malformed batch of %d values: %s", batch.num_rows, exc)
                         break
             finally:

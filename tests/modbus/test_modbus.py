@@ -19,9 +19,9 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from connectors.modbus import ModbusConnector
+from connectors.modbus.config import ModbusSource, ModbusTag
 from connectors.modbus.decode import DecodeError, column_of, decode_registers
 from connectors.modbus.plan import MAX_BITS, MAX_REGISTERS, plan_requests, split
-from sitewise_edge.config import ModbusSource, ModbusTag
 from sitewise_edge.errors import ConfigError, ConnectorError
 from sitewise_edge.samples import SCHEMA, Quality
 from sitewise_edge.simulators import plant
@@ -320,7 +320,7 @@ async def test_poll_reads_the_plant_simulator(simulator: ModbusSimulator) -> Non
     conn = ModbusConnector(ModbusSource(**source(simulator.port, example_tags())))
     await conn.open()
     try:
-        assert conn.status.state == "connected"
+        assert conn.status.last_error is None
         batch = await conn.poll()
     finally:
         await conn.close()
@@ -386,7 +386,7 @@ async def test_unmapped_addresses_are_bad_and_the_rest_good(simulator: ModbusSim
                 "/unmapped/next-to-press1": "illegal data address (exception 2) reading input register 112 of unit 1",
             }
         assert [(r.address, r.count) for r in conn.requests if r.table == "input"] == [(106, 1), (112, 1)]
-        assert conn.status.state == "connected" and conn.status.batches_read == 2
+        assert conn.status.last_error is None and conn.status.batches_read == 2
     finally:
         await conn.close()
 
@@ -435,7 +435,8 @@ async def test_open_fails_fast_when_nothing_listens() -> None:
         with pytest.raises(ConnectorError) as err:
             await conn.open()
     assert f"modbus source 'press-line': cannot connect to {HOST}:{port}" in str(err.value)
-    assert conn.status.state == "error" and conn.status.last_error == str(err.value)
+    assert (err.value.source, err.value.endpoint) == ("press-line", f"{HOST}:{port}")
+    assert conn.status.last_error == str(err.value)
     await conn.close()
 
 
@@ -446,9 +447,9 @@ async def test_poll_fails_when_the_server_stops_and_works_after_reopen(simulator
         await conn.poll()
         await simulator.stop()
         async with asyncio.timeout(2):  # well before the 5 s timeout: the lost connection is seen at once
-            with pytest.raises(ConnectorError, match=f"connection to {HOST}:{simulator.port} lost"):
+            with pytest.raises(ConnectorError, match=f"connection to {HOST}:{simulator.port} lost") as err:
                 await conn.poll()
-        assert conn.status.state == "error"
+        assert conn.status.last_error == str(err.value)
         await conn.close()
         await simulator.start()  # same port
         await conn.open()
@@ -456,7 +457,7 @@ async def test_poll_fails_when_the_server_stops_and_works_after_reopen(simulator
     finally:
         await conn.close()
     assert batch.num_rows == len(example_tags())
-    assert conn.status.state == "stopped" and conn.status.batches_read == 2
+    assert conn.status.last_error is None and conn.status.batches_read == 2
 
 
 async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -483,11 +484,11 @@ async def test_poll_fails_on_a_broken_device(
         await conn.open()
         try:
             async with asyncio.timeout(2):
-                with pytest.raises(ConnectorError, match=words):
+                with pytest.raises(ConnectorError, match=words) as err:
                     await conn.poll()
         finally:
             await conn.close()
-    assert conn.status.state == "error"
+    assert conn.status.last_error == str(err.value)
 
 
 async def test_close_never_raises_and_poll_needs_open() -> None:
