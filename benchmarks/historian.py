@@ -323,7 +323,7 @@ async def run_ours(plant: Plant, seconds: int, batch_s: int, tmp: Path, probe: d
     res.values = sum(b.num_rows for b in batches)
     data_dir = tmp / f"store-{plant.flavour}"
     handler = CompactionLog()
-    store_log = logging.getLogger("storage.store")
+    store_log = logging.getLogger("storage.compaction")
     store_log.addHandler(handler)
     store_log.setLevel(logging.INFO)
     store = Store(data_dir, StorageConfig(compact_interval="1h"))

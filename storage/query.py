@@ -1,6 +1,6 @@
 """Queries over the store with DuckDB: Parquet segments and WAL-resident rows as one view.
 
-A :class:`Snapshot` is what a query sees: the Parquet files and the in-memory rows
+A :class:`~storage.snapshot.Snapshot` is what a query sees: the Parquet files and the in-memory rows
 not yet compacted, taken together under the store's lock so that a compaction
 running meanwhile neither hides nor doubles a row. Each query runs on its own
 DuckDB cursor, in a worker thread (callers use ``asyncio.to_thread``).
@@ -11,34 +11,15 @@ DuckDB timestamps, so no precision is lost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import duckdb
-import numpy as np
 import pyarrow as pa
 
-from sitewise_edge.samples import SCHEMA, concat
+from sitewise_edge.samples import SCHEMA
 from storage.encoding import SQL_COLUMNS
+from storage.snapshot import ROW_BITS, Snapshot
 
 _COLUMNS = "stream, epoch_ns(time) AS time_ns, double, integer, string, boolean, quality"
-ROW_BITS = 24  # a version is (record seq << ROW_BITS) | row: later writes of a key win
 _LATEST_VERSION = "row_number() OVER (PARTITION BY stream, time_ns, quality ORDER BY _v DESC) = 1"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    files: tuple[Path, ...]
-    resident: tuple[tuple[int, pa.RecordBatch], ...]  # (record seq, batch), oldest first
-
-    def resident_table(self) -> pa.Table:
-        table = concat([b for _, b in self.resident])
-        versions = [
-            (np.int64(seq) << ROW_BITS) + np.arange(b.num_rows, dtype=np.int64) for seq, b in self.resident
-        ]
-        v = np.concatenate(versions) if versions else np.zeros(0, dtype=np.int64)
-        table = table.set_column(0, "stream", table.column("stream").cast(pa.string()))
-        return table.append_column("_v", pa.array(v, pa.int64()))
 
 
 class Reader:
