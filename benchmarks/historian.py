@@ -283,20 +283,6 @@ class CompactionLog(logging.Handler):
             self.count += 1
 
 
-def sql_aggregates(reader: Any, streams: list[str] | None, start_ns: int, end_ns: int, res_ns: int) -> pa.Table:
-    value = "coalesce(double, CAST(integer AS DOUBLE))"
-    where = "time_ns >= ? AND time_ns < ? AND quality = 0"
-    params: list[object] = [start_ns, end_ns]
-    if streams is not None:
-        where += " AND stream IN (" + ", ".join("?" for _ in streams) + ")"
-        params += streams
-    sql = (f"SELECT stream, time_ns // {res_ns} * {res_ns} AS bucket_ns, avg({value}) AS average, count(*) AS count, "
-           f"min({value}) AS minimum, max({value}) AS maximum, sum({value}) AS sum, "
-           f"stddev_samp({value}) AS standard_deviation FROM samples WHERE {where} "
-           "GROUP BY ALL ORDER BY stream, bucket_ns")
-    return reader.con.sql(sql, params=params).to_arrow_table()
-
-
 def column_bytes(parquet_dir: Path) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for path in parquet_dir.rglob("*.parquet"):
@@ -362,10 +348,7 @@ async def run_ours(plant: Plant, seconds: int, batch_s: int, tmp: Path, probe: d
 
         stream, start, end, hour = probe["stream"], probe["start"], probe["end"], probe["hour"]
         h_start, h_end = probe["h_start"], probe["h_end"]
-        with store.reader() as r:
-            has_agg = hasattr(r, "aggregates")
-        label = "Reader.aggregates" if has_agg else "(SQL over the samples view)"
-        res.labels["agg_day"] = res.labels["agg_hour_all"] = label
+        res.labels["agg_day"] = res.labels["agg_hour_all"] = "Reader.aggregates"
 
         index = hasattr(store, "latest_all")  # the in-memory latest-value index the API answers from
         if index:
@@ -383,11 +366,9 @@ async def run_ours(plant: Plant, seconds: int, batch_s: int, tmp: Path, probe: d
                     elif name == "history":
                         out = r.history(stream, h_start, h_end, limit=100_000)
                     elif name == "agg_day":
-                        out = (r.aggregates([stream], start, end, MINUTE_NS, limit=1_000_000) if has_agg
-                               else sql_aggregates(r, [stream], start, end, MINUTE_NS))
+                        out = r.aggregates([stream], start, end, MINUTE_NS, limit=1_000_000)
                     else:
-                        out = (r.aggregates(None, hour, hour + HOUR_NS, MINUTE_NS, limit=1_000_000) if has_agg
-                               else sql_aggregates(r, None, hour, hour + HOUR_NS, MINUTE_NS))
+                        out = r.aggregates(None, hour, hour + HOUR_NS, MINUTE_NS, limit=1_000_000)
                     res.rows[name] = out.num_rows
                     return out
             return run

@@ -5,6 +5,7 @@
     seq = await store.append(batch)      # returns once the batch is durable (accepted)
     with store.reader() as r:            # in a worker thread
         r.history("/plant/temp", None, None)
+        r.points(["/plant/temp"], start_ns, end_ns)     # GOOD points of streams in (start, end]
     rows, pos = store.read(Position(0, 0), 1000)   # publishers: everything after a position
     store.save_cursor("publisher-cloud", pos)      # ... once the destination acknowledged
     snap = store.snapshot()              # the S3 export: Parquet files + resident records
