@@ -13,6 +13,9 @@ sitewise-edge: every batch through ``Store.append`` (WAL frame + fsync, the gate
 InfluxDB 1.x (the Debian package, installed with apt-get if ``influxd`` is missing): a private ``influxd`` on
 127.0.0.1, the same values as line protocol over HTTP by 4 concurrent writers in requests of one batch each,
 the cache compacted to TSM before its directories are measured, the same four questions in InfluxQL.
+
+One file on purpose (about 780 lines): a benchmark is copied and run as one command, and the plant generator,
+both systems' runs and the report are read side by side; nothing here is imported by the project.
 """
 
 from __future__ import annotations
