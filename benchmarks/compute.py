@@ -27,12 +27,12 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from asset_models.metrics import MetricPlan, compute  # noqa: E402
+from asset_models.metrics import MetricPlan  # noqa: E402
 from asset_models.model import build_catalog  # noqa: E402
 from asset_models.registry import Registry  # noqa: E402
 from asset_models.transforms import TransformEngine, TransformPlan  # noqa: E402
 from sitewise_edge.config import StorageConfig  # noqa: E402
-from sitewise_edge.runtime.metrics import _edge, _points  # noqa: E402
+from sitewise_edge.runtime.metrics import compute_windows  # noqa: E402
 from sitewise_edge.samples import from_columns  # noqa: E402
 from storage.store import Store  # noqa: E402
 
@@ -117,10 +117,8 @@ async def metrics(assets: int) -> tuple[float, int]:
         started = time.perf_counter()
         rows = 0
         with store.reader() as reader:
-            for group in plan.groups:
-                out = compute(group, np.array([window_end]), lambda s, a, b: _points(reader, s, a, b),
-                              lambda s, at: _edge(reader, s, "time_ns <= ?", [at], "DESC"),
-                              lambda s: _edge(reader, s, "TRUE", [], "ASC"))
+            for group in plan.groups:  # what MetricRunner does at a window close
+                out = compute_windows(reader, group, np.array([window_end]))
                 rows += 0 if out is None else out.num_rows
         elapsed = time.perf_counter() - started
         await store.close()

@@ -13,6 +13,9 @@ sitewise-edge: every batch through ``Store.append`` (WAL frame + fsync, the gate
 InfluxDB 1.x (the Debian package, installed with apt-get if ``influxd`` is missing): a private ``influxd`` on
 127.0.0.1, the same values as line protocol over HTTP by 4 concurrent writers in requests of one batch each,
 the cache compacted to TSM before its directories are measured, the same four questions in InfluxQL.
+
+One file on purpose (about 780 lines): a benchmark is copied and run as one command, and the plant generator,
+both systems' runs and the report are read side by side; nothing here is imported by the project.
 """
 
 from __future__ import annotations
@@ -283,20 +286,6 @@ class CompactionLog(logging.Handler):
             self.count += 1
 
 
-def sql_aggregates(reader: Any, streams: list[str] | None, start_ns: int, end_ns: int, res_ns: int) -> pa.Table:
-    value = "coalesce(double, CAST(integer AS DOUBLE))"
-    where = "time_ns >= ? AND time_ns < ? AND quality = 0"
-    params: list[object] = [start_ns, end_ns]
-    if streams is not None:
-        where += " AND stream IN (" + ", ".join("?" for _ in streams) + ")"
-        params += streams
-    sql = (f"SELECT stream, time_ns // {res_ns} * {res_ns} AS bucket_ns, avg({value}) AS average, count(*) AS count, "
-           f"min({value}) AS minimum, max({value}) AS maximum, sum({value}) AS sum, "
-           f"stddev_samp({value}) AS standard_deviation FROM samples WHERE {where} "
-           "GROUP BY ALL ORDER BY stream, bucket_ns")
-    return reader.con.sql(sql, params=params).to_arrow_table()
-
-
 def column_bytes(parquet_dir: Path) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for path in parquet_dir.rglob("*.parquet"):
@@ -323,7 +312,7 @@ async def run_ours(plant: Plant, seconds: int, batch_s: int, tmp: Path, probe: d
     res.values = sum(b.num_rows for b in batches)
     data_dir = tmp / f"store-{plant.flavour}"
     handler = CompactionLog()
-    store_log = logging.getLogger("storage.store")
+    store_log = logging.getLogger("storage.compaction")
     store_log.addHandler(handler)
     store_log.setLevel(logging.INFO)
     store = Store(data_dir, StorageConfig(compact_interval="1h"))
@@ -362,10 +351,7 @@ async def run_ours(plant: Plant, seconds: int, batch_s: int, tmp: Path, probe: d
 
         stream, start, end, hour = probe["stream"], probe["start"], probe["end"], probe["hour"]
         h_start, h_end = probe["h_start"], probe["h_end"]
-        with store.reader() as r:
-            has_agg = hasattr(r, "aggregates")
-        label = "Reader.aggregates" if has_agg else "(SQL over the samples view)"
-        res.labels["agg_day"] = res.labels["agg_hour_all"] = label
+        res.labels["agg_day"] = res.labels["agg_hour_all"] = "Reader.aggregates"
 
         index = hasattr(store, "latest_all")  # the in-memory latest-value index the API answers from
         if index:
@@ -383,11 +369,9 @@ async def run_ours(plant: Plant, seconds: int, batch_s: int, tmp: Path, probe: d
                     elif name == "history":
                         out = r.history(stream, h_start, h_end, limit=100_000)
                     elif name == "agg_day":
-                        out = (r.aggregates([stream], start, end, MINUTE_NS, limit=1_000_000) if has_agg
-                               else sql_aggregates(r, [stream], start, end, MINUTE_NS))
+                        out = r.aggregates([stream], start, end, MINUTE_NS, limit=1_000_000)
                     else:
-                        out = (r.aggregates(None, hour, hour + HOUR_NS, MINUTE_NS, limit=1_000_000) if has_agg
-                               else sql_aggregates(r, None, hour, hour + HOUR_NS, MINUTE_NS))
+                        out = r.aggregates(None, hour, hour + HOUR_NS, MINUTE_NS, limit=1_000_000)
                     res.rows[name] = out.num_rows
                     return out
             return run

@@ -16,6 +16,7 @@ Only the runtime's supervisor catches broadly; everything else catches these.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 
@@ -65,7 +66,15 @@ class NodeError(ConnectorError):
 
 
 class StoreError(SitewiseEdgeError):
-    """The store cannot open or write its data directory."""
+    """The store cannot open or write its data directory; ``path``, ``segment`` (a WAL segment's name)
+    and ``seq`` (a record's sequence number) say where, when known."""
+
+    def __init__(self, message: str, *, path: Path | None = None, segment: str | None = None,
+                 seq: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.segment = segment
+        self.seq = seq
 
 
 class PublishError(SitewiseEdgeError):

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from sitewise_edge.files import write_bytes_atomic
 from sitewise_edge.samples import SCHEMA, VALUE_COLUMNS
-from storage.query import ROW_BITS
+from storage.snapshot import ROW_BITS
 
 _NEVER = np.iinfo(np.int64).min
 

@@ -1,44 +1,35 @@
 """Queries over the store with DuckDB: Parquet segments and WAL-resident rows as one view.
 
-A :class:`Snapshot` is what a query sees: the Parquet files and the in-memory rows
-not yet compacted, taken together under the store's lock so that a compaction
-running meanwhile neither hides nor doubles a row. Each query runs on its own
-DuckDB cursor, in a worker thread (callers use ``asyncio.to_thread``).
+    with store.reader() as r:                                 # in a worker thread
+        r.history("/p/temp", start_ns, end_ns)                # one stream, paged (the SiteWise API)
+        r.points(["/p/temp", "/p/flow"], start_ns, end_ns)    # GOOD values of several streams in (start, end]
+        r.edge(["/p/temp"], at_ns, first=False)               # per stream: the latest GOOD value at or before
+        r.aggregates(["/p/temp"], start_ns, end_ns, 60 * 10**9)
+        r.count()
+
+A :class:`~storage.snapshot.Snapshot` is what a query sees: the Parquet files and the in-memory
+rows not yet compacted, taken together under the store's lock so that a compaction running
+meanwhile neither hides nor doubles a row. Each reader runs on its own DuckDB cursor, in a worker
+thread (callers use ``asyncio.to_thread``). Callers never write SQL against the reader's views:
+every question is a method with typed parameters, so the views can change with the layout.
 
 Times cross the DuckDB boundary as int64 nanoseconds (``epoch_ns``), never as
-DuckDB timestamps, so no precision is lost.
+DuckDB timestamps, so no precision is lost. Intervals are (start, end], as in SiteWise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
-from sitewise_edge.samples import SCHEMA, concat
+from sitewise_edge.samples import SCHEMA, Quality
 from storage.encoding import SQL_COLUMNS
+from storage.snapshot import ROW_BITS, Snapshot
 
 _COLUMNS = "stream, epoch_ns(time) AS time_ns, double, integer, string, boolean, quality"
-ROW_BITS = 24  # a version is (record seq << ROW_BITS) | row: later writes of a key win
 _LATEST_VERSION = "row_number() OVER (PARTITION BY stream, time_ns, quality ORDER BY _v DESC) = 1"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    files: tuple[Path, ...]
-    resident: tuple[tuple[int, pa.RecordBatch], ...]  # (record seq, batch), oldest first
-
-    def resident_table(self) -> pa.Table:
-        table = concat([b for _, b in self.resident])
-        versions = [
-            (np.int64(seq) << ROW_BITS) + np.arange(b.num_rows, dtype=np.int64) for seq, b in self.resident
-        ]
-        v = np.concatenate(versions) if versions else np.zeros(0, dtype=np.int64)
-        table = table.set_column(0, "stream", table.column("stream").cast(pa.string()))
-        return table.append_column("_v", pa.array(v, pa.int64()))
 
 
 class Reader:
@@ -46,28 +37,28 @@ class Reader:
 
     ``raw`` holds every stored row with its version ``_v``; a (stream, timestamp, quality) written
     twice keeps only the later write, as SiteWise does. Queries filter ``raw`` first and then keep the
-    latest version of each key (cheap once filtered to one stream and a time range); the ``samples``
-    view is that rule applied to everything, for ad-hoc SQL.
+    latest version of each key (cheap once filtered to a few streams and a time range); the ``samples``
+    view is that rule applied to everything. Both views are private to this class.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
-        self.con = con
+        self._con = con
         resident = snapshot.resident_table()
         con.register("resident_rows", resident)
         parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
         if snapshot.files:
-            files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in snapshot.files)
+            files = ", ".join(_sql_string(str(p)) for p in snapshot.files)
             version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
             parts.append(f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
         con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + " UNION ALL ".join(parts))
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
 
-    def rows(self, where: str) -> str:
+    def _current(self, where: str) -> str:
         """SQL for the current rows matching ``where`` (a filter on raw's columns)."""
         return f"SELECT * EXCLUDE (_v) FROM raw WHERE {where} QUALIFY {_LATEST_VERSION}"
 
     def close(self) -> None:
-        self.con.close()
+        self._con.close()
 
     def __enter__(self) -> Reader:
         return self
@@ -76,7 +67,7 @@ class Reader:
         self.close()
 
     def _fetch(self, sql: str, params: list[object]) -> pa.Table:
-        return _to_samples(self.con.sql(sql, params=params).to_arrow_table())
+        return _to_samples(self._con.sql(sql, params=params).to_arrow_table())
 
     def latest(self, stream: str) -> pa.Table:
         """The value with the greatest timestamp (0 or 1 row)."""
@@ -89,7 +80,8 @@ class Reader:
         return self.latest_all_versioned()[0]
 
     def latest_all_versioned(self) -> tuple[pa.Table, list[int]]:
-        result = self.con.sql(
+        """:meth:`latest_all` and each row's version (to rebuild the store's latest-value index)."""
+        result = self._con.sql(
             "SELECT * FROM raw "
             "QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns DESC, _v DESC) = 1 ORDER BY stream"
         ).to_arrow_table()
@@ -128,12 +120,57 @@ class Reader:
             where.append(f"(time_ns {'<' if descending else '>'} ? OR (time_ns = ? AND quality > ?))")
             params += [after[0], after[0], after[1]]
         order = "DESC" if descending else "ASC"
-        sql = f"{self.rows(' AND '.join(where))} ORDER BY time_ns {order}, quality LIMIT ? OFFSET ?"
+        sql = f"{self._current(' AND '.join(where))} ORDER BY time_ns {order}, quality LIMIT ? OFFSET ?"
         return self._fetch(sql, [*params, limit, offset])
 
-    def current_rows(self, where: str = "true", params: list[object] | None = None) -> pa.Table:
-        """The current rows matching ``where`` as DuckDB returns them (stream as string, time as int64 ns)."""
-        return self.con.sql(self.rows(where), params=params or []).to_arrow_table()
+    def points(
+        self,
+        streams: Sequence[str] | None,
+        start_ns: int,
+        end_ns: int,
+        *,
+        quality: int | None = Quality.GOOD,
+    ) -> pa.Table:
+        """The current values of ``streams`` (None: every stream) in (start, end], as sample rows.
+
+        Only values of ``quality`` (None: every quality). Ordered by stream, time, quality; one query
+        for all the streams (the inputs of every asset of a metric at once).
+        """
+        if streams is not None and not streams:
+            return SCHEMA.empty_table()
+        where = [*_stream_filter(streams), "time_ns > ?", "time_ns <= ?", *_quality_filter(quality)]
+        sql = f"{self._current(' AND '.join(where))} ORDER BY stream, time_ns, quality"
+        return self._fetch(sql, [start_ns, end_ns])
+
+    def edge(
+        self,
+        streams: Sequence[str],
+        at_or_before_ns: int | None,
+        *,
+        first: bool,
+        quality: int = Quality.GOOD,
+    ) -> pa.Table:
+        """Per stream, its first (``first``) or latest value of ``quality`` at or before ``at_or_before_ns``
+        (None: of all its values), as sample rows ordered by stream; a stream without one has no row.
+
+        Of two writes of one timestamp, the later wins (as everywhere).
+        """
+        if not streams:
+            return SCHEMA.empty_table()
+        where = [*_stream_filter(streams), *_quality_filter(quality)]
+        params: list[object] = []
+        if at_or_before_ns is not None:
+            where.append("time_ns <= ?")
+            params.append(at_or_before_ns)
+        order = "ASC" if first else "DESC"
+        sql = (f"SELECT * EXCLUDE (_v) FROM raw WHERE {' AND '.join(where)} "
+               f"QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns {order}, _v DESC) = 1 "
+               "ORDER BY stream")
+        return self._fetch(sql, params)
+
+    def current_rows(self) -> pa.Table:
+        """Every current row as DuckDB returns it (stream as string, time as int64 ``time_ns``)."""
+        return self._con.sql(self._current("true")).to_arrow_table()
 
     def aggregates(
         self,
@@ -175,10 +212,10 @@ class Reader:
             "count(*) AS count, sum(v) AS sum, avg(v) AS avg, min(v) AS min, max(v) AS max, "
             "stddev_samp(v) AS stddev "
             f"FROM (SELECT stream, time_ns, quality, coalesce(double, CAST(integer AS DOUBLE)) AS v "
-            f"FROM ({self.rows(' AND '.join(where))})) "
+            f"FROM ({self._current(' AND '.join(where))})) "
             f"GROUP BY ALL ORDER BY stream, time_ns {order}, quality LIMIT ? OFFSET ?"
         )
-        result = self.con.sql(sql, params=[*params, limit, offset]).to_arrow_table()
+        result = self._con.sql(sql, params=[*params, limit, offset]).to_arrow_table()
         return result.cast(_AGGREGATES_SCHEMA)
 
     def interpolated(
@@ -239,7 +276,7 @@ class Reader:
             where.append("time_ns <= ?")
             params.append(t_hi)
             sql = (
-                f"WITH grid AS ({grid}), pts AS ({self.rows(' AND '.join(where))}) "
+                f"WITH grid AS ({grid}), pts AS ({self._current(' AND '.join(where))}) "
                 "SELECT g.k, g.t AS time_ns, p.double, p.integer, p.string, p.boolean "
                 "FROM grid g ASOF LEFT JOIN pts p ON g.t >= p.time_ns "
                 "WHERE p.time_ns IS NOT NULL ORDER BY g.k LIMIT ?"
@@ -254,7 +291,7 @@ class Reader:
             at_t1 = "true" if window_ns is None else f"t1 <= t + {window_ns}"
             sql = (
                 f"WITH grid AS ({grid}), "
-                f"pts AS (SELECT time_ns, {value} AS v FROM ({self.rows(' AND '.join(where))}) "
+                f"pts AS (SELECT time_ns, {value} AS v FROM ({self._current(' AND '.join(where))}) "
                 f"WHERE {value} IS NOT NULL), "
                 "b AS (SELECT g.k, g.t, p.time_ns AS t0, p.v AS v0 FROM grid g ASOF LEFT JOIN pts p "
                 "ON g.t >= p.time_ns), "
@@ -270,14 +307,16 @@ class Reader:
                 "CAST(NULL AS VARCHAR) AS string, CAST(NULL AS BOOLEAN) AS boolean "
                 "FROM j WHERE v IS NOT NULL ORDER BY k LIMIT ?"
             )
-        result = self.con.sql(sql, params=[*params, limit]).to_arrow_table()
+        result = self._con.sql(sql, params=[*params, limit]).to_arrow_table()
         return result.cast(_INTERPOLATED_SCHEMA)
 
     def streams(self) -> list[str]:
-        return [r[0] for r in self.con.sql("SELECT DISTINCT stream FROM raw ORDER BY 1").fetchall()]
+        """Every stream that has a stored value, sorted."""
+        return [r[0] for r in self._con.sql("SELECT DISTINCT stream FROM raw ORDER BY 1").fetchall()]
 
     def count(self) -> int:
-        row = self.con.sql("SELECT count(*) FROM samples").fetchall()[0]
+        """The number of current values (every stream, every quality)."""
+        row = self._con.sql("SELECT count(*) FROM samples").fetchall()[0]
         return int(row[0]) if row else 0
 
 
@@ -292,6 +331,19 @@ _INTERPOLATED_SCHEMA = pa.schema([
     ("k", pa.int64()), ("time_ns", pa.int64()), ("double", pa.float64()), ("integer", pa.int64()),
     ("string", pa.string()), ("boolean", pa.bool_()),
 ])
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _stream_filter(streams: Sequence[str] | None) -> list[str]:
+    """The filter on a list of streams, as literals: DuckDB prunes Parquet row groups by them."""
+    return [] if streams is None else [f"stream IN ({', '.join(_sql_string(s) for s in streams)})"]
+
+
+def _quality_filter(quality: int | None) -> list[str]:
+    return [] if quality is None else [f"quality = {int(quality)}"]
 
 
 def _to_samples(table: pa.Table) -> pa.Table:

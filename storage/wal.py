@@ -15,6 +15,12 @@ frame whose length and checksum hold and cuts the file at the first that does no
 (a torn tail after a crash), reporting what it cut.
 
 The writer is not thread-safe: one owner (the store) calls it from one thread at a time.
+
+Errors (all :class:`~sitewise_edge.errors.StoreError`, with ``path`` and, where known, ``seq``)::
+
+    StoreError                 the WAL cannot be written or fsynced; a record does not decode
+    └── FrameError             a segment holds a frame that cannot be read (``offset``, ``reason``)
+        └── IncompleteFrame    the segment ends inside a frame: a torn tail, or a frame being written now
 """
 
 from __future__ import annotations
@@ -42,6 +48,19 @@ CRC = struct.Struct("<I")  # crc32 of header + payload
 FRAME_OVERHEAD = HEADER.size + CRC.size
 MAX_FRAME = 1 << 31
 SUFFIX = ".wal"
+
+
+class FrameError(StoreError):
+    """A frame of a segment that cannot be read: bad length, checksum or sequence, or a bad header."""
+
+    def __init__(self, path: Path, offset: int, reason: str, *, seq: int | None = None) -> None:
+        super().__init__(f"{path}: {reason} at offset {offset}", path=path, segment=path.name, seq=seq)
+        self.offset = offset
+        self.reason = reason
+
+
+class IncompleteFrame(FrameError):
+    """The segment ends inside a frame (its header or payload is cut short)."""
 
 
 @dataclass
@@ -74,14 +93,17 @@ def encode_batch(batch: pa.RecordBatch) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def decode_batch(payload: bytes) -> pa.RecordBatch:
+def decode_batch(payload: bytes, *, path: Path | None = None, seq: int | None = None) -> pa.RecordBatch:
+    """One frame's payload -> its batch; ``path`` and ``seq`` say where it came from in a StoreError."""
     try:
         with ipc.open_stream(payload) as reader:
             batches = list(reader)
     except pa.ArrowInvalid as exc:
-        raise StoreError(f"a WAL record with a valid checksum does not decode: {exc}") from None
+        raise StoreError(f"a WAL record with a valid checksum does not decode: {exc}",
+                         path=path, segment=path.name if path else None, seq=seq) from None
     if len(batches) != 1:
-        raise StoreError(f"WAL record holds {len(batches)} batches, expected 1")
+        raise StoreError(f"WAL record holds {len(batches)} batches, expected 1",
+                         path=path, segment=path.name if path else None, seq=seq)
     return batches[0]
 
 
@@ -112,34 +134,35 @@ def read_frames(path: Path, *, repair: bool = False, after_seq: int = 0) -> Iter
                 f.close()
                 path.write_bytes(MAGIC)
                 return
-            raise StoreError(f"{path}: not a WAL segment of this layout (header {head!r}, expected {MAGIC!r})")
+            raise StoreError(f"{path}: not a WAL segment of this layout (header {head!r}, expected {MAGIC!r})",
+                             path=path, segment=path.name)
         offset = len(MAGIC)
         previous = after_seq
         while True:
             header = f.read(FRAME_OVERHEAD)
             if not header:
                 return
-            bad = None
-            length = 0
+            error: FrameError | None = None
+            length = seq = 0
             if len(header) < FRAME_OVERHEAD:
-                bad = "incomplete frame header"
+                error = IncompleteFrame(path, offset, "incomplete frame header")
             else:
                 length, seq = HEADER.unpack_from(header)
                 (crc,) = CRC.unpack_from(header, HEADER.size)
                 payload = f.read(length) if 0 < length < MAX_FRAME else b""
                 if length == 0 or length >= MAX_FRAME:
-                    bad = f"impossible frame length {length}"
+                    error = FrameError(path, offset, f"impossible frame length {length}", seq=seq)
                 elif len(payload) < length:
-                    bad = "incomplete frame"
+                    error = IncompleteFrame(path, offset, "incomplete frame", seq=seq)
                 elif zlib.crc32(payload, zlib.crc32(header[: HEADER.size])) != crc:
-                    bad = "checksum mismatch"
+                    error = FrameError(path, offset, "checksum mismatch", seq=seq)
                 elif previous and seq != previous + 1:
-                    bad = f"sequence {seq} does not follow {previous}"
-            if bad is not None:
+                    error = FrameError(path, offset, f"sequence {seq} does not follow {previous}", seq=seq)
+            if error is not None:
                 if not repair:
-                    raise StoreError(f"{path}: {bad} at offset {offset}")
+                    raise error
                 f.close()
-                dropped = _cut(path, offset, bad)
+                dropped = _cut(path, offset, error.reason)
                 raise _Truncated(offset, dropped)
             previous = seq
             yield seq, payload
@@ -179,7 +202,7 @@ def recover(directory: Path, decode_after: int = 0) -> tuple[list[tuple[int, pa.
                 last = seq
                 report.records += 1
                 if seq > decode_after:
-                    batch = decode_batch(payload)
+                    batch = decode_batch(payload, path=seg.path, seq=seq)
                     out.append((seq, batch))
                     report.rows += batch.num_rows
         except _Truncated as cut:
@@ -192,11 +215,10 @@ def read_segment(path: Path) -> Iterator[tuple[int, pa.RecordBatch]]:
     """The records of one (sealed or active) segment, for readers that are behind memory."""
     try:
         for seq, payload in read_frames(path):
-            yield seq, decode_batch(payload)
-    except StoreError as exc:
+            yield seq, decode_batch(payload, path=path, seq=seq)
+    except IncompleteFrame:
         # the active segment may end in a frame being written right now: stop there
-        if "incomplete" not in str(exc):
-            raise
+        return
 
 
 class WalWriter:
@@ -248,8 +270,7 @@ class WalWriter:
             frame = header + CRC.pack(zlib.crc32(payload, zlib.crc32(header))) + payload
             self._file.write(frame)
         except OSError as exc:
-            self._abandon()
-            raise StoreError(f"cannot write the WAL in {self.directory}: {exc.strerror or exc}") from None
+            raise self._failed("write", exc) from None
         self._size += len(frame)
         self.next_seq += 1
         return seq
@@ -262,11 +283,18 @@ class WalWriter:
                 os.fsync(self._file.fileno())
             except OSError as exc:
                 # after a failed fsync the unsynced frames are in an unknown state: drop them
-                self._abandon()
-                raise StoreError(f"cannot fsync the WAL in {self.directory}: {exc.strerror or exc}") from None
+                raise self._failed("fsync", exc) from None
             self._synced = self._size
         self._synced_seq = self.next_seq - 1
         return self._synced_seq
+
+    def _failed(self, doing: str, exc: OSError) -> StoreError:
+        """Abandon the active segment after a failed ``doing``; the error to raise names the segment and
+        the first record lost (every frame after the last fsync is cut)."""
+        path, seq = self._path, self._synced_seq + 1
+        self._abandon()
+        return StoreError(f"cannot {doing} the WAL in {self.directory}: {exc.strerror or exc}",
+                          path=path or self.directory, segment=path.name if path else None, seq=seq)
 
     def _abandon(self) -> None:
         """Cut the active segment back to its last durable frame and leave it."""

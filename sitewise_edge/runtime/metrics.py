@@ -4,7 +4,8 @@ touches a closed window. The runtime owns the schedule; ``asset_models.metrics``
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pyarrow.compute as pc
 from asset_models.metrics import MetricGroup, MetricPlan
 from asset_models.metrics import compute as compute_metric
 from sitewise_edge.files import read_json, write_json_atomic
+from storage.query import Reader
 
 if TYPE_CHECKING:
     from sitewise_edge.runtime.gateway import Gateway
@@ -110,9 +112,7 @@ class MetricRunner:
 
     def _compute(self, group: MetricGroup, ends: np.ndarray) -> pa.Table | None:
         with self.gateway.store.reader() as reader:
-            return compute_metric(group, ends, lambda s, a, b: _points(reader, s, a, b),
-                                  lambda s, at: _edge(reader, s, "time_ns <= ?", [at], "DESC"),
-                                  lambda s, at=0: _edge(reader, s, "TRUE", [], "ASC"))
+            return compute_windows(reader, group, ends)
 
     def _load(self) -> dict[str, int]:
         """The last closed window per metric, and the windows late data marked before a stop."""
@@ -124,22 +124,12 @@ class MetricRunner:
         return {k: int(v) for k, v in state.get("closed", {}).items()}
 
 
-def _in_list(streams: Any) -> str:
-    return ", ".join("'" + s.replace("'", "''") + "'" for s in streams) or "NULL"
+def compute_windows(reader: Reader, group: MetricGroup, ends: np.ndarray) -> pa.Table | None:
+    """The values of ``group``'s metrics for the windows ending at ``ends``, from the GOOD values in
+    ``reader``: each window's points, the latest point before it, and each stream's first point."""
 
+    def earliest(streams: Sequence[str], _at: int = 0) -> pa.Table:
+        return reader.edge(streams, None, first=True)
 
-def _points(reader: Any, streams: Any, start: int, end: int) -> pa.Table:
-    sql = reader.rows(f"stream IN ({_in_list(streams)}) AND time_ns > ? AND time_ns <= ? AND quality = 0")
-    return _samples(reader.con.sql(sql + " ORDER BY stream, time_ns", params=[start, end]).to_arrow_table())
-
-
-def _edge(reader: Any, streams: Any, where: str, params: list[int], order: str) -> pa.Table:
-    """Per stream, the latest (DESC) or first (ASC) GOOD point matching ``where``."""
-    sql = (f"SELECT * EXCLUDE (_v) FROM raw WHERE stream IN ({_in_list(streams)}) AND quality = 0 AND {where} "
-           f"QUALIFY row_number() OVER (PARTITION BY stream ORDER BY time_ns {order}, _v DESC) = 1")
-    return _samples(reader.con.sql(sql, params=params).to_arrow_table())
-
-
-def _samples(table: pa.Table) -> pa.Table:
-    return table.set_column(table.schema.get_field_index("time_ns"), "time",
-                            table.column("time_ns").cast(pa.int64()).cast(pa.timestamp("ns", tz="UTC")))
+    return compute_metric(group, ends, reader.points, lambda streams, at: reader.edge(streams, at, first=False),
+                          earliest)

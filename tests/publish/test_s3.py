@@ -157,11 +157,11 @@ def export_cfg(endpoint: str, bucket: str, **kw: Any) -> S3Export:
 
 
 def store_rows(store: Store, d: date, allowed: Any = None) -> list[tuple[Any, ...]]:
-    with store.reader() as r:
-        found = r.con.sql("SELECT stream, time_ns, double, integer, string, boolean, quality FROM samples "
-                          "WHERE time_ns >= ? AND time_ns < ? ORDER BY ALL",
-                          params=[day_ns(d), day_ns(d, 86400)]).fetchall()
-    rows = [(s, t, dbl, i, st, b, int(q)) for s, t, dbl, i, st, b, q in found]
+    with store.reader() as r:  # every value of the day [d, d + 1): intervals are (start, end]
+        found = r.points(None, day_ns(d) - 1, day_ns(d, 86400) - 1, quality=None)
+    columns = [found.column("stream").cast(pa.string()), found.column("time").cast(pa.int64()),
+               *(found.column(c) for c in ("double", "integer", "string", "boolean", "quality"))]
+    rows = list(zip(*(c.to_pylist() for c in columns), strict=True))
     return [r for r in rows if allowed is None or allowed(r[0])]
 
 

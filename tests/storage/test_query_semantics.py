@@ -273,3 +273,49 @@ def test_interpolation_matches_reference(data: Any, query: st.DataObject) -> Non
                 assert a == b and type(a) is type(b)
 
     _with_store(appends, compact_after, check)
+
+
+# --- points and edges (the metric windows' reads) ------------------------------------------------------
+
+
+def _stream_rows_of(table: pa.Table) -> list[tuple[str, int, int, Any]]:
+    streams = table.column("stream").cast(pa.string()).to_pylist()
+    return [(s, *row) for s, row in zip(streams, _rows_of(table), strict=True)]
+
+
+@SETTINGS
+@given(data=HISTORY, query=st.data())
+def test_points_of_several_streams_match_reference(data: Any, query: st.DataObject) -> None:
+    appends, compact_after = data
+    streams = query.draw(st.sampled_from([None, [], ["/num"], ["/txt", "/none"], list(STREAMS)]))
+    start, end = query.draw(st.composite(_window)())
+    quality = query.draw(st.sampled_from([None, 0, 1]))
+    expected = sorted((s, t, q, v.value) for (s, t, q), v in _apply(appends).items()
+                      if (streams is None or s in streams) and start < t <= end and (quality is None or q == quality))
+
+    def check(reader: Reader) -> None:
+        assert _stream_rows_of(reader.points(streams, start, end, quality=quality)) == expected
+
+    _with_store(appends, compact_after, check)
+
+
+@SETTINGS
+@given(data=HISTORY, query=st.data())
+def test_first_and_latest_value_per_stream_match_reference(data: Any, query: st.DataObject) -> None:
+    appends, compact_after = data
+    at = query.draw(st.one_of(st.none(), st.integers(-20, 640).map(lambda x: T0 + x * TICK)))
+    first = query.draw(st.booleans())
+    quality = query.draw(st.sampled_from([0, 1, 2]))
+    current = _apply(appends)
+    expected = []
+    for stream in sorted((*STREAMS, "/none")):
+        times = sorted(t for (s, t, q) in current if s == stream and q == quality and (at is None or t <= at))
+        if times:
+            t = times[0] if first else times[-1]
+            expected.append((stream, t, quality, current[(stream, t, quality)].value))
+
+    def check(reader: Reader) -> None:
+        table = reader.edge([*STREAMS, "/none"], at, first=first, quality=quality)
+        assert _stream_rows_of(table) == expected
+
+    _with_store(appends, compact_after, check)

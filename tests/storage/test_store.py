@@ -231,7 +231,7 @@ class _FailingFile:
 async def test_a_failed_write_does_not_bury_later_batches(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     await store.append(batch(0))
-    writer = store._writer
+    writer = store.state.log
     assert writer is not None and writer._file is not None
     writer._file = _FailingFile(writer._file)  # type: ignore[assignment]
     with pytest.raises(StoreError, match="No space left"):
@@ -261,14 +261,14 @@ async def test_failed_fsync_fails_the_waiting_batches_only(tmp_path: Path, monke
         real_fsync(fd)
 
     first = asyncio.create_task(store.append(batch(1)))
-    await eventually(lambda: store._pending)  # written, waiting for the group commit
+    await eventually(lambda: store.unsynced)  # written, waiting for the group commit
     monkeypatch.setattr("storage.wal.os.fsync", flaky)
     await store.sync()
     with pytest.raises(StoreError, match="cannot fsync"):
         await first
     assert count(store) == 0  # never visible, never acknowledged
     second = asyncio.create_task(store.append(batch(2)))
-    await eventually(lambda: store._pending)
+    await eventually(lambda: store.unsynced)
     await store.sync()
     assert await second > 0
     assert count(store) == 10
@@ -408,6 +408,6 @@ async def test_appends_wait_for_compaction_when_it_falls_behind(tmp_path: Path,
     store = await open_store(tmp_path)
     for i in range(10):
         await store.append(batch(i))
-        assert store._resident_rows <= 25 + 10  # bounded: at most the limit plus one batch
+        assert store.state.resident_rows <= 25 + 10  # bounded: at most the limit plus one batch
     assert count(store) == 100
     await store.close()

@@ -1,0 +1,110 @@
+"""The state the parts of a store share: resident records, files, WAL segments, cursors, one lock.
+
+    state = StoreState(data_dir, config)
+    with state.lock:                      # every field below the lock line is read and changed under it
+        state.files ...
+    state.publish([Record(seq, batch)])   # durable records become visible to queries and publishers
+    snap = state.snapshot()               # what a query sees
+
+One object per store, handed to its parts (storage/writer.py, compaction.py, retention.py, cursors.py),
+never a global. ``lock`` is a threading lock because queries, compactions and publishers read the state
+from worker threads; ``maintenance`` is the asyncio lock that keeps compaction, merging, retention and
+the disk budget from changing the file list at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sitewise_edge.config import StorageConfig
+from storage import wal
+from storage.latest import LatestIndex
+from storage.snapshot import Record, Snapshot
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the log: the next row to read is row ``row`` of record ``seq``."""
+
+    seq: int
+    row: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"seq": self.seq, "row": self.row}
+
+
+@dataclass
+class StoreStats:
+    values_accepted: int = 0
+    batches_accepted: int = 0
+    compactions: int = 0
+    last_compaction: float | None = None
+    values_expired: int = 0
+    values_lost: int = 0
+    disk_bytes: int = 0
+
+
+@dataclass(eq=False)
+class StoreState:
+    """What the writer, the compaction, the retention and the cursors of one store share."""
+
+    data_dir: Path
+    config: StorageConfig
+    stats: StoreStats = field(default_factory=StoreStats)
+    maintenance: asyncio.Lock = field(default_factory=asyncio.Lock)
+    log: wal.WalWriter | None = None  # the open WAL; None before open and after close
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # --- guarded by ``lock`` ---
+    resident: list[Record] = field(default_factory=list)  # durable, not yet compacted, oldest first
+    resident_rows: int = 0
+    files: list[Path] = field(default_factory=list)  # Parquet files queries read
+    segments: list[wal.Segment] = field(default_factory=list)  # WAL segments on disk, oldest first
+    compacted_through: int = 0  # the last record in Parquet
+    visible_seq: int = 1  # one past the last record queries and publishers can read
+    latest: LatestIndex = field(default_factory=LatestIndex)
+    cursors: dict[str, Position] = field(default_factory=dict)
+
+    @property
+    def wal_dir(self) -> Path:
+        return self.data_dir / "wal"
+
+    @property
+    def parquet_dir(self) -> Path:
+        return self.data_dir / "parquet"
+
+    @property
+    def cursor_dir(self) -> Path:
+        return self.data_dir / "cursors"
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next append gets (0 while the store is closed)."""
+        return self.log.next_seq if self.log else 0
+
+    @property
+    def active_segment(self) -> Path | None:
+        """The WAL segment being written, which is never deleted."""
+        return self.log.active_path if self.log else None
+
+    def publish(self, records: Iterable[Record]) -> None:
+        """Durable records become visible to queries and publishers."""
+        with self.lock:
+            for seq, batch in records:
+                self.resident.append(Record(seq, batch))
+                self.resident_rows += batch.num_rows
+                self.latest.update(seq, batch)
+                self.visible_seq = max(self.visible_seq, seq + 1)
+
+    def replace_files(self, gone: Iterable[Path], added: Iterable[Path] = ()) -> None:
+        """Queries stop reading ``gone`` and start reading ``added`` at once (before the disk changes)."""
+        drop = set(gone)
+        with self.lock:
+            self.files = [f for f in self.files if f not in drop] + list(added)
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            return Snapshot(tuple(self.files), tuple(self.resident))
