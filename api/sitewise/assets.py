@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from api.sitewise import render
 from api.sitewise.control import router as control_router
 from api.sitewise.data import decode_token, encode_token, invalid
 
@@ -43,13 +44,13 @@ async def list_assets(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    items = _registry(request).list_assets(assetModelId, filter or "ALL")
+    items = render.list_assets(_registry(request), assetModelId, filter or "ALL")
     return _page(items, "assetSummaries", nextToken, maxResults)
 
 
 @router.get("/assets/{assetId}", summary="DescribeAsset")
 async def describe_asset(request: Request, assetId: str, excludeProperties: bool = False) -> dict[str, Any]:
-    return _registry(request).describe_asset(assetId, exclude_properties=excludeProperties)  # type: ignore[no-any-return]
+    return render.describe_asset(_registry(request), assetId, exclude_properties=excludeProperties)
 
 
 @router.get("/asset-models", summary="ListAssetModels")
@@ -59,14 +60,13 @@ async def list_asset_models(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    items = _registry(request).list_asset_models(assetModelTypes)
+    items = render.list_asset_models(_registry(request), assetModelTypes)
     return _page(items, "assetModelSummaries", nextToken, maxResults)
 
 
 @router.get("/asset-models/{assetModelId}", summary="DescribeAssetModel")
 async def describe_asset_model(request: Request, assetModelId: str, excludeProperties: bool = False) -> dict[str, Any]:
-    return _registry(request).describe_asset_model(  # type: ignore[no-any-return]
-        assetModelId, exclude_properties=excludeProperties)
+    return render.describe_asset_model(_registry(request), assetModelId, exclude_properties=excludeProperties)
 
 
 @router.get("/assets/{assetId}/hierarchies", summary="ListAssociatedAssets")
@@ -78,10 +78,10 @@ async def list_associated_assets(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    items = _registry(request).list_associated_assets(assetId, hierarchyId, traversalDirection or "CHILD")
+    items = render.list_associated_assets(_registry(request), assetId, hierarchyId, traversalDirection or "CHILD")
     return _page(items, "assetSummaries", nextToken, maxResults)
 
 
 @router.get("/assets/{assetId}/properties/{propertyId}", summary="DescribeAssetProperty")
 async def describe_asset_property(request: Request, assetId: str, propertyId: str) -> dict[str, Any]:
-    return _registry(request).describe_asset_property(assetId, propertyId)  # type: ignore[no-any-return]
+    return render.describe_asset_property(_registry(request), assetId, propertyId)

@@ -32,6 +32,7 @@ from api.sitewise.data import (
     MAX_HISTORY_RESULTS,
     decode_state,
     encode_state,
+    entry_stream,
     history_page,
     invalid,
     is_known,
@@ -96,7 +97,7 @@ async def _body(
 
 
 def _stream(backend: Backend, entry: dict[str, Any]) -> str:
-    stream = backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+    stream = entry_stream(backend, entry)
     if not is_known(backend, stream):
         raise ApiError("ResourceNotFoundException",
                        f"No data stream found for the property alias {entry.get('propertyAlias')!r}.")

@@ -1,11 +1,12 @@
 """SiteWise control-plane writes: create, update, associate and delete asset models and assets.
 
 Each route parses the request, hands the backend a pure function ``registry -> Change`` (the
-registry builds the new, immutable registry and the response) and answers with what the
-backend returns. The backend applies one change at a time, persists it, then swaps its
+registry builds the new, immutable registry; ``render`` the response body) and answers with what
+the backend returns. The backend applies one change at a time, persists it, then swaps its
 registry whole: readers never see half a change. Status codes, members and error codes are
 botocore's ``iotsitewise`` model: 202 for creates and deletes, 200 otherwise, and
-``ResourceAlreadyExistsException`` / ``ConflictingOperationException`` (409) name the resource.
+``ResourceAlreadyExistsException`` / ``ConflictingOperationException`` (409) name the resource
+(the registry raises ``ModelExists`` / ``ModelInUse``; the app's handler maps them).
 
 ``clientToken`` makes a request idempotent: the same token with the same request answers
 what the first one answered; with a different request it is refused.
@@ -23,6 +24,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.backend import Backend
+from api.sitewise import render
+from asset_models.registry import Change, Registry
 from sitewise_edge.errors import ApiError
 
 router = APIRouter(tags=["SiteWise control plane"])
@@ -47,22 +50,21 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _apply(request: Request, operation: str, change: Callable[[Any], Any], body: dict[str, Any],
-                 status: int = 200, token: str | None = None) -> JSONResponse:
-    """Run ``change`` on the backend's registry; errors naming a resource get their resourceId/resourceArn."""
+async def _apply(request: Request, operation: str, change: Callable[[Registry], Change], body: dict[str, Any],
+                 status: int = 200, token: str | None = None,
+                 answer: Callable[[Change], dict[str, Any]] | None = None) -> JSONResponse:
+    """Run ``change`` on the backend's registry and answer with ``answer(change)`` (or ``{}``)."""
     token = token if token is not None else body.get("clientToken")
     if token is not None and not (isinstance(token, str) and CLIENT_TOKEN.match(token)):
         raise ApiError("InvalidRequestException", "clientToken: must be 36 to 64 characters without spaces")
     fingerprint = json.dumps([operation, request.url.path, {k: v for k, v in body.items() if k != "clientToken"}],
                              sort_keys=True, default=str)
-    try:
-        response = await _backend(request).change_models(change, token, fingerprint)
-    except ApiError as exc:
-        fields = getattr(exc, "fields", None)  # ResourceError of the registry: the body names the resource
-        if not fields:
-            raise
-        return JSONResponse({"message": exc.message, **fields}, status_code=exc.status,
-                            headers={"x-amzn-ErrorType": exc.code})
+
+    def answered(registry: Registry) -> Change:
+        result = change(registry)
+        return result.answered(answer(result) if answer is not None else {})
+
+    response = await _backend(request).change_models(answered, token, fingerprint)
     return JSONResponse(response, status_code=status)
 
 
@@ -70,25 +72,28 @@ async def _apply(request: Request, operation: str, change: Callable[[Any], Any],
 async def create_asset_model(request: Request) -> JSONResponse:
     body = await _body(request)
     now = time.time()
-    return await _apply(request, "CreateAssetModel", lambda r: r.create_asset_model(body, now), body, 202)
+    return await _apply(request, "CreateAssetModel", lambda r: r.create_asset_model(body, now), body, 202,
+                        answer=render.asset_model_created)
 
 
 @router.delete("/asset-models/{assetModelId}", summary="DeleteAssetModel", status_code=202)
 async def delete_asset_model(request: Request, assetModelId: str, clientToken: str | None = None) -> JSONResponse:
     return await _apply(request, "DeleteAssetModel", lambda r: r.delete_asset_model(assetModelId), {}, 202,
-                        clientToken)
+                        clientToken, render.asset_model_deleting)
 
 
 @router.post("/assets", summary="CreateAsset", status_code=202)
 async def create_asset(request: Request) -> JSONResponse:
     body = await _body(request)
     now = time.time()
-    return await _apply(request, "CreateAsset", lambda r: r.create_asset(body, now), body, 202)
+    return await _apply(request, "CreateAsset", lambda r: r.create_asset(body, now), body, 202,
+                        answer=render.asset_created)
 
 
 @router.delete("/assets/{assetId}", summary="DeleteAsset", status_code=202)
 async def delete_asset(request: Request, assetId: str, clientToken: str | None = None) -> JSONResponse:
-    return await _apply(request, "DeleteAsset", lambda r: r.delete_asset(assetId), {}, 202, clientToken)
+    return await _apply(request, "DeleteAsset", lambda r: r.delete_asset(assetId), {}, 202, clientToken,
+                        render.asset_deleting)
 
 
 @router.put("/assets/{assetId}/properties/{propertyId}", summary="UpdateAssetProperty")

@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 from fastapi import APIRouter, Query, Request
 
 from api.backend import Backend
-from sitewise_edge.errors import ApiError, InvalidValue
+from api.sitewise.errors import sitewise_error
+from sitewise_edge.errors import ApiError, InvalidValue, ModelError
 from sitewise_edge.samples import (
     MAX_SECONDS,
     NS_PER_S,
@@ -116,7 +117,7 @@ def _put_entry(
         failures.setdefault((code, message), []).append(ts)
 
     try:
-        stream = backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+        stream = entry_stream(backend, entry)
     except ApiError as exc:
         for v in values:
             fail(exc.code, exc.message, _stamp(v))
@@ -150,6 +151,14 @@ def _put_entry(
     for t, column, value, q in good:
         builder.add(stream, t, value, q, as_type=column_type(column) if column else None)
     return _errors(failures)
+
+
+def entry_stream(backend: Backend, entry: dict[str, Any]) -> str:
+    """The stream a batch entry names; a problem with it as the SiteWise error the entry reports (ApiError)."""
+    try:
+        return backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+    except ModelError as exc:
+        raise sitewise_error(exc) from None
 
 
 def _stamp(v: Any) -> dict[str, int]:
