@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +49,7 @@ _UNITS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86_400 * NS, "w": 7 * 86_4
 # stream at or before at_ns; earliest(streams) -> the first GOOD point of each stream.
 Fetch = Callable[[Sequence[str], int, int], pa.Table]
 Prior = Callable[[Sequence[str], int], pa.Table]
+Earliest = Callable[[Sequence[str]], pa.Table]
 
 
 def parse_interval(text: str) -> int:
@@ -209,7 +211,7 @@ def _compile(registry: Registry, model: AssetModel, prop: ModelProperty) -> Metr
         kind = "attribute" if target.kind == "attribute" else "local"
         variables[var.name] = (kind, target)
         infos[var.name] = VarInfo(target.data_type, attribute=kind == "attribute", metric=target.kind == "metric")
-    output = "STRING" if prop.data_type == "STRING" else "DOUBLE"
+    output: Literal["DOUBLE", "STRING"] = "STRING" if prop.data_type == "STRING" else "DOUBLE"
     compiled = compile_expression(prop.expression or "", infos, "metric", output_type=output)
     return MetricGroup(model, prop, compiled, interval, anchor, variables, hierarchy_of)
 
@@ -246,7 +248,7 @@ def _in_dependency_order(registry: Registry, groups: list[MetricGroup], problems
     return ordered
 
 
-def compute(group: MetricGroup, ends: np.ndarray, fetch: Fetch, prior: Prior, earliest: Prior,
+def compute(group: MetricGroup, ends: np.ndarray, fetch: Fetch, prior: Prior, earliest: Earliest,
             clock: Callable[[], float] | None = None) -> pa.Table | None:
     """The metric's values for the windows ending at ``ends`` (sorted), for every asset of the group."""
     w = len(ends)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -137,7 +138,7 @@ def _compile(model: AssetModel, prop: ModelProperty) -> TransformGroup:
             triggers.append(var.name)
     if not triggers:
         raise ModelInvalid("a transform needs at least one variable that is not an attribute")
-    output = "STRING" if prop.data_type == "STRING" else "DOUBLE"
+    output: Literal["DOUBLE", "STRING"] = "STRING" if prop.data_type == "STRING" else "DOUBLE"
     compiled = compile_expression(prop.expression or "", infos, "transform", output_type=output)
     return TransformGroup(model, prop, compiled, triggers)
 
