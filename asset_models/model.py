@@ -86,6 +86,8 @@ class ModelHierarchy:
 
 @dataclass(frozen=True, slots=True)
 class AssetModel:
+    """An asset model: properties and hierarchies; ``source`` names the file (or operation) it came from."""
+
     id: str
     name: str
     properties: tuple[ModelProperty, ...] = ()
@@ -102,11 +104,14 @@ class AssetModel:
         return _find(self.properties, ref)
 
     def hierarchy(self, ref: str) -> ModelHierarchy | None:
+        """A hierarchy by id, ``externalId:...`` or name."""
         return _find(self.hierarchies, ref)
 
 
 @dataclass(frozen=True, slots=True)
 class Notification:
+    """An asset property's MQTT notification: its topic and ``ENABLED`` or ``DISABLED``."""
+
     topic: str
     state: str
 
@@ -128,6 +133,8 @@ class AssetProperty:
 
 @dataclass(frozen=True, slots=True)
 class AssetHierarchy:
+    """A hierarchy of the asset's model, as the asset lists it (the model's id and name)."""
+
     id: str
     name: str
     external_id: str | None = None
@@ -135,6 +142,8 @@ class AssetHierarchy:
 
 @dataclass(frozen=True, slots=True)
 class Asset:
+    """An asset of a model: one ``AssetProperty`` per model property, in the model's order."""
+
     id: str
     name: str
     model_id: str
@@ -147,6 +156,7 @@ class Asset:
     updated: float | None = None
 
     def property(self, property_id: str) -> AssetProperty | None:
+        """A property by its UUID."""
         return next((p for p in self.properties if p.id == property_id), None)
 
 
@@ -169,6 +179,7 @@ class Catalog:
 
 
 def _find(items: Iterable[Any], ref: str) -> Any:
+    """By ``externalId:...``, else by id, else by name (names are for hand-written files)."""
     if ref.startswith(EXTERNAL_PREFIX):
         ext = ref[len(EXTERNAL_PREFIX):]
         return next((i for i in items if i.external_id == ext), None)
