@@ -5,7 +5,9 @@ run several gateways in one process. A boto3 ``iotsitewise`` client pointed at i
 (with ``Config(inject_host_prefix=False)``) works unchanged.
 
 Errors follow the SiteWise wire format: the HTTP status of the error shape, the
-``x-amzn-ErrorType`` header and a body ``{"message": ...}``.
+``x-amzn-ErrorType`` header and a body ``{"message": ...}`` (``api/sitewise/errors.py``). The
+model layer's errors (``ModelNotFound``, ``ModelExists``...) are mapped to SiteWise's codes by
+the handler here, through the one mapping in that module.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from api.ops import router as ops_router
 from api.sitewise.assets import router as assets_router
 from api.sitewise.batch import router as batch_router
 from api.sitewise.data import router as data_router
+from api.sitewise.errors import error_response, sitewise_error
 from api.sitewise.query import router as query_router
-from sitewise_edge.errors import ApiError
+from api.sitewise.sql import router as sql_router
+from sitewise_edge.errors import ApiError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +40,8 @@ READ_ONLY_POSTS = frozenset({
 })
 
 
-def error_response(code: str, message: str, status: int | None = None) -> JSONResponse:
-    status = status or ApiError(code, message).status
-    return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code})
+def _error(code: str, message: str, status: int | None = None) -> JSONResponse:
+    return error_response(ApiError(code, message), status)
 
 
 def create_app(backend: Backend) -> FastAPI:
@@ -51,7 +54,11 @@ def create_app(backend: Backend) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.code, exc.message)
+        return error_response(exc)
+
+    @app.exception_handler(ModelError)
+    async def _model_error(_: Request, exc: ModelError) -> JSONResponse:
+        return error_response(sitewise_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -59,21 +66,21 @@ def create_app(backend: Backend) -> FastAPI:
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
             parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-        return error_response("InvalidRequestException", "; ".join(parts))
+        return _error("InvalidRequestException", "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return error_response("ResourceNotFoundException", "Unknown operation or resource", 404)
+            return _error("ResourceNotFoundException", "Unknown operation or resource", 404)
         if exc.status_code == 405:
-            return error_response("InvalidRequestException", "Method not allowed on this route", 405)
-        return error_response("InvalidRequestException", str(exc.detail), exc.status_code)
+            return _error("InvalidRequestException", "Method not allowed on this route", 405)
+        return _error("InvalidRequestException", str(exc.detail), exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # a bug must still answer in the SiteWise error shape (and be in the log), never as a bare 500 page
         log.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
-        return error_response("InternalFailureException", f"internal error: {type(exc).__name__}")
+        return _error("InternalFailureException", f"internal error: {type(exc).__name__}")
 
     @app.middleware("http")
     async def _write_token(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -86,7 +93,7 @@ def create_app(backend: Backend) -> FastAPI:
             if auth.lower().startswith("bearer "):
                 given = auth[7:].strip()
             if not hmac.compare_digest(given.encode(), token.encode()):
-                return error_response(
+                return _error(
                     "UnauthorizedException",
                     "this route needs the API token: send 'Authorization: Bearer <token>' or 'x-api-token'",
                 )
@@ -98,6 +105,7 @@ def create_app(backend: Backend) -> FastAPI:
 
     app.include_router(data_router)
     app.include_router(query_router)
+    app.include_router(sql_router)
     app.include_router(batch_router)
     app.include_router(assets_router)
     app.include_router(dashboard_router)

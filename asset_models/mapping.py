@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from asset_models.model import alias_problem
+from asset_models.checks import alias_problem
+from asset_models.errors import ModelInvalid
 from asset_models.registry import PropertyRef, Registry
-from sitewise_edge.errors import ApiError
 from sitewise_edge.samples import VALUE_COLUMNS, Quality
 
 logger = logging.getLogger(__name__)
@@ -108,25 +108,22 @@ def resolve_stream(registry: Registry, asset_id: str | None, property_id: str | 
     """The stream key of an entry identified by ``propertyAlias`` or by ``assetId`` + ``propertyId``.
 
     A bare alias that belongs to no property is fine: it names a disassociated stream.
-    Raises ApiError InvalidRequestException for a missing or inconsistent identification and
-    ResourceNotFoundException for an unknown asset or property.
+    Raises ModelInvalid for a missing or inconsistent identification and ModelNotFound for an
+    unknown asset or property (the API answers InvalidRequestException, ResourceNotFoundException).
     """
     asset_id, property_id, alias = asset_id or None, property_id or None, alias or None
     if (asset_id is None) != (property_id is None):
-        raise ApiError("InvalidRequestException",
-                       "assetId and propertyId must be given together (or use propertyAlias).")
+        raise ModelInvalid("assetId and propertyId must be given together (or use propertyAlias).")
     if alias is not None:
         err = alias_problem(alias)
         if err:
-            raise ApiError("InvalidRequestException", f"Invalid propertyAlias: {err}.")
+            raise ModelInvalid(f"Invalid propertyAlias: {err}.")
     if asset_id is None or property_id is None:
         if alias is None:
-            raise ApiError("InvalidRequestException",
-                           "Either propertyAlias or both assetId and propertyId must be specified.")
+            raise ModelInvalid("Either propertyAlias or both assetId and propertyId must be specified.")
         return alias
     ref = registry.property(asset_id, property_id)
     if alias is not None and alias != ref.alias:
-        raise ApiError("InvalidRequestException",
-                       f"The propertyAlias {alias} does not match the alias of property {ref.property_id} "
-                       f"of asset {ref.asset_id}.")
+        raise ModelInvalid(f"The propertyAlias {alias} does not match the alias of property {ref.property_id} "
+                           f"of asset {ref.asset_id}.")
     return ref.stream

@@ -23,10 +23,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 
+from asset_models.errors import ModelInvalid
 from asset_models.expressions import Column, Compiled, Series, VarInfo, compile_expression
 from asset_models.model import AssetModel, ModelProperty
 from asset_models.registry import Registry
@@ -47,6 +49,7 @@ _UNITS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86_400 * NS, "w": 7 * 86_4
 # stream at or before at_ns; earliest(streams) -> the first GOOD point of each stream.
 Fetch = Callable[[Sequence[str], int, int], pa.Table]
 Prior = Callable[[Sequence[str], int], pa.Table]
+Earliest = Callable[[Sequence[str]], pa.Table]
 
 
 def parse_interval(text: str) -> int:
@@ -58,11 +61,11 @@ def parse_interval(text: str) -> int:
     else:
         iso = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", s)
         if not iso or not any(iso.groups()):
-            raise ModelError(f"window interval {text!r}: expected a duration such as 1m, 15m, 1h, 1d, 1w or PT5M")
+            raise ModelInvalid(f"window interval {text!r}: expected a duration such as 1m, 15m, 1h, 1d, 1w or PT5M")
         d, h, mi, sec = (int(g or 0) for g in iso.groups())
         ns = ((d * 24 + h) * 60 + mi) * 60 * NS + sec * NS
     if not MIN_INTERVAL_NS <= ns <= MAX_INTERVAL_NS:
-        raise ModelError(f"window interval {text!r}: must be between 1 minute and 1 week")
+        raise ModelInvalid(f"window interval {text!r}: must be between 1 minute and 1 week")
     return ns
 
 
@@ -92,7 +95,7 @@ def parse_offset(text: str | None) -> int:
             tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
         moment = datetime.fromisoformat(m.group(1)).replace(tzinfo=tz)
         return int(moment.timestamp()) * NS
-    raise ModelError(f"window offset {text!r}: expected 18h, PT18H, 00:03:00 or 2021-07-23T18:00-08")
+    raise ModelInvalid(f"window offset {text!r}: expected 18h, PT18H, 00:03:00 or 2021-07-23T18:00-08")
 
 
 def parse_interval_any(text: str) -> int:
@@ -101,8 +104,8 @@ def parse_interval_any(text: str) -> int:
         return int(m.group(1)) * _UNITS[m.group(2)]
     try:
         return parse_interval(text)
-    except ModelError:
-        raise ModelError(f"window offset {text!r}: expected a duration such as 18h or PT18H") from None
+    except ModelInvalid:
+        raise ModelInvalid(f"window offset {text!r}: expected a duration such as 18h or PT18H") from None
 
 
 @dataclass
@@ -161,7 +164,7 @@ class MetricPlan:
                     problems.append(f"model '{model.name}' metric '{prop.name}': {exc}")
         ordered = _in_dependency_order(registry, groups, problems)
         if problems:
-            raise ModelError("\n".join(problems))
+            raise ModelInvalid(problems)
         for group in ordered:
             for asset in registry.assets():
                 if asset.model_id != group.model.id:
@@ -182,7 +185,7 @@ class MetricPlan:
 
 def _compile(registry: Registry, model: AssetModel, prop: ModelProperty) -> MetricGroup:
     if prop.window is None:
-        raise ModelError("a metric needs window.tumbling.interval")
+        raise ModelInvalid("a metric needs window.tumbling.interval")
     interval = parse_interval(prop.window.interval)
     offset = parse_offset(prop.window.offset)
     anchor = (WEEK_ANCHOR_NS if interval == MAX_INTERVAL_NS and prop.window.offset is None else offset) % interval
@@ -193,22 +196,22 @@ def _compile(registry: Registry, model: AssetModel, prop: ModelProperty) -> Metr
         if var.hierarchy_id:
             hierarchy = next((h for h in model.hierarchies if var.hierarchy_id in (h.id, h.name)), None)
             if hierarchy is None:
-                raise ModelError(f"variable '{var.name}': no hierarchy {var.hierarchy_id!r} in the model")
+                raise ModelInvalid(f"variable '{var.name}': no hierarchy {var.hierarchy_id!r} in the model")
             child_model = registry.model(hierarchy.child_model_id)
             target = _find_property(child_model, var.property_id)
             if target is None:
-                raise ModelError(f"variable '{var.name}': no property {var.property_id!r} in '{child_model.name}'")
+                raise ModelInvalid(f"variable '{var.name}': no property {var.property_id!r} in '{child_model.name}'")
             variables[var.name] = ("hierarchy", target)
             hierarchy_of[var.name] = hierarchy.id
             infos[var.name] = VarInfo(target.data_type, hierarchy=True, metric=target.kind == "metric")
             continue
         target = _find_property(model, var.property_id)
         if target is None:
-            raise ModelError(f"variable '{var.name}' refers to no property of the model ({var.property_id!r})")
+            raise ModelInvalid(f"variable '{var.name}' refers to no property of the model ({var.property_id!r})")
         kind = "attribute" if target.kind == "attribute" else "local"
         variables[var.name] = (kind, target)
         infos[var.name] = VarInfo(target.data_type, attribute=kind == "attribute", metric=target.kind == "metric")
-    output = "STRING" if prop.data_type == "STRING" else "DOUBLE"
+    output: Literal["DOUBLE", "STRING"] = "STRING" if prop.data_type == "STRING" else "DOUBLE"
     compiled = compile_expression(prop.expression or "", infos, "metric", output_type=output)
     return MetricGroup(model, prop, compiled, interval, anchor, variables, hierarchy_of)
 
@@ -245,7 +248,7 @@ def _in_dependency_order(registry: Registry, groups: list[MetricGroup], problems
     return ordered
 
 
-def compute(group: MetricGroup, ends: np.ndarray, fetch: Fetch, prior: Prior, earliest: Prior,
+def compute(group: MetricGroup, ends: np.ndarray, fetch: Fetch, prior: Prior, earliest: Earliest,
             clock: Callable[[], float] | None = None) -> pa.Table | None:
     """The metric's values for the windows ending at ``ends`` (sorted), for every asset of the group."""
     w = len(ends)

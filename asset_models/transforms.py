@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from asset_models.errors import ModelInvalid
 from asset_models.expressions import Column, Compiled, VarInfo, compile_expression
 from asset_models.model import Asset, AssetModel, ModelProperty
 from asset_models.registry import Registry
@@ -98,7 +100,7 @@ class TransformPlan:
 
     @classmethod
     def build(cls, registry: Registry) -> TransformPlan:
-        """Compile every model transform; raises ModelError naming the model, property and position."""
+        """Compile every model transform; raises ModelInvalid naming the model, property and position."""
         groups: list[TransformGroup] = []
         problems: list[str] = []
         for model in registry.models():
@@ -112,7 +114,7 @@ class TransformPlan:
                     problems.append(f"model '{model.name}' transform '{prop.name}': {exc}")
             groups += _in_dependency_order(model, local, problems)
         if problems:
-            raise ModelError("\n".join(problems))
+            raise ModelInvalid(problems)
         by_model: dict[str, list[TransformGroup]] = {}
         for group in groups:
             by_model.setdefault(group.model.id, []).append(group)
@@ -130,13 +132,13 @@ def _compile(model: AssetModel, prop: ModelProperty) -> TransformGroup:
     for var in prop.variables:
         target = _find_property(model, var.property_id)
         if target is None:
-            raise ModelError(f"variable '{var.name}' refers to no property of the model ({var.property_id!r})")
+            raise ModelInvalid(f"variable '{var.name}' refers to no property of the model ({var.property_id!r})")
         infos[var.name] = VarInfo(target.data_type, attribute=target.kind == "attribute")
         if target.kind != "attribute":
             triggers.append(var.name)
     if not triggers:
-        raise ModelError("a transform needs at least one variable that is not an attribute")
-    output = "STRING" if prop.data_type == "STRING" else "DOUBLE"
+        raise ModelInvalid("a transform needs at least one variable that is not an attribute")
+    output: Literal["DOUBLE", "STRING"] = "STRING" if prop.data_type == "STRING" else "DOUBLE"
     compiled = compile_expression(prop.expression or "", infos, "transform", output_type=output)
     return TransformGroup(model, prop, compiled, triggers)
 

@@ -27,8 +27,8 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from asset_models.documents import build_catalog  # noqa: E402
 from asset_models.metrics import MetricPlan  # noqa: E402
-from asset_models.model import build_catalog  # noqa: E402
 from asset_models.registry import Registry  # noqa: E402
 from asset_models.transforms import TransformEngine, TransformPlan  # noqa: E402
 from sitewise_edge.config import StorageConfig  # noqa: E402

@@ -21,9 +21,13 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sitewise_edge.config import Config, load_config
 from sitewise_edge.errors import ConfigError, ModelError, SitewiseEdgeError
+
+if TYPE_CHECKING:
+    from asset_models.registry import Registry
 
 log = logging.getLogger("sitewise_edge")
 
@@ -77,10 +81,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_registry(cfg: Config):  # type: ignore[no-untyped-def]
+def _load_registry(cfg: Config) -> Registry:
     from asset_models.registry import Registry
+    from sitewise_edge.runtime.models import load_registry
 
-    return Registry.load([m.path for m in cfg.models]) if cfg.models else Registry.empty()
+    return load_registry([m.path for m in cfg.models]) if cfg.models else Registry.empty()
 
 
 def _source_aliases(cfg: Config) -> list[str]:

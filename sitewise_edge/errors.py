@@ -3,18 +3,28 @@
     SitewiseEdgeError
     ├── ConfigError            a configuration file that does not validate (carries every issue)
     ├── ModelError             an asset model or asset that does not load (names the file and property)
+    │   ├── ExpressionError    a transform or metric expression that does not compile (expression, position)
+    │   ├── ModelInvalid*      documents or a control-plane request that do not check (one line per problem)
+    │   ├── ModelNotFound*     no model, asset, property or hierarchy by that reference (the reference)
+    │   └── ModelConflict*     the operation clashes with an existing object (its id and type)
+    │       ├── ModelExists*   an id, external id, name or link already used
+    │       └── ModelInUse*    a delete refused while the object is associated or used
     ├── ConnectorError         a device could not be read; the runtime restarts the source with back-off
     │   └── NodeError          a configured node that cannot be used (malformed id, unknown namespace): a tag error
     ├── StoreError             the data directory cannot be used (layout version, disk)
     ├── PublishError           a destination rejected a request as a whole
-    └── ApiError               a request the SiteWise-compatible API refuses (carries code and HTTP status)
+    └── ApiError               a request the SiteWise-compatible API refuses (code, HTTP status, body members)
         └── InvalidValue       one TQV that cannot be accepted (InvalidRequestException)
+
+* the model layer's own, in ``asset_models/errors.py``; ``api/sitewise/errors.py`` maps every
+  ModelError to its SiteWise error (code, HTTP status, ``resourceId``/``resourceArn``), in one place.
 
 Only the runtime's supervisor catches broadly; everything else catches these.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -44,7 +54,34 @@ class ConfigError(SitewiseEdgeError):
 
 
 class ModelError(SitewiseEdgeError):
-    """An asset model or asset file that does not load."""
+    """An asset model or asset file that does not load, or a model operation that is refused."""
+
+
+class ExpressionError(ModelError):
+    """An expression that does not compile (raised by ``asset_models.expressions``).
+
+    ``expression`` is the full text, ``position`` a 0-based character offset into it and ``message`` what is
+    wrong there. ``str()`` renders a caret under the column::
+
+        unknown function 'foo' at column 8:
+          9/5 * foo(x)
+                ^
+    """
+
+    def __init__(self, expression: str, position: int, message: str) -> None:
+        self.expression = expression
+        self.position = max(0, min(position, len(expression)))
+        self.message = message
+        super().__init__(self.render())
+
+    @property
+    def column(self) -> int:
+        """1-based column of the problem."""
+        return self.position + 1
+
+    def render(self) -> str:
+        line = self.expression.replace("\n", " ").replace("\t", " ")
+        return f"{self.message} at column {self.column}:\n  {line}\n  {' ' * self.position}^"
 
 
 class ConnectorError(SitewiseEdgeError):
@@ -86,7 +123,11 @@ class PublishError(SitewiseEdgeError):
 
 
 class ApiError(SitewiseEdgeError):
-    """An error the SiteWise-compatible API returns: ``code`` is the botocore error shape name."""
+    """An error the SiteWise-compatible API returns: ``code`` is the botocore error shape name.
+
+    ``fields`` are the members of the error body besides ``message`` (``resourceId`` and
+    ``resourceArn`` of ``ResourceAlreadyExistsException``, for example).
+    """
 
     STATUS: ClassVar[dict[str, int]] = {
         "InvalidRequestException": 400,
@@ -102,10 +143,11 @@ class ApiError(SitewiseEdgeError):
         "ServiceUnavailableException": 503,
     }
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, fields: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fields: Mapping[str, str] = fields or {}
 
     @property
     def status(self) -> int:

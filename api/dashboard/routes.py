@@ -5,9 +5,10 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from api.backend import BackendDep
 from sitewise_edge.samples import to_sitewise_values
 
 router = APIRouter(tags=["dashboard"])
@@ -19,8 +20,7 @@ async def page() -> str:
 
 
 @router.get("/dashboard/values", summary="Latest value of every data stream, with its asset and property")
-async def values(request: Request) -> dict[str, Any]:
-    backend = request.app.state.backend
+async def values(backend: BackendDep) -> dict[str, Any]:
     table = backend.latest_all()
     streams = table.column("stream").cast("string").to_pylist()
     tqvs = to_sitewise_values(table)

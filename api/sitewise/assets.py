@@ -2,16 +2,19 @@
 
 The writes (CreateAssetModel, CreateAsset, UpdateAssetProperty, AssociateAssets...) are in
 ``control.py``; this router includes them, so ``create_app`` mounts the whole control plane.
+The bodies are ``render``'s; lists are paged here, by offset.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
+from api.backend import BackendDep
+from api.sitewise import render
 from api.sitewise.control import router as control_router
-from api.sitewise.data import decode_token, encode_token, invalid
+from api.sitewise.paging import offset_page, page_size
 
 router = APIRouter(tags=["SiteWise control plane"])
 router.include_router(control_router)
@@ -21,67 +24,56 @@ DEFAULT_LIST_RESULTS = 50
 
 
 def _page(items: list[dict[str, Any]], key: str, next_token: str | None, max_results: int | None) -> dict[str, Any]:
-    limit = DEFAULT_LIST_RESULTS if max_results is None else max_results
-    if not 1 <= limit <= MAX_LIST_RESULTS:
-        raise invalid(f"maxResults: must be 1 to {MAX_LIST_RESULTS}, got {max_results}")
-    offset = decode_token(next_token)
-    out: dict[str, Any] = {key: items[offset:offset + limit]}
-    if offset + limit < len(items):
-        out["nextToken"] = encode_token(offset + limit)
-    return out
-
-
-def _registry(request: Request) -> Any:
-    return request.app.state.backend.registry
+    return offset_page(items, key, next_token, page_size(max_results, DEFAULT_LIST_RESULTS, MAX_LIST_RESULTS))
 
 
 @router.get("/assets", summary="ListAssets")
 async def list_assets(
-    request: Request,
+    backend: BackendDep,
     assetModelId: str | None = None,
     filter: str | None = None,
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    items = _registry(request).list_assets(assetModelId, filter or "ALL")
+    items = render.list_assets(backend.registry, assetModelId, filter or "ALL")
     return _page(items, "assetSummaries", nextToken, maxResults)
 
 
 @router.get("/assets/{assetId}", summary="DescribeAsset")
-async def describe_asset(request: Request, assetId: str, excludeProperties: bool = False) -> dict[str, Any]:
-    return _registry(request).describe_asset(assetId, exclude_properties=excludeProperties)  # type: ignore[no-any-return]
+async def describe_asset(backend: BackendDep, assetId: str, excludeProperties: bool = False) -> dict[str, Any]:
+    return render.describe_asset(backend.registry, assetId, exclude_properties=excludeProperties)
 
 
 @router.get("/asset-models", summary="ListAssetModels")
 async def list_asset_models(
-    request: Request,
+    backend: BackendDep,
     assetModelTypes: list[str] | None = Query(default=None),  # noqa: B008
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    items = _registry(request).list_asset_models(assetModelTypes)
+    items = render.list_asset_models(backend.registry, assetModelTypes)
     return _page(items, "assetModelSummaries", nextToken, maxResults)
 
 
 @router.get("/asset-models/{assetModelId}", summary="DescribeAssetModel")
-async def describe_asset_model(request: Request, assetModelId: str, excludeProperties: bool = False) -> dict[str, Any]:
-    return _registry(request).describe_asset_model(  # type: ignore[no-any-return]
-        assetModelId, exclude_properties=excludeProperties)
+async def describe_asset_model(backend: BackendDep, assetModelId: str,
+                               excludeProperties: bool = False) -> dict[str, Any]:
+    return render.describe_asset_model(backend.registry, assetModelId, exclude_properties=excludeProperties)
 
 
 @router.get("/assets/{assetId}/hierarchies", summary="ListAssociatedAssets")
 async def list_associated_assets(
-    request: Request,
+    backend: BackendDep,
     assetId: str,
     hierarchyId: str | None = None,
     traversalDirection: str | None = None,
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    items = _registry(request).list_associated_assets(assetId, hierarchyId, traversalDirection or "CHILD")
+    items = render.list_associated_assets(backend.registry, assetId, hierarchyId, traversalDirection or "CHILD")
     return _page(items, "assetSummaries", nextToken, maxResults)
 
 
 @router.get("/assets/{assetId}/properties/{propertyId}", summary="DescribeAssetProperty")
-async def describe_asset_property(request: Request, assetId: str, propertyId: str) -> dict[str, Any]:
-    return _registry(request).describe_asset_property(assetId, propertyId)  # type: ignore[no-any-return]
+async def describe_asset_property(backend: BackendDep, assetId: str, propertyId: str) -> dict[str, Any]:
+    return render.describe_asset_property(backend.registry, assetId, propertyId)

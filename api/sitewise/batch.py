@@ -16,32 +16,28 @@ with the code and the time of the first page). The token only fits the same requ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 
-from api.backend import Backend
+from api.backend import Backend, BackendDep, Reader
 from api.sitewise.data import (
-    ENTRY_ID,
     HISTORY_PAGE_BYTES,
     MAX_HISTORY_RESULTS,
-    decode_state,
-    encode_state,
+    entry_stream,
     history_page,
-    invalid,
     is_known,
-    json_body,
     keyset,
     parse_date,
     parse_quality,
     time_ordering,
-    token_int,
 )
+from api.sitewise.paging import decode_bound, decode_state, encode_state, page_size, request_digest, token_int
 from api.sitewise.query import (
     aggregated_values,
     check_aggregate_types,
@@ -49,6 +45,7 @@ from api.sitewise.query import (
     parse_aggregate_types,
     parse_resolution,
 )
+from api.sitewise.requests import check_entries, invalid, json_body
 from sitewise_edge.errors import ApiError
 from sitewise_edge.samples import NS_PER_S, Quality, to_sitewise_values
 
@@ -60,35 +57,13 @@ MAX_BATCH_AGGREGATE_RESULTS = 4000
 _ENTRY_ERRORS = ("ResourceNotFoundException", "InvalidRequestException", "AccessDeniedException")
 
 
-def _backend(request: Request) -> Backend:
-    return request.app.state.backend  # type: ignore[no-any-return]
-
-
 async def _body(
     request: Request, max_entries: int, max_results: int | None
 ) -> tuple[list[dict[str, Any]], int, str | None]:
     """The request's entries, maxResults and nextToken, or InvalidRequestException for a malformed request."""
     body = await json_body(request)
-    entries = body.get("entries")
-    if not isinstance(entries, list) or not entries:
-        raise invalid("Entries size failed to satisfy constraint: Must be at least 1 entry per request.")
-    if len(entries) > max_entries:
-        raise invalid(f"entries: at most {max_entries} entries per request, got {len(entries)}")
-    seen: set[str] = set()
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise invalid(f"entries[{i}]: must be an object")
-        entry_id = entry.get("entryId")
-        if not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
-            raise invalid(f"entries[{i}].entryId: required, 1-64 characters of [a-zA-Z0-9_-], got {entry_id!r}")
-        if entry_id in seen:
-            raise invalid(f"entries[{i}].entryId: duplicate entryId {entry_id!r}")
-        seen.add(entry_id)
-    limit = 0
-    if max_results is not None:
-        limit = body.get("maxResults", max_results)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= max_results:
-            raise invalid(f"maxResults: must be 1 to {max_results}, got {limit!r}")
+    entries = check_entries(body, max_entries)
+    limit = 0 if max_results is None else page_size(body.get("maxResults"), max_results, max_results)
     token = body.get("nextToken")
     if token is not None and not isinstance(token, str):
         raise invalid("nextToken: not a token this API issued")
@@ -96,7 +71,7 @@ async def _body(
 
 
 def _stream(backend: Backend, entry: dict[str, Any]) -> str:
-    stream = backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+    stream = entry_stream(backend, entry)
     if not is_known(backend, stream):
         raise ApiError("ResourceNotFoundException",
                        f"No data stream found for the property alias {entry.get('propertyAlias')!r}.")
@@ -126,9 +101,8 @@ def _body_date(name: str, value: Any) -> int:
 
 
 @router.post("/properties/batch/latest", summary="BatchGetAssetPropertyValue")
-async def batch_latest(request: Request) -> dict[str, Any]:
+async def batch_latest(request: Request, backend: BackendDep) -> dict[str, Any]:
     """Every entry fits one page (at most 128 values), so no nextToken is ever returned."""
-    backend = _backend(request)
     entries, _, token = await _body(request, MAX_LATEST_ENTRIES, None)
     if token:
         decode_state(token)  # a token this API issued; there is never a next page to resume
@@ -161,12 +135,10 @@ class _Page:
 
     @classmethod
     def from_token(cls, token: str | None, entries: list[dict[str, Any]]) -> _Page:
-        digest = hashlib.sha256(json.dumps(entries, sort_keys=True).encode()).hexdigest()[:16]
+        digest = request_digest(json.dumps(entries, sort_keys=True))
         if not token:
             return cls(0, {}, time.time(), digest)
-        state = decode_state(token)
-        if state.get("h") != digest:
-            raise invalid("nextToken: issued for another request body")
+        state = decode_bound(token, digest, "request body")
         index = token_int(state, "i")
         if not 0 <= index < len(entries):
             raise invalid("nextToken: not a token this API issued")
@@ -212,11 +184,10 @@ def _history_spec(backend: Backend, entry: dict[str, Any]) -> _HistorySpec:
 
 
 @router.post("/properties/batch/history", summary="BatchGetAssetPropertyValueHistory")
-async def batch_history(request: Request) -> dict[str, Any]:
-    backend = _backend(request)
+async def batch_history(request: Request, backend: BackendDep) -> dict[str, Any]:
     entries, limit, token = await _body(request, MAX_BATCH_ENTRIES, MAX_HISTORY_RESULTS)
     page = _Page.from_token(token, entries)
-    skipped = [_skipped(e["entryId"], lambda e=e: _history_spec(backend, e), page) for e in entries[:page.index]]
+    skipped = [_skipped(e["entryId"], partial(_history_spec, backend, e), page) for e in entries[:page.index]]
     specs: list[tuple[int, _HistorySpec | ApiError]] = []
     for i in range(page.index, len(entries)):
         try:
@@ -225,7 +196,7 @@ async def batch_history(request: Request) -> dict[str, Any]:
             specs.append((i, exc))
     resume = keyset(page.state) if "t" in page.state else None
 
-    def run(reader: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    def run(reader: Reader) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
         success: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         left, room = limit, HISTORY_PAGE_BYTES
@@ -285,13 +256,11 @@ def _aggregate_spec(backend: Backend, entry: dict[str, Any]) -> _AggregateSpec:
 
 
 @router.post("/properties/batch/aggregates", summary="BatchGetAssetPropertyAggregates")
-async def batch_aggregates(request: Request) -> dict[str, Any]:
+async def batch_aggregates(request: Request, backend: BackendDep) -> dict[str, Any]:
     """The 1 MB page limit never binds: 4,000 aggregated values stay well under it."""
-    backend = _backend(request)
     entries, limit, token = await _body(request, MAX_BATCH_ENTRIES, MAX_BATCH_AGGREGATE_RESULTS)
     page = _Page.from_token(token, entries)
-    skipped = [_skipped(e["entryId"], lambda e=e: _aggregate_spec(backend, e), page)
-               for e in entries[:page.index]]
+    skipped = [_skipped(e["entryId"], partial(_aggregate_spec, backend, e), page) for e in entries[:page.index]]
     specs: list[tuple[int, _AggregateSpec | ApiError]] = []
     for i in range(page.index, len(entries)):
         try:
@@ -300,7 +269,7 @@ async def batch_aggregates(request: Request) -> dict[str, Any]:
             specs.append((i, exc))
     resume = token_int(page.state, "b") if "b" in page.state else None
 
-    def run(reader: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    def run(reader: Reader) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
         success: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         left = limit

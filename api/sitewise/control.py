@@ -1,11 +1,12 @@
 """SiteWise control-plane writes: create, update, associate and delete asset models and assets.
 
 Each route parses the request, hands the backend a pure function ``registry -> Change`` (the
-registry builds the new, immutable registry and the response) and answers with what the
-backend returns. The backend applies one change at a time, persists it, then swaps its
+registry builds the new, immutable registry; ``render`` the response body) and answers with what
+the backend returns. The backend applies one change at a time, persists it, then swaps its
 registry whole: readers never see half a change. Status codes, members and error codes are
 botocore's ``iotsitewise`` model: 202 for creates and deletes, 200 otherwise, and
-``ResourceAlreadyExistsException`` / ``ConflictingOperationException`` (409) name the resource.
+``ResourceAlreadyExistsException`` / ``ConflictingOperationException`` (409) name the resource
+(the registry raises ``ModelExists`` / ``ModelInUse``; the app's handler maps them).
 
 ``clientToken`` makes a request idempotent: the same token with the same request answers
 what the first one answered; with a different request it is refused.
@@ -22,90 +23,83 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.backend import Backend
+from api.backend import Backend, BackendDep
+from api.sitewise import render
+from api.sitewise.requests import json_body
+from asset_models.registry import Change, Registry
 from sitewise_edge.errors import ApiError
 
 router = APIRouter(tags=["SiteWise control plane"])
 
 CLIENT_TOKEN = re.compile(r"^\S{36,64}$")
+Answer = Callable[[Change], dict[str, Any]]
 
 
-def _backend(request: Request) -> Backend:
-    return request.app.state.backend  # type: ignore[no-any-return]
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError("InvalidRequestException", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError("InvalidRequestException", "the request body must be a JSON object")
-    return body
-
-
-async def _apply(request: Request, operation: str, change: Callable[[Any], Any], body: dict[str, Any],
-                 status: int = 200, token: str | None = None) -> JSONResponse:
-    """Run ``change`` on the backend's registry; errors naming a resource get their resourceId/resourceArn."""
+async def _apply(request: Request, backend: Backend, operation: str, change: Callable[[Registry], Change],
+                 body: dict[str, Any], *, status: int = 200, token: str | None = None,
+                 answer: Answer | None = None) -> JSONResponse:
+    """Run ``change`` on the backend's registry and answer with ``answer(change)`` (or ``{}``)."""
     token = token if token is not None else body.get("clientToken")
     if token is not None and not (isinstance(token, str) and CLIENT_TOKEN.match(token)):
         raise ApiError("InvalidRequestException", "clientToken: must be 36 to 64 characters without spaces")
     fingerprint = json.dumps([operation, request.url.path, {k: v for k, v in body.items() if k != "clientToken"}],
                              sort_keys=True, default=str)
-    try:
-        response = await _backend(request).change_models(change, token, fingerprint)
-    except ApiError as exc:
-        fields = getattr(exc, "fields", None)  # ResourceError of the registry: the body names the resource
-        if not fields:
-            raise
-        return JSONResponse({"message": exc.message, **fields}, status_code=exc.status,
-                            headers={"x-amzn-ErrorType": exc.code})
+
+    def answered(registry: Registry) -> Change:
+        result = change(registry)
+        return result.answered(answer(result) if answer is not None else {})
+
+    response = await backend.change_models(answered, token, fingerprint)
     return JSONResponse(response, status_code=status)
 
 
 @router.post("/asset-models", summary="CreateAssetModel", status_code=202)
-async def create_asset_model(request: Request) -> JSONResponse:
-    body = await _body(request)
+async def create_asset_model(request: Request, backend: BackendDep) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
     now = time.time()
-    return await _apply(request, "CreateAssetModel", lambda r: r.create_asset_model(body, now), body, 202)
+    return await _apply(request, backend, "CreateAssetModel", lambda r: r.create_asset_model(body, now), body,
+                        status=202, answer=render.asset_model_created)
 
 
 @router.delete("/asset-models/{assetModelId}", summary="DeleteAssetModel", status_code=202)
-async def delete_asset_model(request: Request, assetModelId: str, clientToken: str | None = None) -> JSONResponse:
-    return await _apply(request, "DeleteAssetModel", lambda r: r.delete_asset_model(assetModelId), {}, 202,
-                        clientToken)
+async def delete_asset_model(request: Request, backend: BackendDep, assetModelId: str,
+                             clientToken: str | None = None) -> JSONResponse:
+    return await _apply(request, backend, "DeleteAssetModel", lambda r: r.delete_asset_model(assetModelId), {},
+                        status=202, token=clientToken, answer=render.asset_model_deleting)
 
 
 @router.post("/assets", summary="CreateAsset", status_code=202)
-async def create_asset(request: Request) -> JSONResponse:
-    body = await _body(request)
+async def create_asset(request: Request, backend: BackendDep) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
     now = time.time()
-    return await _apply(request, "CreateAsset", lambda r: r.create_asset(body, now), body, 202)
+    return await _apply(request, backend, "CreateAsset", lambda r: r.create_asset(body, now), body,
+                        status=202, answer=render.asset_created)
 
 
 @router.delete("/assets/{assetId}", summary="DeleteAsset", status_code=202)
-async def delete_asset(request: Request, assetId: str, clientToken: str | None = None) -> JSONResponse:
-    return await _apply(request, "DeleteAsset", lambda r: r.delete_asset(assetId), {}, 202, clientToken)
+async def delete_asset(request: Request, backend: BackendDep, assetId: str,
+                       clientToken: str | None = None) -> JSONResponse:
+    return await _apply(request, backend, "DeleteAsset", lambda r: r.delete_asset(assetId), {},
+                        status=202, token=clientToken, answer=render.asset_deleting)
 
 
 @router.put("/assets/{assetId}/properties/{propertyId}", summary="UpdateAssetProperty")
-async def update_asset_property(request: Request, assetId: str, propertyId: str) -> JSONResponse:
-    body = await _body(request)
+async def update_asset_property(request: Request, backend: BackendDep, assetId: str,
+                                propertyId: str) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
     now = time.time()
-    return await _apply(request, "UpdateAssetProperty",
+    return await _apply(request, backend, "UpdateAssetProperty",
                         lambda r: r.update_asset_property(assetId, propertyId, body, now), body)
 
 
 @router.post("/assets/{assetId}/associate", summary="AssociateAssets")
-async def associate_assets(request: Request, assetId: str) -> JSONResponse:
-    body = await _body(request)
-    return await _apply(request, "AssociateAssets", lambda r: r.associate_assets(assetId, body), body)
+async def associate_assets(request: Request, backend: BackendDep, assetId: str) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
+    return await _apply(request, backend, "AssociateAssets", lambda r: r.associate_assets(assetId, body), body)
 
 
 @router.post("/assets/{assetId}/disassociate", summary="DisassociateAssets")
-async def disassociate_assets(request: Request, assetId: str) -> JSONResponse:
-    body = await _body(request)
-    return await _apply(request, "DisassociateAssets", lambda r: r.disassociate_assets(assetId, body), body)
+async def disassociate_assets(request: Request, backend: BackendDep, assetId: str) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
+    return await _apply(request, backend, "DisassociateAssets", lambda r: r.disassociate_assets(assetId, body),
+                        body)

@@ -1,20 +1,16 @@
 """SiteWise data-plane routes: BatchPutAssetPropertyValue, GetAssetPropertyValue, GetAssetPropertyValueHistory.
 
 The botocore ``iotsitewise`` service model is the spec: URIs, query parameters,
-JSON members, limits, error codes. The helpers here (dates, qualities, page tokens, page
-size) are shared by the other read routes (``query.py``, ``batch.py``).
+JSON members, limits, error codes. The helpers here (dates, qualities, history pages, the
+stream of an entry) are shared by the other read routes (``query.py``, ``batch.py``); request
+bodies and entries are read by ``requests.py``, tokens and page sizes by ``paging.py``.
 
-Page tokens are base64 JSON (botocore checks ``[A-Za-z0-9+/=]+`` client-side). History
-pages by keyset: the token holds the (time, quality) of the last value returned, so values
-written between two pages neither shift nor repeat what the next page returns.
+History pages by keyset: the token holds the (time, quality) of the last value returned, so
+values written between two pages neither shift nor repeat what the next page returns.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,8 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import APIRouter, Query, Request
 
-from api.backend import Backend
-from sitewise_edge.errors import ApiError, InvalidValue
+from api.backend import Backend, BackendDep
+from api.sitewise.errors import sitewise_error
+from api.sitewise.paging import decode_state, encode_state, page_size, token_int
+from api.sitewise.requests import check_entries, invalid, json_body
+from sitewise_edge.errors import ApiError, InvalidValue, ModelError
 from sitewise_edge.samples import (
     MAX_SECONDS,
     NS_PER_S,
@@ -40,7 +39,6 @@ from sitewise_edge.samples import (
 router = APIRouter(tags=["SiteWise data plane"])
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-ENTRY_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 MAX_ENTRIES = 10
 MAX_VALUES = 10
 MAX_HISTORY_RESULTS = 20_000
@@ -49,50 +47,17 @@ _TQV_JSON_BYTES = 110  # a TQV's JSON without its string value, rounded up
 _DATA_TYPE_COLUMN = {"DOUBLE": "double", "INTEGER": "integer", "STRING": "string", "BOOLEAN": "boolean"}
 
 
-def _backend(request: Request) -> Backend:
-    return request.app.state.backend  # type: ignore[no-any-return]
-
-
-def invalid(message: str) -> ApiError:
-    return ApiError("InvalidRequestException", message)
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    """The request's JSON object, or InvalidRequestException saying what is wrong with it."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise invalid("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise invalid("the request body must be a JSON object")
-    return body
-
-
 # --- BatchPutAssetPropertyValue --------------------------------------------------------
 
 
 @router.post("/properties", summary="BatchPutAssetPropertyValue")
-async def batch_put(request: Request) -> dict[str, Any]:
-    backend = _backend(request)
+async def batch_put(request: Request, backend: BackendDep) -> dict[str, Any]:
     body = await json_body(request)
-    entries = body.get("entries")
-    if not isinstance(entries, list) or not entries:
-        raise invalid("entries: required, a list of 1 to 10 entries")
-    if len(entries) > MAX_ENTRIES:
-        raise invalid(f"entries: at most {MAX_ENTRIES} entries per request, got {len(entries)}")
+    entries = check_entries(body, MAX_ENTRIES)
     partial = bool(body.get("enablePartialEntryProcessing", False))
-    seen: set[str] = set()
     builder = SampleBuilder()
     error_entries: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise invalid(f"entries[{i}]: must be an object")
-        entry_id = entry.get("entryId")
-        if not isinstance(entry_id, str) or not ENTRY_ID.match(entry_id):
-            raise invalid(f"entries[{i}].entryId: required, 1-64 characters of [a-zA-Z0-9_-], got {entry_id!r}")
-        if entry_id in seen:
-            raise invalid(f"entries[{i}].entryId: duplicate entryId {entry_id!r}")
-        seen.add(entry_id)
         values = entry.get("propertyValues")
         if not isinstance(values, list) or not values:
             raise invalid(f"entries[{i}].propertyValues: required, a list of 1 to 10 values")
@@ -100,7 +65,7 @@ async def batch_put(request: Request) -> dict[str, Any]:
             raise invalid(f"entries[{i}].propertyValues: at most {MAX_VALUES} values per entry, got {len(values)}")
         errors = _put_entry(backend, entry, values, partial, builder)
         if errors:
-            error_entries.append({"entryId": entry_id, "errors": errors})
+            error_entries.append({"entryId": entry["entryId"], "errors": errors})
     if len(builder):
         await backend.ingest(builder.build())
     return {"errorEntries": error_entries}
@@ -116,7 +81,7 @@ def _put_entry(
         failures.setdefault((code, message), []).append(ts)
 
     try:
-        stream = backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+        stream = entry_stream(backend, entry)
     except ApiError as exc:
         for v in values:
             fail(exc.code, exc.message, _stamp(v))
@@ -152,6 +117,14 @@ def _put_entry(
     return _errors(failures)
 
 
+def entry_stream(backend: Backend, entry: dict[str, Any]) -> str:
+    """The stream a batch entry names; a problem with it as the SiteWise error the entry reports (ApiError)."""
+    try:
+        return backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+    except ModelError as exc:
+        raise sitewise_error(exc) from None
+
+
 def _stamp(v: Any) -> dict[str, int]:
     try:
         ts = v["timestamp"]
@@ -169,21 +142,20 @@ def _errors(failures: dict[tuple[str, str], list[dict[str, int]]]) -> list[dict[
 
 @router.get("/properties/latest", summary="GetAssetPropertyValue")
 async def get_latest(
-    request: Request,
+    backend: BackendDep,
     assetId: str | None = None,
     propertyId: str | None = None,
     propertyAlias: str | None = None,
 ) -> dict[str, Any]:
-    backend = _backend(request)
     stream = backend.resolve_stream(assetId, propertyId, propertyAlias)
     table = backend.latest(stream)
     if table.num_rows == 0:
-        _require_known(backend, stream, propertyAlias)
+        require_known(backend, stream, propertyAlias)
         return {}
     return {"propertyValue": to_sitewise_values(table)[0]}
 
 
-def _require_known(backend: Backend, stream: str, alias: str | None) -> None:
+def require_known(backend: Backend, stream: str, alias: str | None) -> None:
     """A disassociated alias with no data at all does not exist (ResourceNotFoundException)."""
     if alias is not None and not is_known(backend, stream):
         raise ApiError("ResourceNotFoundException", f"No data stream found for the property alias {alias!r}.")
@@ -241,41 +213,6 @@ def parse_quality(qualities: list[str] | None) -> int | None:
     return int(Quality[qualities[0]])
 
 
-def encode_token(offset: int) -> str:
-    return encode_state({"o": offset})
-
-
-def decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    offset = decode_state(token).get("o")
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise invalid("nextToken: not a token this API issued")
-    return offset
-
-
-def encode_state(state: dict[str, Any]) -> str:
-    """An opaque page token: base64 of compact JSON."""
-    return base64.b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
-
-
-def decode_state(token: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.b64decode(token, validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise invalid("nextToken: not a token this API issued") from None
-    if not isinstance(state, dict):
-        raise invalid("nextToken: not a token this API issued")
-    return state
-
-
-def token_int(state: dict[str, Any], key: str) -> int:
-    value = state.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise invalid("nextToken: not a token this API issued")
-    return value
-
-
 def _cumulative_bytes(table: pa.Table, n: int) -> np.ndarray:
     """The estimated JSON bytes of the first 1..n rows of a sample table."""
     strings = pc.fill_null(pc.binary_length(table.column("string").slice(0, n)), 0)
@@ -320,7 +257,7 @@ def time_ordering(value: str | None) -> bool:
 
 @router.get("/properties/history", summary="GetAssetPropertyValueHistory")
 async def get_history(
-    request: Request,
+    backend: BackendDep,
     assetId: str | None = None,
     propertyId: str | None = None,
     propertyAlias: str | None = None,
@@ -331,16 +268,13 @@ async def get_history(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    backend = _backend(request)
     stream = backend.resolve_stream(assetId, propertyId, propertyAlias)
     start_ns = parse_date("startDate", startDate)
     end_ns = parse_date("endDate", endDate)
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
         raise invalid("startDate must be before endDate")
     descending = time_ordering(timeOrdering)
-    limit = MAX_HISTORY_RESULTS if maxResults is None else maxResults
-    if not 1 <= limit <= MAX_HISTORY_RESULTS:
-        raise invalid(f"maxResults: must be 1 to {MAX_HISTORY_RESULTS}, got {maxResults}")
+    limit = page_size(maxResults, MAX_HISTORY_RESULTS, MAX_HISTORY_RESULTS)
     quality = parse_quality(qualities)
     after = keyset(decode_state(nextToken)) if nextToken else None
     table = await backend.query(
@@ -348,7 +282,7 @@ async def get_history(
                             limit=limit + 1, after=after)
     )
     if table.num_rows == 0 and after is None:
-        _require_known(backend, stream, propertyAlias)
+        require_known(backend, stream, propertyAlias)
     values, last, _ = history_page(table, limit)
     response: dict[str, Any] = {"assetPropertyValueHistory": values}
     if last is not None:

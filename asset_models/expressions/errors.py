@@ -1,32 +1,12 @@
-"""Diagnostics for expressions: one exception, pointing into the source text."""
+"""Diagnostics for expressions: one exception, pointing into the source text.
+
+:class:`ExpressionError` lives in the core exception tree (``sitewise_edge/errors.py``, under
+``ModelError``) so that every layer can catch it without importing the expression engine;
+it is re-exported here, where the engine raises it.
+"""
 
 from __future__ import annotations
 
-from sitewise_edge.errors import ModelError
+from sitewise_edge.errors import ExpressionError
 
-
-class ExpressionError(ModelError):
-    """An expression that does not compile.
-
-    ``expression`` is the full text, ``position`` a 0-based character offset into it and ``message`` what is
-    wrong there. ``str()`` renders a caret under the column::
-
-        unknown function 'foo' at column 8:
-          9/5 * foo(x)
-                ^
-    """
-
-    def __init__(self, expression: str, position: int, message: str) -> None:
-        self.expression = expression
-        self.position = max(0, min(position, len(expression)))
-        self.message = message
-        super().__init__(self.render())
-
-    @property
-    def column(self) -> int:
-        """1-based column of the problem."""
-        return self.position + 1
-
-    def render(self) -> str:
-        line = self.expression.replace("\n", " ").replace("\t", " ")
-        return f"{self.message} at column {self.column}:\n  {line}\n  {' ' * self.position}^"
+__all__ = ["ExpressionError"]

@@ -29,7 +29,6 @@ from api.app import create_app
 from asset_models.mapping import check_batch, resolve_stream
 from asset_models.metrics import MetricPlan
 from asset_models.registry import Change, Registry
-from asset_models.store import ModelStore, TokenCache
 from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorState, ConnectorStatus, PollingConnector, StreamingConnector, registered
 from sitewise_edge.config import Config, S3Export, SourceConfig
@@ -38,6 +37,7 @@ from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.runtime.metrics import MetricRunner
+from sitewise_edge.runtime.models import ModelStore, TokenCache
 from storage.store import Store
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import botocore.exceptions
 import httpx
 import pytest
 
-from api.sitewise import query as query_module
+from api.sitewise import sql as sql_module
 from sitewise_edge.samples import NS_PER_S, from_columns
 from tests.botocore_shapes import assert_valid_output
 from tests.conftest import gateway_config, sitewise_client
@@ -455,7 +455,7 @@ async def test_execute_query_refuses_what_is_not_a_select_over_the_views(api: An
 
 async def test_execute_query_times_out(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     _, client = api
-    monkeypatch.setattr(query_module, "QUERY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(sql_module, "QUERY_TIMEOUT_S", 0.2)
     code, _ = await error_code(call(client, "execute_query", queryStatement=(
         "SELECT count(*) FROM raw_time_series a, raw_time_series b, raw_time_series c, raw_time_series d "
         "WHERE a.double_value + b.double_value + c.double_value + d.double_value = -1")))

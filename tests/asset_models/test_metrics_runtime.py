@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from asset_models.documents import build_catalog
 from asset_models.metrics import MetricPlan, compute, parse_interval, parse_offset
-from asset_models.model import build_catalog
 from asset_models.registry import Registry
 from sitewise_edge.errors import ModelError
 from sitewise_edge.samples import from_columns

@@ -11,13 +11,17 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from api.sitewise.errors import sitewise_error
+from asset_models.checks import ID_RE
+from asset_models.documents import build_catalog
+from asset_models.errors import ModelNotFound
 from asset_models.mapping import check_batch, resolve_stream
-from asset_models.model import ID_RE, PropertyKind, build_catalog, load_catalog
+from asset_models.model import PropertyKind
 from asset_models.registry import PropertyRef, Registry
-from sitewise_edge.errors import ApiError, ModelError
+from sitewise_edge.errors import ModelError
+from sitewise_edge.runtime.models import load_catalog, load_registry
 from sitewise_edge.samples import SCHEMA, Quality, from_columns
 from sitewise_edge.simulators import plant
-from tests.botocore_shapes import assert_valid_output, operation, shape_problems
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "models" / "plant.json"
 MEASUREMENTS = ("Speed", "Temperature", "Pressure", "State", "GoodCount", "BadCount", "Running", "Status")
@@ -26,7 +30,7 @@ LOADED_AT = 1_700_000_000.0
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return Registry.load([EXAMPLE], loaded_at=LOADED_AT)
+    return load_registry([EXAMPLE], loaded_at=LOADED_AT)
 
 
 def asset_named(registry: Registry, name: str) -> Any:
@@ -106,31 +110,18 @@ def write(path: Path, doc: Any) -> Path:
 def test_create_asset_model_request_gets_stable_generated_ids(tmp_path: Path) -> None:
     write(tmp_path / "m.json", MODEL)
     write(tmp_path / "a.json", ASSET)
-    first, second = Registry.load([tmp_path]), Registry.load([tmp_path])
+    first, second = load_registry([tmp_path]), load_registry([tmp_path])
     ids = lambda r: [(m.id, [p.id for p in m.properties]) for m in r.models()]  # noqa: E731
     assert ids(first) == ids(second)
     assert first.assets()[0].id == second.assets()[0].id
     assert all(ID_RE.match(i) for i in [first.models()[0].id, first.assets()[0].id])
 
 
-def test_describe_asset_model_output_loads_as_it_is(registry: Registry, tmp_path: Path) -> None:
-    """What `aws iotsitewise describe-asset-model` / `describe-asset` print is a valid file."""
-    for model in registry.models():
-        write(tmp_path / f"model-{model.name}.json", registry.describe_asset_model(model.id))
-    for asset in registry.assets():
-        write(tmp_path / f"asset-{asset.name}.json", registry.describe_asset(asset.id))
-    again = Registry.load([tmp_path], loaded_at=LOADED_AT)
-    for model in registry.models():
-        assert again.describe_asset_model(model.id) == registry.describe_asset_model(model.id)
-    for asset in registry.assets():
-        assert again.describe_asset(asset.id) == registry.describe_asset(asset.id)
-
-
 def test_folder_loads_sorted_json_files_only(tmp_path: Path) -> None:
     write(tmp_path / "b-asset.json", ASSET)
     write(tmp_path / "a-model.json", MODEL)
     write(tmp_path / "notes.txt", "not json")
-    registry = Registry.load([tmp_path])
+    registry = load_registry([tmp_path])
     assert [a.name for a in registry.assets()] == ["Press1"]
 
 
@@ -271,7 +262,7 @@ def test_load_error_names_file_and_object(tmp_path: Path, monkeypatch: pytest.Mo
     for name, doc in files.items():
         write(Path(name), doc)
     with pytest.raises(ModelError) as caught:
-        Registry.load([Path("models")])
+        load_registry([Path("models")])
     lines = str(caught.value).splitlines()
     assert any(line.startswith(expected) for line in lines), lines
 
@@ -281,7 +272,7 @@ def test_every_problem_is_listed_at_once(tmp_path: Path, monkeypatch: pytest.Mon
     write(Path("models/m.json"), with_props(meas("Speed", "FLOAT"), meas("State", "REAL")))
     write(Path("models/press.json"), {**ASSET, "assetModelId": "Oven"})
     with pytest.raises(ModelError) as caught:
-        Registry.load([Path("models"), Path("missing.json")])
+        load_registry([Path("models"), Path("missing.json")])
     assert str(caught.value).splitlines() == [
         "missing.json: no such file or directory",
         "models/m.json: model 'Machine' property 'Speed': unknown dataType 'FLOAT'; "
@@ -304,7 +295,7 @@ def test_cycle_is_refused() -> None:
 def test_empty_registry() -> None:
     registry = Registry.empty()
     assert registry.models() == [] and registry.measurement_aliases() == []
-    assert registry.list_asset_models() == [] and registry.list_assets(filter="TOP_LEVEL") == []
+    assert registry.assets() == [] and registry.assets(top_level=True) == []
     assert load_catalog([]).assets == ()
 
 
@@ -349,104 +340,16 @@ def test_lookups_by_id_external_id_and_alias(rich: Registry) -> None:
     assert rich.measurement_aliases() == ["/p1/speed"]  # not the attribute's nor the transform's alias
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda r: r.asset("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"),
-     "Asset 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9 does not exist."),
-    (lambda r: r.asset("externalId:nope"), "Asset externalId:nope does not exist."),
-    (lambda r: r.model("externalId:nope"), "Asset model externalId:nope does not exist."),
-    (lambda r: r.property("externalId:press-1", "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"),
-     "Asset property 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9 does not exist in asset "),
-    (lambda r: r.describe_asset("externalId:nope"), "Asset externalId:nope does not exist."),
-    (lambda r: r.list_assets("externalId:nope"), "Asset model externalId:nope does not exist."),
-], ids=["asset", "asset-external", "model", "property", "describe-asset", "list-assets-model"])
-def test_not_found(rich: Registry, call: Any, message: str) -> None:
-    with pytest.raises(ApiError) as caught:
+@pytest.mark.parametrize(("call", "ref", "message"), [
+    (lambda r: r.model("externalId:nope"), "externalId:nope", "Asset model externalId:nope does not exist."),
+    (lambda r: r.hierarchy(r.asset("externalId:press-1"), "Machines"), "Machines",
+     "Hierarchy Machines does not exist in asset "),
+], ids=["model", "hierarchy"])
+def test_not_found_names_the_reference(rich: Registry, call: Any, ref: str, message: str) -> None:
+    with pytest.raises(ModelNotFound) as caught:
         call(rich)
-    assert caught.value.code == "ResourceNotFoundException" and caught.value.status == 404
-    assert caught.value.message.startswith(message)
-
-
-# --- responses against botocore's model ---------------------------------------------------------
-
-
-def test_describe_asset_model_matches_botocore(registry: Registry, rich: Registry) -> None:
-    for reg in (registry, rich):
-        for model in reg.models():
-            parsed = assert_valid_output("DescribeAssetModel", reg.describe_asset_model(model.id))
-            assert parsed["assetModelStatus"] == {"state": "ACTIVE"}
-            assert_valid_output("DescribeAssetModel", reg.describe_asset_model(model.id, exclude_properties=True))
-    body = rich.describe_asset_model("externalId:machine-v1")
-    assert body["assetModelExternalId"] == "machine-v1"
-    assert body["assetModelArn"] == f"arn:aws:iotsitewise:local:000000000000:asset-model/{body['assetModelId']}"
-    types = {p["name"]: p["type"] for p in body["assetModelProperties"]}
-    assert types["Maker"] == {"attribute": {"defaultValue": "ACME"}}
-    assert types["Max speed"]["metric"]["window"] == {"tumbling": {"interval": "1h"}}
-
-
-def test_describe_asset_matches_botocore(registry: Registry, rich: Registry) -> None:
-    for reg in (registry, rich):
-        for asset in reg.assets():
-            parsed = assert_valid_output("DescribeAsset", reg.describe_asset(asset.id))
-            assert parsed["assetCreationDate"].timestamp() == LOADED_AT
-    body = rich.describe_asset("externalId:press-1")
-    assert body["assetArn"] == f"arn:aws:iotsitewise:local:000000000000:asset/{body['assetId']}"
-    assert body["assetExternalId"] == "press-1" and body["assetDescription"] == "The first press"
-    speed, state = body["assetProperties"][0], body["assetProperties"][1]
-    assert speed["unit"] == "rev/min" and speed["notification"]["state"] == "ENABLED"
-    assert set(state) == {"id", "name", "dataType"}  # optional members omitted unless set
-    assert rich.describe_asset("externalId:press-1", exclude_properties=True)["assetProperties"] == []
-
-
-def test_list_responses_match_botocore(registry: Registry) -> None:
-    machine, line = model_named(registry, "Machine"), asset_named(registry, "Line 1")
-    all_machines = registry.list_assets(machine.id, "ALL")
-    assert [a["name"] for a in all_machines] == ["Oven1", "Press1", "Press2"]
-    top = registry.list_assets(None, "TOP_LEVEL")
-    assert [a["name"] for a in top] == ["Line 1"]
-    assert registry.list_assets(machine.id, "TOP_LEVEL") == []
-    children = registry.list_associated_assets(line.id, line.hierarchies[0].id, "CHILD")
-    assert [a["name"] for a in children] == ["Oven1", "Press1", "Press2"]
-    assert registry.list_associated_assets(line.id) == children
-    parent = registry.list_associated_assets(children[0]["id"], direction="PARENT")
-    assert [a["id"] for a in parent] == [line.id]
-    assert registry.list_associated_assets(line.id, direction="PARENT") == []
-    for body in (all_machines, top, children, parent):
-        assert_valid_output("ListAssets", {"assetSummaries": body})
-        assert_valid_output("ListAssociatedAssets", {"assetSummaries": body})
-    assert_valid_output("ListAssetModels", {"assetModelSummaries": registry.list_asset_models()})
-    assert [m["name"] for m in registry.list_asset_models(["ASSET_MODEL"])] == ["Line", "Machine"]
-
-
-@pytest.mark.parametrize(("kwargs", "code", "message"), [
-    ({}, "InvalidRequestException", "assetModelId is required when filter is ALL."),
-    ({"filter": "SOME"}, "InvalidRequestException", "Invalid filter SOME. Valid values are ALL and TOP_LEVEL."),
-], ids=["all-without-model", "unknown-filter"])
-def test_list_assets_refuses_like_sitewise(registry: Registry, kwargs: dict[str, Any], code: str,
-                                           message: str) -> None:
-    with pytest.raises(ApiError) as caught:
-        registry.list_assets(**kwargs)
-    assert (caught.value.code, caught.value.message) == (code, message)
-
-
-def test_list_associated_assets_errors(registry: Registry) -> None:
-    line = asset_named(registry, "Line 1")
-    with pytest.raises(ApiError, match="Hierarchy Machines does not exist") as caught:
-        registry.list_associated_assets(line.id, "Machines")  # a name is not an id
-    assert caught.value.code == "ResourceNotFoundException"
-    with pytest.raises(ApiError) as caught:
-        registry.list_associated_assets(line.id, direction="UP")
-    assert caught.value.code == "InvalidRequestException"
-
-
-def test_shape_checker_finds_problems() -> None:
-    shape = operation("DescribeAsset").output_shape
-    problems = shape_problems(shape, {"assetId": "x", "assetProperties": [{"name": "n", "dataType": "FLOAT"}],
-                                      "bogus": 1})
-    assert "$: missing required member 'assetArn' of DescribeAssetResponse" in problems
-    assert "$: unknown member 'bogus' for DescribeAssetResponse" in problems
-    assert "$.assetProperties[0]: missing required member 'id' of AssetProperty" in problems
-    assert any(p.startswith("$.assetProperties[0].dataType: 'FLOAT' is not one of") for p in problems)
-    assert any(p.startswith("$.assetId: length 1 is outside 36..36") for p in problems)
+    assert caught.value.ref == ref
+    assert str(caught.value).startswith(message)
 
 
 # --- check_batch ----------------------------------------------------------------------------------
@@ -568,10 +471,10 @@ def test_resolve_stream_errors(rich: Registry, asset: str | None, prop: str | No
            "STATE": next(p.id for p in a.properties if p.name == "State")}
     asset = a.id if asset == "ASSET" else asset
     prop = ids.get(prop or "", prop)
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(ModelError) as caught:
         resolve_stream(rich, asset, prop, alias)
-    assert caught.value.code == code
-    assert caught.value.message.startswith(message), caught.value.message
+    assert sitewise_error(caught.value).code == code
+    assert str(caught.value).startswith(message), str(caught.value)
 
 
 def test_registry_values_are_immutable(registry: Registry) -> None:

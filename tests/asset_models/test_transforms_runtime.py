@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from asset_models.model import build_catalog
+from asset_models.documents import build_catalog
 from asset_models.registry import Registry
 from asset_models.transforms import TransformEngine, TransformPlan
 from sitewise_edge.errors import ModelError

@@ -1,4 +1,15 @@
-"""Persistence of the asset models and assets created or changed through the control-plane API.
+"""The asset models on disk: the configuration's model files, and what the control-plane API changed.
+
+    registry = load_registry([Path("models/")])            # files and folders; ModelInvalid lists every problem
+    store = ModelStore(data_dir / "models")
+    registry = store.open([Path("models/")])               # the files, then data_dir/models laid over them
+    store.save(change)                                     # in a worker thread, before the registry is swapped
+
+The asset model layer (``asset_models``) is pure: it builds a catalog from parsed documents.
+Reading and writing files is here, in the runtime, because the runtime owns the registry's
+life cycle (load at start, persist each change, swap), and because what it writes is a
+``DescribeAssetModel`` / ``DescribeAsset`` body, which the API renders (storage, the
+historian of samples, may not import the API).
 
 The configuration's ``models`` files are read-only sources. What the API creates or changes
 lives under ``<data_dir>/models/``, in the shapes the gateway loads anyway:
@@ -17,7 +28,8 @@ and atomically (temporary file, fsync, rename, fsync of the folder): a crash lea
 version or the new one, never half of one.
 
 :class:`TokenCache` remembers ``clientToken`` values, so that a retried request gets the
-answer of the first one (SiteWise's idempotency).
+answer of the first one (SiteWise's idempotency). It is runtime state, not model logic: the
+gateway consults it under the same lock that applies one change at a time.
 """
 
 from __future__ import annotations
@@ -29,10 +41,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from asset_models.model import Association, Catalog, add_documents, load_catalog
+from api.sitewise import render
+from asset_models.documents import add_documents, build_catalog
+from asset_models.errors import ModelInvalid, ModelNotFound
+from asset_models.model import Association, Catalog
 from asset_models.registry import Change, Registry
-from sitewise_edge.errors import ApiError, ModelError
-from sitewise_edge.files import fsync_dir, write_bytes_atomic
+from sitewise_edge.errors import ApiError
+from sitewise_edge.files import fsync_dir, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +55,53 @@ MODELS_DIR = "asset-models"
 ASSETS_DIR = "assets"
 ASSOCIATIONS_FILE = "associations.json"
 TOKENS_KEPT = 10_000
+
+
+# --- reading model files ------------------------------------------------------------------------
+
+
+def read_documents(paths: Sequence[Path], problems: list[str]) -> list[tuple[str, Any]]:
+    """(file name, parsed JSON) of files and folders (a folder: every ``*.json`` directly inside, sorted).
+
+    A missing path, a file that cannot be read or is no JSON adds a line to ``problems``.
+    """
+    documents: list[tuple[str, Any]] = []
+    for path in expand_paths(paths, problems):
+        doc = _read_json(path, problems)
+        if doc is not None:
+            documents.append((str(path), doc))
+    return documents
+
+
+def expand_paths(paths: Sequence[Path], problems: list[str]) -> list[Path]:
+    """The files ``paths`` name: files as they are, folders as their ``*.json`` files in name order."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            out.extend(sorted(p for p in path.glob("*.json") if p.is_file()))
+        elif path.is_file():
+            out.append(path)
+        else:
+            problems.append(f"{path}: no such file or directory")
+    return out
+
+
+def load_catalog(paths: Sequence[Path]) -> Catalog:
+    """Read files and folders and build a :class:`Catalog`; raises ModelInvalid listing every problem, one a line."""
+    problems: list[str] = []
+    documents = read_documents(paths, problems)
+    catalog = build_catalog(documents, problems)
+    logger.info("loaded %d asset models and %d assets from %d files",
+                len(catalog.models), len(catalog.assets), len(documents))
+    return catalog
+
+
+def load_registry(paths: Sequence[Path], loaded_at: float | None = None) -> Registry:
+    """The registry of model files and folders (no ``data_dir/models``: ``sitewise-edge validate``, tests)."""
+    return Registry(load_catalog(paths), loaded_at)
+
+
+# --- data_dir/models ------------------------------------------------------------------------------
 
 
 class ModelStore:
@@ -52,7 +114,7 @@ class ModelStore:
     def open(self, config_paths: Sequence[Path], loaded_at: float | None = None) -> Registry:
         """The registry at start: the configuration's files, then this folder over them.
 
-        Raises ModelError listing every problem (in the configuration's files or in this folder).
+        Raises ModelInvalid listing every problem (in the configuration's files or in this folder).
         """
         base = load_catalog(config_paths) if config_paths else Catalog()
         sources = {m.id: m.source for m in base.models} | {a.id: a.source for a in base.assets}
@@ -68,7 +130,7 @@ class ModelStore:
         asset_docs = _read_folder(self.directory / ASSETS_DIR, problems)
         added, removed = self._read_associations(problems)
         if problems:
-            raise ModelError("\n".join(problems))
+            raise ModelInvalid(problems)
         config_models = {m.id: m.source for m in base.models}
         documents: list[tuple[str, Any]] = []
         for source, doc in model_docs:
@@ -111,22 +173,22 @@ class ModelStore:
         for model_id in sorted(change.models):
             path = self.directory / MODELS_DIR / f"{model_id}.json"
             try:
-                body = registry.describe_asset_model(model_id)
-            except ApiError:  # deleted
+                body = render.describe_asset_model(registry, model_id)
+            except ModelNotFound:  # deleted
                 _remove(path)
             else:
-                write_json_atomic(path, body)
+                _write_json(path, body)
         for asset_id in sorted(change.assets):
             path = self.directory / ASSETS_DIR / f"{asset_id}.json"
             try:
-                body = registry.describe_asset(asset_id)
-            except ApiError:
+                body = render.describe_asset(registry, asset_id)
+            except ModelNotFound:
                 _remove(path)
             else:
-                write_json_atomic(path, body)
+                _write_json(path, body)
         if change.associations:
             current = set(registry.catalog.associations)
-            write_json_atomic(self.directory / ASSOCIATIONS_FILE, {
+            _write_json(self.directory / ASSOCIATIONS_FILE, {
                 "associations": [_association_json(a) for a in sorted(current - self._baseline, key=_key)],
                 "disassociations": [_association_json(a) for a in sorted(self._baseline - current, key=_key)],
             })
@@ -157,6 +219,7 @@ class TokenCache:
         return response
 
     def remember(self, token: str | None, request: str, response: dict[str, Any]) -> None:
+        """Keep the response of a request that succeeded (nothing without a token)."""
         if token is None:
             return
         self._seen[token] = (request, response)
@@ -165,9 +228,8 @@ class TokenCache:
             self._seen.popitem(last=False)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` whole or not at all (rename over the old file, fsyncs)."""
-    write_bytes_atomic(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
+def _write_json(path: Path, data: Any) -> None:
+    write_json_atomic(path, data, indent=2, sort_keys=True)
 
 
 def _remove(path: Path) -> None:
@@ -179,12 +241,7 @@ def _remove(path: Path) -> None:
 def _read_folder(folder: Path, problems: list[str]) -> list[tuple[str, Any]]:
     if not folder.is_dir():
         return []
-    out = []
-    for path in sorted(folder.glob("*.json")):
-        doc = _read_json(path, problems)
-        if doc is not None:
-            out.append((str(path), doc))
-    return out
+    return read_documents([folder], problems)
 
 
 def _read_json(path: Path, problems: list[str]) -> Any:

@@ -1,0 +1,298 @@
+"""ExecuteQuery: the user's SQL over SiteWise's five views, in a sandbox.
+
+The user's SQL runs in a fresh in-memory DuckDB connection without file access
+(``enable_external_access=false``, configuration locked, no Python replacement scans) that holds
+nothing but the five SiteWise views over Arrow tables taken from the store and the registry.
+Before that, DuckDB's own parser checks the text: one SELECT statement, no table functions
+(read_csv, glob, ...), no table but the five views (and the query's own CTEs). Every error of
+the statement is a ``ValidationException``; a query running past ``QUERY_TIMEOUT_S`` is
+interrupted (``QueryTimeoutException``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from fastapi import APIRouter, Request
+
+from api.backend import Backend, BackendDep, Reader
+from api.sitewise.paging import decode_bound, encode_state, page_size, request_digest, token_int
+from api.sitewise.query import parse_resolution
+from api.sitewise.requests import json_body
+from asset_models.registry import Registry
+from sitewise_edge.errors import ApiError
+
+router = APIRouter(tags=["SiteWise data plane"])
+
+QUERY_VIEWS = ("asset", "asset_property", "raw_time_series", "latest_value_time_series", "precomputed_aggregates")
+QUERY_TIMEOUT_S = 30.0
+MAX_QUERY_RESULTS = 20_000
+MAX_STATEMENT_CHARS = 10_000
+PRECOMPUTED_RESOLUTIONS = ("1m", "15m", "1h", "1d")
+_SANDBOX_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "enable_external_access": False, "python_enable_replacements": False}
+_QUALITY_SQL = "CASE quality WHEN 0 THEN 'GOOD' WHEN 1 THEN 'BAD' ELSE 'UNCERTAIN' END"
+_STREAM_COLUMNS = ("m.asset_id, m.property_id, "
+                   "CASE WHEN m.stream IS NULL THEN r.stream ELSE m.property_alias END AS property_alias")
+_VIEW_SQL = {
+    "raw_time_series": (
+        f"SELECT {_STREAM_COLUMNS}, r.event_timestamp, {_QUALITY_SQL} AS quality, r.boolean AS boolean_value, "
+        "CAST(r.integer AS INTEGER) AS int_value, r.double AS double_value, r.string AS string_value "
+        "FROM {src} r LEFT JOIN __sw_streams m ON r.stream = m.stream"
+    ),
+    "precomputed_aggregates": (
+        f"SELECT {_STREAM_COLUMNS}, r.event_timestamp, {_QUALITY_SQL} AS quality, r.resolution, "
+        "r.sum AS sum_value, r.count AS count_value, r.avg AS average_value, r.max AS maximum_value, "
+        "r.min AS minimum_value, r.stddev AS stdev_value FROM __sw_aggregates r "
+        "LEFT JOIN __sw_streams m ON r.stream = m.stream"
+    ),
+}
+
+
+def validation(message: str) -> ApiError:
+    return ApiError("ValidationException", message)
+
+
+def checked_views(con: duckdb.DuckDBPyConnection, statement: str) -> set[str]:
+    """The views a statement reads; ValidationException unless it is one SELECT over the views alone."""
+    try:
+        statements = con.extract_statements(statement)
+    except duckdb.Error as exc:
+        raise validation(str(exc)) from None
+    if len(statements) != 1:
+        raise validation(f"expected exactly one SQL statement, got {len(statements)}")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise validation(f"only SELECT statements can be run, got {statements[0].type.name}")
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [statement]).fetchall()[0][0])
+    if tree.get("error"):
+        raise validation(str(tree.get("error_message") or "the statement cannot be parsed"))
+    tables: set[str] = set()
+    ctes: set[str] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if kind == "TABLE_FUNCTION":
+            name = (node.get("function") or {}).get("function_name", "?")
+            raise validation(f"table functions such as {name}() cannot be used; query the views "
+                             + ", ".join(QUERY_VIEWS))
+        if kind == "BASE_TABLE":
+            if node.get("schema_name") or node.get("catalog_name"):
+                raise validation(f"unknown table {node.get('schema_name')}.{node.get('table_name')}; "
+                                 "the tables are " + ", ".join(QUERY_VIEWS))
+            tables.add(str(node.get("table_name", "")).lower())
+        for entry in (node.get("cte_map") or {}).get("map", []) if isinstance(node.get("cte_map"), dict) else []:
+            ctes.add(str(entry.get("key", "")).lower())
+        stack.extend(node.values())
+    unknown = sorted(tables - ctes - set(QUERY_VIEWS))
+    if unknown:
+        raise validation(f"unknown table {unknown[0]}; the tables are " + ", ".join(QUERY_VIEWS))
+    return tables & set(QUERY_VIEWS)
+
+
+def _stream_table(registry: Registry) -> pa.Table:
+    rows = [(ref.stream, a.id, p.id, p.alias) for a in registry.assets() for p in a.properties
+            if (ref := registry.property(a.id, p.id)) is not None]
+    return pa.table({name: pa.array([r[i] for r in rows], pa.string())
+                     for i, name in enumerate(("stream", "asset_id", "property_id", "property_alias"))})
+
+
+def _asset_table(registry: Registry) -> pa.Table:
+    parents = {a.child_id: (a.parent_id, a.hierarchy_id) for a in registry.catalog.associations}
+    models = {m.id: m for m in registry.models()}
+    rows = []
+    for a in registry.assets():
+        parent, hierarchy = parents.get(a.id, (None, None))
+        model = models.get(a.model_id)
+        rows.append((a.id, a.name, a.description, a.model_id, parent, a.external_id,
+                     model.external_id if model else None, hierarchy))
+    names = ("asset_id", "asset_name", "asset_description", "asset_model_id", "parent_asset_id",
+             "asset_external_id", "asset_model_external_id", "hierarchy_id")
+    return pa.table({name: pa.array([r[i] for r in rows], pa.string()) for i, name in enumerate(names)})
+
+
+def _attribute(data_type: str, text: str | None) -> tuple[int | None, float | None, bool | None, str | None]:
+    if text is None:
+        return None, None, None, None
+    try:
+        if data_type == "INTEGER":
+            return int(text), None, None, None
+        if data_type == "DOUBLE":
+            return None, float(text), None, None
+    except ValueError:
+        return None, None, None, None
+    if data_type == "BOOLEAN":
+        return None, None, text.lower() == "true", None
+    return None, None, None, text
+
+
+def _asset_property_table(registry: Registry) -> pa.Table:
+    rows = []
+    for a in registry.assets():
+        model_props = {p.id: p for p in registry.model(a.model_id).properties}
+        for p in a.properties:
+            default = model_props[p.id].default_value if p.id in model_props else None
+            values = _attribute(p.data_type, default) if p.kind.value == "attribute" else (None,) * 4
+            rows.append((a.id, p.id, p.name, p.alias, p.external_id, None, p.kind.value.upper(), p.data_type,
+                         *values))
+    strings = ("asset_id", "property_id", "property_name", "property_alias", "property_external_id",
+               "asset_composite_model_id", "property_type", "property_data_type")
+    cols = {name: pa.array([r[i] for r in rows], pa.string()) for i, name in enumerate(strings)}
+    cols["int_attribute_value"] = pa.array([r[8] for r in rows], pa.int32())
+    cols["double_attribute_value"] = pa.array([r[9] for r in rows], pa.float64())
+    cols["boolean_attribute_value"] = pa.array([r[10] for r in rows], pa.bool_())
+    cols["string_attribute_value"] = pa.array([r[11] for r in rows], pa.string())
+    return pa.table(cols)
+
+
+def _with_event_timestamp(table: pa.Table) -> pa.Table:
+    """``event_timestamp`` as DuckDB's TIMESTAMP (microseconds, UTC): unlike TIMESTAMP_NS it compares with
+    ``now()`` and ``current_timestamp``. The value APIs keep nanoseconds."""
+    ns = table.column("time_ns").cast(pa.int64())
+    us = pc.divide(ns, 1000).cast(pa.timestamp("us"))
+    return table.append_column("event_timestamp", us)
+
+
+def _aggregates_table(reader: Reader) -> pa.Table:
+    parts = []
+    for name in PRECOMPUTED_RESOLUTIONS:
+        t = reader.aggregates(None, -(2**62), 2**62, parse_resolution(name), quality=None, limit=2**62)
+        parts.append(t.append_column("resolution", pa.array([name] * t.num_rows, pa.string())))
+    return _with_event_timestamp(pa.concat_tables(parts))
+
+
+def build_sandbox(con: duckdb.DuckDBPyConnection, views: set[str], reader: Reader, backend: Backend) -> None:
+    """Register the Arrow tables behind the ``views`` the statement reads, then lock the connection."""
+    registry = backend.registry
+    con.register("__sw_streams", _stream_table(registry))
+    if "asset" in views:
+        con.register("__sw_asset", _asset_table(registry))
+        con.execute("CREATE VIEW asset AS SELECT * FROM __sw_asset")
+    if "asset_property" in views:
+        con.register("__sw_asset_property", _asset_property_table(registry))
+        con.execute("CREATE VIEW asset_property AS SELECT * FROM __sw_asset_property")
+    if "raw_time_series" in views:
+        con.register("__sw_raw", _with_event_timestamp(reader.current_rows()))
+        con.execute("CREATE VIEW raw_time_series AS " + _VIEW_SQL["raw_time_series"].format(src="__sw_raw"))
+    if "latest_value_time_series" in views:
+        latest = backend.latest_all()
+        table = pa.table({
+            "stream": latest.column("stream").cast(pa.string()),
+            "time_ns": latest.column("time").cast(pa.int64()),
+            **{c: latest.column(c) for c in ("double", "integer", "string", "boolean", "quality")},
+        })
+        con.register("__sw_latest", _with_event_timestamp(table))
+        con.execute("CREATE VIEW latest_value_time_series AS "
+                    + _VIEW_SQL["raw_time_series"].format(src="__sw_latest"))
+    if "precomputed_aggregates" in views:
+        con.register("__sw_aggregates", _aggregates_table(reader))
+        con.execute("CREATE VIEW precomputed_aggregates AS " + _VIEW_SQL["precomputed_aggregates"])
+    con.execute("SET lock_configuration = true")
+
+
+def run_statement(reader: Reader, backend: Backend, statement: str, offset: int, limit: int) -> pa.Table:
+    """Rows ``offset`` .. ``offset + limit`` of the statement's result (one more if there are more)."""
+    con = duckdb.connect(":memory:", config=_SANDBOX_CONFIG)
+    try:
+        views = checked_views(con, statement)
+        build_sandbox(con, views, reader, backend)
+        timer = threading.Timer(QUERY_TIMEOUT_S, con.interrupt)
+        timer.start()
+        try:
+            batches: list[pa.RecordBatch] = []
+            skip, want = offset, limit + 1
+            stream = con.sql(statement).to_arrow_reader(4096)
+            schema = stream.schema
+            for batch in stream:
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    continue
+                batch = batch.slice(skip, want)
+                skip = 0
+                batches.append(batch)
+                want -= batch.num_rows
+                if want == 0:
+                    break
+            return pa.Table.from_batches(batches, schema=schema)
+        except duckdb.InterruptException:
+            raise ApiError("QueryTimeoutException",
+                           f"the query ran longer than {QUERY_TIMEOUT_S:g} s and was stopped") from None
+        except duckdb.Error as exc:
+            raise validation(str(exc)) from None
+        finally:
+            timer.cancel()
+    finally:
+        con.close()
+
+
+def _scalar_type(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        return "INT"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "DOUBLE"
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        return "TIMESTAMP"
+    return "STRING"
+
+
+def _double_text(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return repr(v)
+
+
+def _as_strings(column: pa.ChunkedArray) -> list[str | None]:
+    """Scalars as strings: doubles as Python writes them (``1.0``, not Arrow's ``1``), the rest by Arrow."""
+    if pa.types.is_floating(column.type):
+        return [None if v is None else _double_text(v) for v in column.to_pylist()]
+    try:
+        return column.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
+
+
+def query_response(table: pa.Table) -> dict[str, Any]:
+    """An ``ExecuteQuery`` body: every scalar as a string, nulls as ``nullValue``."""
+    columns = [{"name": f.name, "type": {"scalarType": _scalar_type(f.type)}} for f in table.schema]
+    values = [_as_strings(table.column(i)) for i in range(table.num_columns)]
+    rows = [{"data": [{"nullValue": True} if col[i] is None else {"scalarValue": col[i]} for col in values]}
+            for i in range(table.num_rows)]
+    return {"columns": columns, "rows": rows}
+
+
+@router.post("/queries/execution", summary="ExecuteQuery")
+async def execute_query(request: Request, backend: BackendDep) -> dict[str, Any]:
+    body = await json_body(request)
+    statement = body.get("queryStatement")
+    if not isinstance(statement, str) or not statement.strip():
+        raise validation("queryStatement: required, a SQL SELECT statement")
+    if len(statement) > MAX_STATEMENT_CHARS:
+        raise validation(f"queryStatement: at most {MAX_STATEMENT_CHARS} characters, got {len(statement)}")
+    limit = page_size(body.get("maxResults"), MAX_QUERY_RESULTS, MAX_QUERY_RESULTS, code="ValidationException")
+    digest = request_digest(statement)
+    offset = 0
+    token = body.get("nextToken")
+    if token is not None:
+        if not isinstance(token, str):
+            raise validation("nextToken: not a token this API issued")
+        offset = token_int(decode_bound(token, digest, "queryStatement", code="ValidationException"), "o")
+    table = await backend.query(lambda r: run_statement(r, backend, statement, offset, limit))
+    response = query_response(table.slice(0, limit))
+    if table.num_rows > limit:
+        response["nextToken"] = encode_state({"o": offset + limit, "h": digest})
+    return response
