@@ -19,14 +19,10 @@ import pytest
 
 from sitewise_edge.config import S3Export, StorageConfig, parse_config
 from sitewise_edge.publish.deadletter import DeadLetterFilter, DeadLetterStore
+from sitewise_edge.publish.pipeline import REQUESTS_PER_LANE_CHUNK, WINDOW_CHUNKS
 from sitewise_edge.publish.ratelimit import RateLimits, TokenBucket
-from sitewise_edge.publish.sitewise import (
-    MAX_ENTRIES,
-    MAX_VALUES,
-    REQUESTS_PER_LANE_CHUNK,
-    WINDOW_CHUNKS,
-    SitewisePublisherTask,
-)
+from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES
+from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.samples import from_columns
 from storage.store import Store
 from tests.conftest import ROOT, eventually, free_port, gateway_config

@@ -24,11 +24,11 @@ from moto.server import ThreadedMotoServer
 from sitewise_edge.config import S3Export, StorageConfig, parse_config
 from sitewise_edge.errors import ConfigError, PublishError
 from sitewise_edge.publish import s3
+from sitewise_edge.publish.retry import s3_policy
 from sitewise_edge.publish.s3 import (
     EXPORT_SCHEMA,
     S3ExportTask,
     build_day_file,
-    classify,
     normalize_prefix,
     object_key,
     sealed,
@@ -420,7 +420,8 @@ def _wrapped(code: str, status: int) -> Exception:
 ], ids=["no-bucket", "denied", "denied-in-upload", "slow-down", "5xx-in-upload", "bare-5xx", "network",
         "no-credentials", "reset"])
 def test_error_classes(exc: BaseException, kind: str, retryable: bool) -> None:
-    assert classify(exc)[:2] == (kind, retryable)
+    failure = s3_policy(interval=300.0).classify_error(exc)  # the S3 export's retry policy
+    assert (failure.kind, failure.retryable) == (kind, retryable)
 
 
 def test_the_readme_documents_every_setting_and_its_example_validates() -> None:
