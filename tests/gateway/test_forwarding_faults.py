@@ -327,3 +327,15 @@ def test_a_torn_dead_letter_line_does_not_swallow_the_next_record(tmp_path: Path
                                                               "timestamp": {"timeInSeconds": 2}}]}], "r")
     aliases = [r.entry["propertyAlias"] for r in DeadLetterStore(tmp_path / "x.jsonl", "x", 10**6).list()]
     assert aliases == ["/a", "/b"]
+
+
+def test_a_request_bigger_than_the_burst_pays_for_all_its_tokens() -> None:
+    """A quota under 100 values/s: full requests (100 values) are bigger than the bucket, yet the rate holds."""
+    now = [0.0]
+    bucket = TokenBucket(50, clock=lambda: now[0])
+    assert bucket.reserve(100) == 0.0  # a full bucket lets one big request go at once...
+    assert bucket.reserve(100) == pytest.approx(2.0)  # ...and the next waits for its 100 tokens, not 50
+    assert bucket.reserve(1) == pytest.approx(3.02)  # paid off at 4 s; one token is due 0.98 s before
+    limits = RateLimits(values_per_s=50, clock=lambda: now[0])
+    waits = [limits.reserve(100, ["/a"]) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0])  # 500 values over 10 s: 50/s
