@@ -348,6 +348,22 @@ async def test_gateway_runs_the_export_and_shows_it_in_health(moto: Moto, bucket
     assert gw.publishers == []  # no SiteWise cursor for an export: it holds no WAL back
 
 
+async def test_both_kinds_of_publisher_run_and_show_alike(moto: Moto, bucket: str, tmp_path: Path,
+                                                          start_gateway: Any) -> None:
+    cfg = gateway_config(tmp_path, publishers=[
+        {"name": "lake", "type": "s3", "bucket": bucket, "endpoint_url": moto.endpoint, "interval": "1h"},
+        {"name": "cloud", "type": "sitewise", "endpoint_url": f"http://127.0.0.1:{free_port()}"}])
+    gw = await start_gateway(cfg)
+    assert [p.name for p in gw.destinations] == ["cloud", "lake"]  # one list; dead letters: gw.publishers
+    assert [p.name for p in gw.publishers] == ["cloud"]
+    shown = await eventually(lambda: gw.status()["publishers"].get("lake", {}).get("state") == "idle"
+                             and gw.status()["publishers"])
+    common = {"state", "valuesSent", "requestsSent", "retries", "valuesRejected", "throttled", "errors",
+              "lastSuccess", "lastError"}
+    assert common <= set(shown["cloud"]) and common <= set(shown["lake"])
+    assert shown["cloud"]["backlogRecords"] == 0 and "backlogDays" in shown["lake"]
+
+
 # --- pure parts ---------------------------------------------------------------------------------
 
 
