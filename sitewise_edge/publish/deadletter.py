@@ -242,14 +242,6 @@ class DeadLetterStore:
                 self._shrink()
         return len(records) - len(keep)
 
-    def reschedule(self, ids: set[str], next_try: float) -> None:
-        with self._lock:
-            records = self._load()
-            for r in records:
-                if r.id in ids:
-                    r.next_try = next_try
-            self._write(records)
-
     def counts(self) -> dict[str, int]:
         """Values per state (for the status)."""
         out = dict.fromkeys(STATES, 0)

@@ -29,7 +29,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,7 +57,6 @@ CACHE_LIMIT = 100_000  # stream names remembered per filter: bounded memory with
 
 Send = Callable[[list[Entry]], Awaitable[list[Failure]]]
 """The publisher's send: until nothing retryable is left; returns the permanent failures."""
-T = TypeVar("T")
 
 
 class Router:
