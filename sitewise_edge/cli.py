@@ -21,7 +21,6 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from sitewise_edge.config import Config, load_config
 from sitewise_edge.errors import ConfigError, ModelError, SitewiseEdgeError
@@ -256,96 +255,15 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 def cmd_deadletter(args: argparse.Namespace) -> int:
     """List or replay dead letters: through the running gateway's API, or in the data directory when the
-    gateway is stopped (a replay is then sent when the gateway starts)."""
-    import urllib.error
+    gateway is stopped (a replay is then sent when the gateway starts). See sitewise_edge/publish/deadletter_cli.py."""
+    from sitewise_edge.publish.deadletter_cli import deadletter_command
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         _print_config_error(exc)
         return EXIT_CONFIG
-    base, headers = _api_of(cfg)
-    try:
-        answer = _deadletters_through_api(args, base, headers)
-        where = f"gateway at {base}"
-    except urllib.error.HTTPError as exc:
-        print(f"error: {base}: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, ConnectionError):  # no gateway running: the files themselves
-        if args.action == "replay" and args.rewrite_alias and args.alias is None:
-            print("error: --rewrite-alias needs --alias", file=sys.stderr)
-            return EXIT_CONFIG
-        answer = _deadletters_in_files(args, cfg)
-        where = f"{cfg.gateway.data_dir / 'deadletter'} (gateway not running)"
-    if args.action == "replay":
-        print(f"{answer['records']} records ({answer['values']} values) marked for replay ({where})")
-    else:
-        _print_dead_letters(answer["deadLetters"], where, args.json)
-    return 0
-
-
-def _api_of(cfg: Config) -> tuple[str, dict[str, str]]:
-    """The base URL of the API that ``cfg`` configures, as seen from this machine, and its headers."""
-    host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "", "::") else cfg.api.host
-    headers = {"content-type": "application/json"}
-    if cfg.api.token:
-        headers["authorization"] = f"Bearer {cfg.api.token}"
-    return f"http://{host}:{cfg.api.port}", headers
-
-
-def _deadletter_filters(args: argparse.Namespace) -> dict[str, str]:
-    given = {"publisher": args.publisher, "reason": args.reason, "alias": args.alias, "state": args.state}
-    return {k: v for k, v in given.items() if v is not None}
-
-
-def _deadletters_through_api(args: argparse.Namespace, base: str, headers: dict[str, str]) -> dict[str, Any]:
-    """``GET /deadletters`` or ``POST /deadletters/replay``; raises urllib's errors when nothing answers."""
-    import json
-    import urllib.parse
-    import urllib.request
-
-    filters: dict[str, Any] = _deadletter_filters(args)
-    if args.action == "list":
-        query = urllib.parse.urlencode(filters | {"limit": 100_000})
-        req = urllib.request.Request(f"{base}/deadletters?{query}", headers=headers)
-    else:
-        if args.rewrite_alias:
-            filters["rewriteAlias"] = args.rewrite_alias
-        req = urllib.request.Request(f"{base}/deadletters/replay", data=json.dumps(filters).encode(),
-                                     headers=headers, method="POST")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        answer: dict[str, Any] = json.loads(resp.read())
-    return answer
-
-
-def _deadletters_in_files(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
-    """What the API would answer, from the dead-letter files of a stopped gateway."""
-    from sitewise_edge.config import SitewisePublisher
-    from sitewise_edge.publish.deadletter import DeadLetterFilter, DeadLetterStore
-
-    flt = DeadLetterFilter(reason=args.reason, alias=args.alias, state=args.state)
-    names = [p.name for p in cfg.publishers if isinstance(p, SitewisePublisher)
-             and (args.publisher is None or p.name == args.publisher)]
-    stores = [DeadLetterStore(cfg.gateway.data_dir / "deadletter" / f"{name}.jsonl", name) for name in names]
-    if args.action == "list":
-        return {"deadLetters": [r.to_json() for st in stores for r in st.list(flt)]}
-    chosen = [r for st in stores for r in st.mark_replay(flt, args.rewrite_alias)]
-    return {"records": len(chosen), "values": sum(r.values for r in chosen)}
-
-
-def _print_dead_letters(records: list[dict[str, Any]], where: str, as_json: bool) -> None:
-    if as_json:
-        import json
-
-        print(json.dumps(records, indent=1))
-        return
-    print(f"{len(records)} dead letters ({sum(len(r['entry'].get('propertyValues', ())) for r in records)} values) "
-          f"in {where}")
-    for r in records:
-        entry = r["entry"]
-        target = entry.get("propertyAlias") or f"{entry.get('assetId')}/{entry.get('propertyId')}"
-        print(f"{r['publisher']:<12} {r['state']:<7} {len(entry.get('propertyValues', ())):>3} values  {target}  "
-              f"{r['reason']}")
+    return deadletter_command(args, cfg)
 
 
 # --- entry point ------------------------------------------------------------------------------
