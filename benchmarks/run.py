@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sitewise_edge.config import SitewisePublisher, StorageConfig  # noqa: E402
-from sitewise_edge.publish.sitewise import SitewisePublisherTask, build_requests  # noqa: E402
+from sitewise_edge.publish.requests import build_requests  # noqa: E402
+from sitewise_edge.publish.sitewise import SitewisePublisherTask  # noqa: E402
 from sitewise_edge.samples import from_columns  # noqa: E402
 from storage.store import Store  # noqa: E402
 

@@ -257,72 +257,15 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
 def cmd_deadletter(args: argparse.Namespace) -> int:
     """List or replay dead letters: through the running gateway's API, or in the data directory when the
-    gateway is stopped (a replay is then sent when the gateway starts)."""
-    import json
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    from sitewise_edge.config import SitewisePublisher
-    from sitewise_edge.publish.deadletter import DeadLetterFilter, DeadLetterStore
+    gateway is stopped (a replay is then sent when the gateway starts). See sitewise_edge/publish/deadletter_cli.py."""
+    from sitewise_edge.publish.deadletter_cli import deadletter_command
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
         _print_config_error(exc)
         return EXIT_CONFIG
-    filters = {"publisher": args.publisher, "reason": args.reason, "alias": args.alias, "state": args.state}
-    host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "", "::") else cfg.api.host
-    base = f"http://{host}:{cfg.api.port}"
-    headers = {"content-type": "application/json"}
-    if cfg.api.token:
-        headers["authorization"] = f"Bearer {cfg.api.token}"
-    try:
-        if args.action == "list":
-            query = urllib.parse.urlencode({k: v for k, v in filters.items() if v is not None} | {"limit": 100_000})
-            req = urllib.request.Request(f"{base}/deadletters?{query}", headers=headers)
-        else:
-            body = {k: v for k, v in filters.items() if v is not None}
-            if args.rewrite_alias:
-                body["rewriteAlias"] = args.rewrite_alias
-            req = urllib.request.Request(f"{base}/deadletters/replay", data=json.dumps(body).encode(),
-                                         headers=headers, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            answer = json.loads(resp.read())
-        records = answer.get("deadLetters")
-        where = f"gateway at {base}"
-    except urllib.error.HTTPError as exc:
-        print(f"error: {base}: {exc.code} {exc.read().decode(errors='replace')}", file=sys.stderr)
-        return 1
-    except (urllib.error.URLError, ConnectionError):  # no gateway running: the files themselves
-        where = f"{cfg.gateway.data_dir / 'deadletter'} (gateway not running)"
-        flt = DeadLetterFilter(reason=args.reason, alias=args.alias, state=args.state)
-        pubs = [p.name for p in cfg.publishers if isinstance(p, SitewisePublisher)
-                and (args.publisher is None or p.name == args.publisher)]
-        stores = [DeadLetterStore(cfg.gateway.data_dir / "deadletter" / f"{name}.jsonl", name) for name in pubs]
-        if args.action == "list":
-            records = [r.to_json() for st in stores for r in st.list(flt)]
-        else:
-            if args.rewrite_alias and args.alias is None:
-                print("error: --rewrite-alias needs --alias", file=sys.stderr)
-                return EXIT_CONFIG
-            chosen = [r for st in stores for r in st.mark_replay(flt, args.rewrite_alias)]
-            answer = {"records": len(chosen), "values": sum(r.values for r in chosen)}
-    if args.action == "replay":
-        print(f"{answer['records']} records ({answer['values']} values) marked for replay ({where})")
-        return 0
-    assert records is not None
-    if args.json:
-        print(json.dumps(records, indent=1))
-        return 0
-    print(f"{len(records)} dead letters ({sum(len(r['entry'].get('propertyValues', ())) for r in records)} values) "
-          f"in {where}")
-    for r in records:
-        entry = r["entry"]
-        target = entry.get("propertyAlias") or f"{entry.get('assetId')}/{entry.get('propertyId')}"
-        print(f"{r['publisher']:<12} {r['state']:<7} {len(entry.get('propertyValues', ())):>3} values  {target}  "
-              f"{r['reason']}")
-    return 0
+    return deadletter_command(args, cfg)
 
 
 # --- entry point ------------------------------------------------------------------------------

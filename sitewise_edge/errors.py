@@ -115,11 +115,16 @@ class StoreError(SitewiseEdgeError):
 
 
 class PublishError(SitewiseEdgeError):
-    """A destination rejected or failed a whole request."""
+    """A destination rejected or failed a whole request; ``publisher``, ``endpoint`` and ``kind`` (the
+    error code or exception class, as in the publisher's error counters) say which, when known."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, publisher: str | None = None,
+                 endpoint: str | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.publisher = publisher
+        self.endpoint = endpoint
+        self.kind = kind
 
 
 class ApiError(SitewiseEdgeError):

@@ -4,8 +4,8 @@
     dl.append([entry, ...], reason="InvalidRequestException: ...", state="dead")
     dl.list(DeadLetterFilter(reason="Invalid"))          # what the API and the CLI show
     dl.mark_replay(DeadLetterFilter(alias="/old/*"), rewrite_alias="/new/alias")
-    records = dl.due(now)                                # parked or replay records to send again
-    dl.remove({record.id for record in records})         # once delivered (or dead-lettered anew)
+    records, expired = dl.due(now)                       # parked or replay records to send again
+    dl.settle({r.id for r in records}, dl.new([entry], "still refused"))   # sent: one rewrite for all
 
 One JSON line per entry (a SiteWise ``PutAssetPropertyValueEntry`` of one stream, its values, the
 reason), appended and fsynced before the publisher's cursor passes the values, so nothing is lost
@@ -29,6 +29,7 @@ cannot fill the disk.
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import json
 import logging
@@ -36,6 +37,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,12 +121,18 @@ class DeadLetterStore:
 
     # --- writing ----------------------------------------------------------------------------
 
+    def new(self, entries: list[dict[str, Any]], reason: str, state: str = "dead",
+            parked_until: float | None = None, next_try: float | None = None) -> list[DeadLetter]:
+        """Records for ``entries`` (one each), not yet written: for :meth:`append` or :meth:`settle`."""
+        now = time.time()
+        return [DeadLetter(uuid.uuid4().hex, self.publisher, state, reason,
+                           {k: v for k, v in e.items() if k != "entryId"}, now, parked_until, next_try)
+                for e in entries]
+
     def append(self, entries: list[dict[str, Any]], reason: str, state: str = "dead",
                parked_until: float | None = None, next_try: float | None = None) -> list[DeadLetter]:
-        now = time.time()
-        records = [DeadLetter(uuid.uuid4().hex, self.publisher, state, reason,
-                              {k: v for k, v in e.items() if k != "entryId"}, now, parked_until, next_try)
-                   for e in entries]
+        """Add records for ``entries``, durable (fsynced) when this returns."""
+        records = self.new(entries, reason, state, parked_until, next_try)
         lines = [json.dumps(r.to_json(), allow_nan=True) + "\n" for r in records]
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +192,7 @@ class DeadLetterStore:
             records = self._load()
         return [r for r in records if flt is None or flt.matches(r)]
 
-    def mark_replay(self, flt: DeadLetterFilter, rewrite_alias: str | None = None) -> list[DeadLetter]:
+    def mark_replay(self, flt: DeadLetterFilter, rewrite_alias: str | None = None) -> builtins.list[DeadLetter]:
         """Mark matching records for sending again (under ``rewrite_alias`` if given); returns them."""
         with self._lock:
             records = self._load()
@@ -201,7 +209,7 @@ class DeadLetterStore:
                 self._write(records)
         return chosen
 
-    def due(self, now: float) -> tuple[list[DeadLetter], list[DeadLetter]]:
+    def due(self, now: float) -> tuple[builtins.list[DeadLetter], builtins.list[DeadLetter]]:
         """(records to send again now, parked records whose time ran out and that turned ``dead`` here).
 
         To send: ``replay`` records, and ``parked`` ones whose retry time has come."""
@@ -217,22 +225,22 @@ class DeadLetterStore:
         return due, expired
 
     def remove(self, ids: set[str]) -> int:
-        if not ids:
+        return self.settle(ids, [])
+
+    def settle(self, ids: set[str], add: Sequence[DeadLetter]) -> int:
+        """Remove the records ``ids`` and add ``add`` (from :meth:`new`) in one rewrite: a replay
+        settles all it sent at once, and a crash leaves either the old records or the new ones."""
+        if not ids and not add:
             return 0
         with self._lock:
             records = self._load()
             keep = [r for r in records if r.id not in ids]
-            if len(keep) != len(records):
-                self._write(keep)
+            if len(keep) != len(records) or add:
+                self._write([*keep, *add])
+            over = bool(add) and self.path.stat().st_size > self.max_bytes
+            if over:
+                self._shrink()
         return len(records) - len(keep)
-
-    def reschedule(self, ids: set[str], next_try: float) -> None:
-        with self._lock:
-            records = self._load()
-            for r in records:
-                if r.id in ids:
-                    r.next_try = next_try
-            self._write(records)
 
     def counts(self) -> dict[str, int]:
         """Values per state (for the status)."""

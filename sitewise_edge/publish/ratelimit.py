@@ -8,7 +8,9 @@ requests per second per account, and entries per second per asset property. Each
 bucket holding one second of its rate (the burst); a rate of 0 turns a limit off.
 
 The buckets are GCRA-style: a bucket is a "theoretical arrival time" (when it is full again); a
-request may go when that time is at most one burst ahead, and moves it on by ``cost / rate``.
+request may go when that time is at most one burst ahead, and moves it on by ``cost / rate``. A
+request bigger than the burst (100 values against a quota of 50/s) goes once the bucket is full
+and leaves it in debt for the rest, so the next one waits: the rate holds whatever the request size.
 Reservation is atomic (no await between checking and taking), so concurrent lanes never overdraw
 a bucket; a caller that must wait has already reserved its tokens and sleeps until they are due.
 """
@@ -38,8 +40,11 @@ class TokenBucket:
         return max(now, self._tat + (cost - self.burst) / self.rate)
 
     def take(self, cost: float, at: float) -> None:
-        """Take ``cost`` tokens at time ``at`` (no earlier than ``earliest``)."""
-        self._tat = max(self._tat, at) + min(cost, self.burst) / self.rate
+        """Take ``cost`` tokens at time ``at`` (no earlier than ``earliest``).
+
+        The whole cost, also above the burst: the bucket goes into debt, and the next request waits
+        until it is paid off, so the rate holds for requests bigger than the burst too."""
+        self._tat = max(self._tat, at) + cost / self.rate
 
     def reserve(self, cost: float = 1.0) -> float:
         """Take ``cost`` tokens; returns how long to wait before using them (0: at once)."""

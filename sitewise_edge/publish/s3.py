@@ -18,34 +18,29 @@ What was exported is recorded durably, per destination, in
 object and of every source file. A day whose source files differ from the record (a later
 compaction added late data), or whose filters changed, is exported again.
 
-Failures: network errors, 5xx, throttling and request timeouts are retried with exponential
-back-off and jitter; permanent ones (no bucket, access denied, no credentials) end the pass
-with the error in the stats and the log, and are tried again at the next interval. A day is
-recorded only after S3 acknowledged its upload.
+Failures (:func:`~sitewise_edge.publish.retry.s3_policy`): network errors, 5xx, throttling and
+request timeouts are retried with exponential back-off and jitter; permanent ones (no bucket,
+access denied, no credentials) end the pass with a PublishError, the error in the stats and the
+log, and are tried again at the next interval. A day is recorded only after S3 acknowledged its
+upload.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import hashlib
 import json
 import logging
-import random
 import re
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
-import boto3
-import boto3.exceptions
-import botocore.config
-import botocore.exceptions
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,15 +50,21 @@ from boto3.s3.transfer import TransferConfig
 from sitewise_edge.config import S3Export
 from sitewise_edge.errors import PublishError
 from sitewise_edge.files import write_json_atomic
+from sitewise_edge.publish.base import PartitionSource
+from sitewise_edge.publish.clients import S3Client, endpoint_name, s3_client
+from sitewise_edge.publish.retry import REQUEST_ERRORS, s3_policy
+from sitewise_edge.publish.stats import ExportStats
+from sitewise_edge.publish.streams import stream_allowed, synthetic_ids
 from sitewise_edge.samples import QUALITY_NAMES, value_types
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 FORMAT_VERSION = 1
-SYNTHETIC_PREFIX = "asset:"  # streams of properties without an alias: asset:<assetId>/<propertyId>
 CHUNK_SIZE = 8 * 2**20  # multipart part size: bounded memory (x concurrency) on a small PC
 CONCURRENCY = 4
-MAX_BACKOFF = 60.0
+MAX_BACKOFF = 60.0  # the retry back-off's ceiling, or the interval when shorter
 PROGRESS_EVERY = 10.0  # seconds between progress lines of a long upload
 
 EXPORT_SCHEMA = pa.schema([
@@ -83,54 +84,6 @@ EXPORT_SCHEMA = pa.schema([
 """Columns of an exported file. ``time`` (microseconds, what every engine reads) is for queries;
 ``timestamp_seconds`` + ``timestamp_nano_offset`` keep SiteWise's full nanosecond precision."""
 
-RETRYABLE_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-    "InternalError", "ServiceUnavailable", "RequestLimitExceeded", "TooManyRequestsException",
-    "OperationAborted",
-})
-PERMANENT_BOTOCORE = (
-    botocore.exceptions.NoCredentialsError,
-    botocore.exceptions.PartialCredentialsError,
-    botocore.exceptions.NoRegionError,
-    botocore.exceptions.ParamValidationError,
-)
-
-
-class PartitionSource(Protocol):
-    """What the exporter needs of the store."""
-
-    data_dir: Path
-
-    def snapshot(self) -> Any: ...  # .files (committed Parquet files), .resident ((seq, batch) not yet compacted)
-
-
-@dataclass
-class ExportStats:
-    values_sent: int = 0
-    requests_sent: int = 0
-    retries: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    last_success: float | None = None
-    last_error: str | None = None
-    state: str = "starting"
-    files_exported: int = 0
-    bytes_exported: int = 0
-    last_export: str | None = None
-    backlog_days: int = 0
-    oldest_backlog_day: str | None = None
-
-    def as_dict(self) -> dict[str, object]:
-        """The SiteWise publisher's keys (so /health and the dashboard show both alike), plus the export's."""
-        return {
-            "state": self.state, "valuesSent": self.values_sent, "requestsSent": self.requests_sent,
-            "retries": self.retries, "valuesRejected": 0, "errors": dict(self.errors),
-            "lastSuccess": self.last_success, "lastError": self.last_error,
-            "filesExported": self.files_exported, "bytesExported": self.bytes_exported,
-            "lastExport": self.last_export, "backlogDays": self.backlog_days,
-            "oldestBacklogDay": self.oldest_backlog_day,
-        }
-
-
 # --- pure parts ---------------------------------------------------------------------------
 
 
@@ -144,12 +97,6 @@ def object_key(prefix: str, day: str, source: str) -> str:
     """Where a day goes: the same key for the same day and gateway, whatever the content."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", source) or "gateway"
     return f"{normalize_prefix(prefix)}date={day}/{safe}.parquet"
-
-
-def stream_allowed(stream: str, include: Iterable[str], exclude: Iterable[str]) -> bool:
-    """fnmatch (case-sensitive; ``*`` also matches ``/``): one include pattern matches and no exclude does."""
-    return any(fnmatch.fnmatchcase(stream, p) for p in include) and not any(
-        fnmatch.fnmatchcase(stream, p) for p in exclude)
 
 
 def day_bounds(day: str) -> tuple[int, int]:
@@ -199,17 +146,14 @@ def to_export_table(table: pa.Table) -> pa.Table:
     """Store rows (stream as string) -> :data:`EXPORT_SCHEMA`. Per-stream work only, never per value."""
     encoded = table.column("stream").combine_chunks().dictionary_encode()
     names = encoded.dictionary.to_pylist()
-    alias, asset, prop = [], [], []
+    alias: list[str | None] = []
+    asset: list[str | None] = []
+    prop: list[str | None] = []
     for s in names:
-        if s.startswith(SYNTHETIC_PREFIX) and "/" in s:
-            a, _, p = s[len(SYNTHETIC_PREFIX):].partition("/")
-            alias.append(None)
-            asset.append(a)
-            prop.append(p)
-        else:
-            alias.append(s)
-            asset.append(None)
-            prop.append(None)
+        ids = synthetic_ids(s)
+        alias.append(s if ids is None else None)
+        asset.append(None if ids is None else ids[0])
+        prop.append(None if ids is None else ids[1])
     idx = encoded.indices
     ns = table.column("time").cast(pa.int64())
     seconds = pc.divide(ns, pa.scalar(10**9, pa.int64()))  # integer division: times are after 1970
@@ -224,27 +168,6 @@ def to_export_table(table: pa.Table) -> pa.Table:
         seconds, nanos, quality, data_type,
         table.column("double"), table.column("integer"), table.column("string"), table.column("boolean"),
     ], schema=EXPORT_SCHEMA)
-
-
-def classify(exc: BaseException) -> tuple[str, bool, str]:
-    """(error kind for the counters, retryable?, message) of a failed S3 call."""
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, botocore.exceptions.ClientError):
-        cause = cause.__cause__ or cause.__context__  # upload_file wraps ClientError in S3UploadFailedError
-    if isinstance(cause, botocore.exceptions.ClientError):
-        err = cause.response.get("Error", {})
-        code = str(err.get("Code", ""))
-        status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        kind = code or f"HTTP {status}"
-        retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
-        return kind, retryable, f"{kind}: {err.get('Message') or cause}"
-    if isinstance(exc, PERMANENT_BOTOCORE):
-        hint = " (environment, profile or instance role)" if isinstance(
-            exc, botocore.exceptions.NoCredentialsError) else ""
-        return type(exc).__name__, False, f"{type(exc).__name__}: {exc}{hint}"
-    if isinstance(exc, botocore.exceptions.BotoCoreError | OSError | boto3.exceptions.S3UploadFailedError):
-        return type(exc).__name__, True, f"{type(exc).__name__}: {exc}"
-    raise exc
 
 
 # --- building a day's file ------------------------------------------------------------------
@@ -331,17 +254,6 @@ class ExportRecord:
 # --- the task ----------------------------------------------------------------------------------
 
 
-def make_client(cfg: S3Export) -> Any:
-    """A boto3 S3 client; credentials from the standard AWS chain, never from the configuration."""
-    options: dict[str, Any] = {"retries": {"max_attempts": 1, "mode": "standard"},
-                               "connect_timeout": 5, "read_timeout": 60}
-    if cfg.endpoint_url:
-        options["s3"] = {"addressing_style": "path"}  # MinIO, moto and IP endpoints have no bucket subdomains
-    session = boto3.session.Session()
-    return session.client("s3", region_name=cfg.region, endpoint_url=cfg.endpoint_url,
-                          config=botocore.config.Config(**options))
-
-
 class _Progress:
     """boto3 transfer callback (called from its threads): a log line every PROGRESS_EVERY seconds."""
 
@@ -365,17 +277,19 @@ class _Progress:
 
 
 class S3ExportTask:
-    """Runs one S3 destination until cancelled."""
+    """Runs one S3 destination until cancelled: a :class:`~sitewise_edge.publish.base.Publisher`."""
 
     def __init__(self, cfg: S3Export, store: PartitionSource, source: str = "sitewise-edge", *,
-                 client: Any = None, clock: Callable[[], float] = time.time) -> None:
+                 client: S3Client | None = None, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.name = cfg.name
         self.store = store
         self.source = source
         self.client = client
         self.clock = clock
+        self.endpoint = endpoint_name("S3", cfg.endpoint_url, cfg.region)
         self.stats = ExportStats()
+        self.retry = s3_policy(cfg.interval, MAX_BACKOFF)
         self.prefix = normalize_prefix(cfg.prefix)
         self.filters = {"include": list(cfg.include), "exclude": list(cfg.exclude)}
         data_dir = Path(store.data_dir)
@@ -396,6 +310,10 @@ class S3ExportTask:
                 pass  # counted, logged and in the stats; tried again next interval
             await asyncio.sleep(self.cfg.interval)
 
+    def status(self) -> dict[str, object]:
+        """The stats (a :class:`~sitewise_edge.publish.base.Publisher`)."""
+        return self.stats.as_dict()
+
     async def export_once(self) -> list[str]:
         """Export every sealed day not yet exported (or changed since). Returns the days uploaded.
 
@@ -405,7 +323,7 @@ class S3ExportTask:
             await asyncio.to_thread(self._prepare)
             self._loaded = True
         if self.client is None:
-            self.client = await asyncio.to_thread(make_client, self.cfg)  # reads credentials: not on the loop
+            self.client = await asyncio.to_thread(s3_client, self.cfg)  # reads credentials: not on the loop
         todo = await asyncio.to_thread(self._pending_days)
         self._set_backlog(todo)
         if not todo:
@@ -462,8 +380,9 @@ class S3ExportTask:
                 previous = self.record.days.get(day, {})
                 if previous.get("key"):
                     old_key = previous["key"]
+                    client = self._client()
                     await self._call(f"deleting s3://{self.cfg.bucket}/{old_key}",
-                                     lambda: self.client.delete_object(Bucket=self.cfg.bucket, Key=old_key))
+                                     lambda: client.delete_object(Bucket=self.cfg.bucket, Key=old_key))
                 key_written = None
             else:
                 await self._upload(built, key)
@@ -490,40 +409,45 @@ class S3ExportTask:
     async def _upload(self, built: DayFile, key: str) -> None:
         assert built.path is not None
         path = built.path
+        client = self._client()
         progress = _Progress(f"s3 export {self.name}: uploading {key}", built.size) \
             if built.size >= self.cfg.multipart_threshold else None
         extra = {"ContentType": "application/vnd.apache.parquet",
                  "Metadata": {"sha256": built.sha256, "rows": str(built.rows), "gateway": self.source,
                               "format": str(FORMAT_VERSION)}}
-        await self._call(f"uploading s3://{self.cfg.bucket}/{key}", lambda: self.client.upload_file(
+        await self._call(f"uploading s3://{self.cfg.bucket}/{key}", lambda: client.upload_file(
             str(path), self.cfg.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=progress))
 
-    async def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+    def _client(self) -> S3Client:
+        if self.client is None:
+            raise RuntimeError(f"s3 export {self.name}: a call before export_once() made a client")
+        return self.client
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
         """Run a blocking S3 call in a thread; retry what can pass, raise PublishError on what cannot."""
         attempt = 0
         while True:
             try:
                 result = await asyncio.to_thread(fn)
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError,
-                    boto3.exceptions.S3UploadFailedError) as exc:
-                kind, retryable, message = classify(exc)
+            except REQUEST_ERRORS as exc:
+                failure = self.retry.classify_error(exc)
             else:
                 self.stats.requests_sent += 1
                 if self.stats.state == "retrying":
                     log.info("s3 export %s: %s succeeded after %d retries", self.name, what, attempt)
                     self.stats.state = "exporting"
                 return result
-            self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
-            self.stats.last_error = f"{what}: {message}"
-            if not retryable:
+            self.stats.failed(failure, what)
+            if not failure.retryable:
                 self.stats.state = "error"
-                log.error("s3 export %s: %s failed: %s; trying again in %.0fs", self.name, what, message,
+                log.error("s3 export %s: %s failed: %s; trying again in %.0fs", self.name, what, failure.message,
                           self.cfg.interval)
-                raise PublishError(self.stats.last_error, retryable=False)
+                raise PublishError(f"s3 export {self.name}: {self.stats.last_error}", retryable=False,
+                                   publisher=self.name, endpoint=self.endpoint, kind=failure.kind)
             attempt += 1
             self.stats.retries += 1
             self.stats.state = "retrying"
-            delay = min(MAX_BACKOFF, self.cfg.interval, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
-            log.warning("s3 export %s: %s failed: %s; retrying in %.1fs (attempt %d)", self.name, what, message,
-                        delay, attempt)
+            delay = self.retry.backoff.delay(attempt)
+            log.warning("s3 export %s: %s failed: %s; retrying in %.1fs (attempt %d)", self.name, what,
+                        failure.message, delay, attempt)
             await asyncio.sleep(delay)

@@ -33,6 +33,7 @@ from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorState, ConnectorStatus, PollingConnector, StreamingConnector, registered
 from sitewise_edge.config import Config, S3Export, SourceConfig
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
+from sitewise_edge.publish.base import Publisher
 from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
@@ -75,6 +76,7 @@ class Gateway:
         self.connectors = [make_connector(s) for s in config.sources]
         deadletter = config.gateway.data_dir / "deadletter"
         s3_exports = [p for p in config.publishers if isinstance(p, S3Export)]
+        # SiteWise publishers hold store cursors and dead letters; S3 exports hold neither (see destinations)
         self.publishers = [SitewisePublisherTask(p, self.store, deadletter, skip=self.not_forwarded,
                                                  exports=s3_exports)
                            for p in config.publishers if not isinstance(p, S3Export)]
@@ -93,7 +95,7 @@ class Gateway:
     async def start(self) -> None:
         await self.store.open()
         self.transforms.seed(self.store.latest_all())  # transforms go on from the values before a restart
-        self.store.retain_cursors({f"publisher-{p.name}" for p in self.publishers})
+        self.store.retain_cursors({p.cursor_name for p in self.publishers})
         sock = self._bind(self.config.api.host, self.config.api.port)
         self.api_port = sock.getsockname()[1]
         app = create_app(self)
@@ -103,7 +105,7 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._ingest_loop(), name="ingest"))
         if self.metrics.plan.groups:
             self._tasks.append(asyncio.create_task(self._supervise("metrics", self.metrics.run), name="metrics"))
-        for pub in [*self.publishers, *self.exports]:
+        for pub in self.destinations:
             self._tasks.append(asyncio.create_task(self._supervise(f"publisher {pub.name}", pub.run),
                                                    name=f"publisher-{pub.name}"))
         for conn in self.connectors:
@@ -314,6 +316,11 @@ class Gateway:
 
         return await asyncio.to_thread(run)
 
+    @property
+    def destinations(self) -> list[Publisher]:
+        """Every publisher, SiteWise ones first: what the runtime runs and shows alike."""
+        return [*self.publishers, *self.exports]
+
     # --- dead letters (api/ops.py) -------------------------------------------------------
 
     def _publishers_named(self, publisher: str | None) -> list[SitewisePublisherTask]:
@@ -348,10 +355,7 @@ class Gateway:
         return {
             "gateway": self.name,
             "sources": {c.name: c.status.as_dict() for c in self.connectors},
-            "publishers": {p.name: {**p.status(), "backlogRecords": max(
-                0, self.store.next_seq - self.store.cursor(f"publisher-{p.name}").seq),
-                "backlogValuesInMemory": self.store.backlog(f"publisher-{p.name}")} for p in self.publishers}
-            | {e.name: e.stats.as_dict() for e in self.exports},
+            "publishers": {p.name: p.status() for p in self.destinations},
             "store": {"valuesAccepted": s.values_accepted, "batchesAccepted": s.batches_accepted,
                       "compactions": s.compactions, "valuesRejected": self.rejected_values,
                       "valuesLost": s.values_lost, "diskBytes": s.disk_bytes,

@@ -1,7 +1,7 @@
 """A SiteWise-compatible ``BatchPutAssetPropertyValue`` endpoint on 127.0.0.1 that injects faults.
 
     ep = FaultEndpoint()
-    await ep.start()                       # ep.url for the publisher's endpoint_url
+    await ep.start()                       # ep.url for the publisher's endpoint_url (or: async with ep)
     ep.fail_next(20, 429, "ThrottlingException")
     ep.reject["/bad/alias"] = "ResourceNotFoundException"   # per-entry errorEntries, until removed
     ep.flaky["/flaky"] = 2                 # InternalFailureException for the next 2 entries of it
@@ -101,6 +101,13 @@ class FaultEndpoint:
             self._server.should_exit = True
             await self._task
             self._server = self._task = None
+
+    async def __aenter__(self) -> FaultEndpoint:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
 
     async def down(self) -> None:
         await self.stop()

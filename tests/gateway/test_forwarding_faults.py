@@ -4,6 +4,7 @@ and a gateway killed with SIGKILL mid-flight. Time is compressed by configuratio
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,16 +18,12 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from sitewise_edge.config import S3Export, StorageConfig, parse_config
+from sitewise_edge.config import S3Export, StorageConfig, load_config, parse_config
 from sitewise_edge.publish.deadletter import DeadLetterFilter, DeadLetterStore
+from sitewise_edge.publish.pipeline import REQUESTS_PER_LANE_CHUNK, WINDOW_CHUNKS
 from sitewise_edge.publish.ratelimit import RateLimits, TokenBucket
-from sitewise_edge.publish.sitewise import (
-    MAX_ENTRIES,
-    MAX_VALUES,
-    REQUESTS_PER_LANE_CHUNK,
-    WINDOW_CHUNKS,
-    SitewisePublisherTask,
-)
+from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES
+from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.samples import from_columns
 from storage.store import Store
 from tests.conftest import ROOT, eventually, free_port, gateway_config
@@ -319,6 +316,36 @@ def test_cli_lists_and_replays_dead_letters_of_a_stopped_gateway(tmp_path: Path,
     assert {(r.target, r.state) for r in store.list()} == {("/fixed", "replay"), ("/int", "dead")}
 
 
+async def test_cli_lists_and_replays_dead_letters_through_a_running_gateway(
+        tmp_path: Path, start_gateway: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from sitewise_edge.cli import main
+
+    cfg = tmp_path / "gw.yaml"
+    cfg.write_text(f"gateway: {{name: gw, data_dir: {tmp_path / 'data'}}}\n"
+                   f"api: {{host: 127.0.0.1, port: {free_port()}, token: secret}}\nmodels: []\n"
+                   f"publishers: [{{name: cloud, type: sitewise, endpoint_url: 'http://127.0.0.1:{free_port()}', "
+                   "min_retry_interval: 50ms, max_retry_interval: 200ms}]\n")
+    store = DeadLetterStore(tmp_path / "data" / "deadletter" / "cloud.jsonl", "cloud")
+    value = {"value": {"doubleValue": 1.0}, "timestamp": {"timeInSeconds": 1, "offsetInNanos": 0}, "quality": "GOOD"}
+    store.append([{"propertyAlias": "/typo", "propertyValues": [value]}], "ResourceNotFoundException: no alias")
+    store.append([{"propertyAlias": "/int", "propertyValues": [value]}], "InvalidRequestException: type")
+    gw = await start_gateway(load_config(cfg))
+
+    def cli(*argv: str) -> int:  # in a thread: the gateway answers on this test's loop meanwhile
+        return main(["deadletter", *argv, "-c", str(cfg)])
+
+    assert await asyncio.to_thread(cli, "list", "--reason", "ResourceNotFound") == 0
+    out = capsys.readouterr().out
+    assert "1 dead letters (1 values)" in out and "/typo" in out and f"gateway at http://127.0.0.1:{gw.api_port}" in out
+    assert await asyncio.to_thread(cli, "list", "--json") == 0
+    assert {r["entry"]["propertyAlias"] for r in json.loads(capsys.readouterr().out)} == {"/typo", "/int"}
+    assert await asyncio.to_thread(cli, "replay", "--rewrite-alias", "/fixed") == 1  # the API refuses it
+    assert "400" in capsys.readouterr().err
+    assert await asyncio.to_thread(cli, "replay", "--alias", "/typo", "--rewrite-alias", "/fixed") == 0
+    assert "1 records (1 values) marked for replay (gateway at" in capsys.readouterr().out
+    assert {r.target for r in store.list()} == {"/fixed", "/int"}
+
+
 def test_a_torn_dead_letter_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
     from sitewise_edge.publish.deadletter import DeadLetterStore
 
@@ -331,3 +358,15 @@ def test_a_torn_dead_letter_line_does_not_swallow_the_next_record(tmp_path: Path
                                                               "timestamp": {"timeInSeconds": 2}}]}], "r")
     aliases = [r.entry["propertyAlias"] for r in DeadLetterStore(tmp_path / "x.jsonl", "x", 10**6).list()]
     assert aliases == ["/a", "/b"]
+
+
+def test_a_request_bigger_than_the_burst_pays_for_all_its_tokens() -> None:
+    """A quota under 100 values/s: full requests (100 values) are bigger than the bucket, yet the rate holds."""
+    now = [0.0]
+    bucket = TokenBucket(50, clock=lambda: now[0])
+    assert bucket.reserve(100) == 0.0  # a full bucket lets one big request go at once...
+    assert bucket.reserve(100) == pytest.approx(2.0)  # ...and the next waits for its 100 tokens, not 50
+    assert bucket.reserve(1) == pytest.approx(3.02)  # paid off at 4 s; one token is due 0.98 s before
+    limits = RateLimits(values_per_s=50, clock=lambda: now[0])
+    waits = [limits.reserve(100, ["/a"]) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0])  # 500 values over 10 s: 50/s

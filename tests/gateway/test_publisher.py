@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sitewise_edge.publish.sitewise import build_requests
+from sitewise_edge.publish.requests import build_requests
 from sitewise_edge.samples import from_columns, to_sitewise_values
 from tests.conftest import eventually, free_port, gateway_config
 

@@ -24,11 +24,11 @@ from moto.server import ThreadedMotoServer
 from sitewise_edge.config import S3Export, StorageConfig, parse_config
 from sitewise_edge.errors import ConfigError, PublishError
 from sitewise_edge.publish import s3
+from sitewise_edge.publish.retry import s3_policy
 from sitewise_edge.publish.s3 import (
     EXPORT_SCHEMA,
     S3ExportTask,
     build_day_file,
-    classify,
     normalize_prefix,
     object_key,
     sealed,
@@ -348,6 +348,22 @@ async def test_gateway_runs_the_export_and_shows_it_in_health(moto: Moto, bucket
     assert gw.publishers == []  # no SiteWise cursor for an export: it holds no WAL back
 
 
+async def test_both_kinds_of_publisher_run_and_show_alike(moto: Moto, bucket: str, tmp_path: Path,
+                                                          start_gateway: Any) -> None:
+    cfg = gateway_config(tmp_path, publishers=[
+        {"name": "lake", "type": "s3", "bucket": bucket, "endpoint_url": moto.endpoint, "interval": "1h"},
+        {"name": "cloud", "type": "sitewise", "endpoint_url": f"http://127.0.0.1:{free_port()}"}])
+    gw = await start_gateway(cfg)
+    assert [p.name for p in gw.destinations] == ["cloud", "lake"]  # one list; dead letters: gw.publishers
+    assert [p.name for p in gw.publishers] == ["cloud"]
+    shown = await eventually(lambda: gw.status()["publishers"].get("lake", {}).get("state") == "idle"
+                             and gw.status()["publishers"])
+    common = {"state", "valuesSent", "requestsSent", "retries", "valuesRejected", "throttled", "errors",
+              "lastSuccess", "lastError"}
+    assert common <= set(shown["cloud"]) and common <= set(shown["lake"])
+    assert shown["cloud"]["backlogRecords"] == 0 and "backlogDays" in shown["lake"]
+
+
 # --- pure parts ---------------------------------------------------------------------------------
 
 
@@ -420,7 +436,8 @@ def _wrapped(code: str, status: int) -> Exception:
 ], ids=["no-bucket", "denied", "denied-in-upload", "slow-down", "5xx-in-upload", "bare-5xx", "network",
         "no-credentials", "reset"])
 def test_error_classes(exc: BaseException, kind: str, retryable: bool) -> None:
-    assert classify(exc)[:2] == (kind, retryable)
+    failure = s3_policy(interval=300.0).classify_error(exc)  # the S3 export's retry policy
+    assert (failure.kind, failure.retryable) == (kind, retryable)
 
 
 def test_the_readme_documents_every_setting_and_its_example_validates() -> None:

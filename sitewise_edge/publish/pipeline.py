@@ -1,0 +1,369 @@
+"""The SiteWise publisher's pipeline: drains read the log from a durable cursor, lanes send.
+
+    pipeline = Pipeline(cfg, store, stats, prepare, deliver, cursor_name="publisher-cloud",
+                        state_path=data_dir / "publishers" / "cloud.json", endpoint="http://cloud:8080")
+    await pipeline.run(helpers=[requeue_task])   # until cancelled; raises what a lane, drain or helper raised
+    pipeline.oldest_ns                           # the oldest value not yet acknowledged, for the status
+
+**Drains and lanes.** A drain reads the log in chunks from its position; ``prepare`` (in a worker
+thread) turns a chunk into requests per lane. Every stream belongs to one of ``max_in_flight``
+lanes; a lane sends its requests one after the other through ``deliver``, the lanes run
+concurrently. A drain reads ahead at most ``WINDOW_CHUNKS`` chunks; a chunk is acknowledged when
+every request of it was delivered (or dead-lettered durably), and the cursor moves to the end of
+the longest run of acknowledged chunks, saved by a background task (one save at a time). So the
+saved cursor never passes an undelivered value: at-least-once, and after a crash only the window
+is sent again.
+
+**Live lane.** When the oldest unsent value is older than ``live_after`` and more is waiting
+(``newest_first``: whenever more is waiting), the log is split at its head: the running drain
+becomes the backlog drain and stops there; a live drain sends from the head on, and lanes serve
+live requests first. The split point and the live drain's position are kept in ``state_path``;
+when the backlog drain reaches the split point, the cursor jumps to the live drain's position
+and the file goes. The ranges are disjoint: the split sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic
+
+import pyarrow as pa
+
+from sitewise_edge.config import SitewisePublisher
+from sitewise_edge.files import write_json_atomic
+from sitewise_edge.publish.base import LogSource, P
+from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES, NS, Entry
+from sitewise_edge.publish.stats import SitewiseStats
+
+log = logging.getLogger(__name__)
+
+REQUESTS_PER_LANE_CHUNK = 10
+"""A chunk holds about this many full requests per lane: ``max_in_flight`` × 1,000 values."""
+WINDOW_CHUNKS = 3
+"""Chunks a drain reads ahead of its cursor (unacknowledged at most)."""
+MAX_CHUNK_ROWS = 50_000
+"""With many streams a chunk grows (up to this) until it holds 20 values per stream: full entries."""
+
+
+@dataclass
+class Prepared:
+    """One chunk, ready to send: requests per lane, and what was taken out of it before sending."""
+
+    lanes: list[list[list[Entry]]]
+    rejected: int = 0
+    to_s3: int = 0
+    oldest_ns: int | None = None
+    streams: int = 0
+
+
+Prepare = Callable[[pa.Table], Prepared]
+"""Filter, check and build the requests of one chunk (blocking: runs in a worker thread)."""
+Deliver = Callable[[list[Entry]], Awaitable[None]]
+"""Send one request until every value is delivered, parked or dead-lettered."""
+
+
+@dataclass
+class _Chunk(Generic[P]):
+    end: P
+    pending: int
+    oldest_ns: int | None
+
+
+class _Lane(Generic[P]):
+    """Sends its requests one after the other; live work before backlog work."""
+
+    def __init__(self, deliver: Deliver) -> None:
+        self.deliver = deliver
+        self.live: collections.deque[tuple[_Drain[P], _Chunk[P], list[list[Entry]]]] = collections.deque()
+        self.backlog: collections.deque[tuple[_Drain[P], _Chunk[P], list[list[Entry]]]] = collections.deque()
+        self.wake = asyncio.Event()
+
+    def put(self, drain: _Drain[P], chunk: _Chunk[P], requests: list[list[Entry]]) -> None:
+        (self.live if drain.live else self.backlog).append((drain, chunk, requests))
+        self.wake.set()
+
+    async def run(self) -> None:
+        while True:
+            while not self.live and not self.backlog:
+                self.wake.clear()
+                await self.wake.wait()
+            drain, chunk, requests = (self.live or self.backlog).popleft()
+            for entries in requests:
+                await self.deliver(entries)
+            drain.done(chunk)
+
+
+class _Drain(Generic[P]):
+    """Reads the log from ``position`` (up to ``stop``, if set) and feeds the lanes chunk by chunk."""
+
+    def __init__(self, pipe: Pipeline[P], position: P, save: Callable[[P], None], live: bool) -> None:
+        self.pipe = pipe
+        self.position = position  # next row to read
+        self.acked = position  # every row before it is delivered or accounted for
+        self.saved: P | None = position
+        self.stop: P | None = None
+        self.live = live
+        self.save = save
+        self.window: collections.deque[_Chunk[P]] = collections.deque()
+        self.behind = False  # the last read was full: more is waiting
+        self.finished = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._save_lock = asyncio.Lock()  # one save at a time, so a later position is never overwritten
+        self.tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def oldest_ns(self) -> int | None:
+        stamps = [c.oldest_ns for c in self.window if c.oldest_ns is not None]
+        return min(stamps) if stamps else None
+
+    def start(self, name: str) -> None:
+        self.tasks = [asyncio.create_task(self.run(), name=f"{name}-drain"),
+                      asyncio.create_task(self.saver(), name=f"{name}-saver")]
+
+    def done(self, chunk: _Chunk[P]) -> None:
+        chunk.pending -= 1
+        if chunk.pending > 0:
+            return
+        while self.window and self.window[0].pending <= 0:
+            self.acked = self.window.popleft().end
+        self._dirty.set()
+        self._changed.set()
+
+    async def saver(self) -> None:
+        """Saves the acknowledged position in the background, coalescing (one fsync at a time)."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        async with self._save_lock:
+            pos = self.acked
+            if pos != self.saved:
+                await asyncio.to_thread(self.save, pos)
+                self.saved = pos
+
+    async def _wait_changed(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    async def run(self) -> None:
+        pipe = self.pipe
+        rows = pipe.chunk_rows
+        while True:
+            if self.stop is not None and self.position >= self.stop:
+                while self.window:  # wait until the rest of the range is acknowledged
+                    await self._wait_changed()
+                await self.flush()
+                self.finished.set()
+                return
+            while len(self.window) >= WINDOW_CHUNKS:
+                await self._wait_changed()
+            table, next_pos = await asyncio.to_thread(self._read, self.position, rows)
+            if table.num_rows == 0:
+                self.behind = False
+                if self.stop is not None:  # nothing left before the split point (or it was lost)
+                    self.position = max(self.position, self.stop)
+                    continue
+                if not self.window:
+                    pipe.stats.state = "idle"
+                await pipe.store.wait_for_data(pipe.cfg.batch_interval)
+                continue
+            if table.num_rows < MAX_VALUES * MAX_ENTRIES and not self.window and self.stop is None:
+                # little is waiting: wait a moment for more, so requests go out full
+                await pipe.store.wait_for_data(pipe.cfg.batch_interval)
+                table, next_pos = await asyncio.to_thread(self._read, self.position, rows)
+            self.behind = table.num_rows >= rows
+            pipe.stats.state = "sending"
+            prepared = await asyncio.to_thread(pipe.prepare, table)
+            pipe.stats.values_rejected += prepared.rejected
+            pipe.stats.values_to_s3 += prepared.to_s3
+            if self.behind:  # a backlog: chunks big enough for full entries (10 values of a stream)
+                rows = min(MAX_CHUNK_ROWS, max(pipe.chunk_rows, 2 * MAX_VALUES * prepared.streams))
+            self.position = next_pos
+            busy = [lane for lane in prepared.lanes if lane]
+            chunk = _Chunk(next_pos, len(busy) + 1, prepared.oldest_ns)
+            self.window.append(chunk)
+            for i, requests in enumerate(prepared.lanes):
+                if requests:
+                    pipe.lanes[i].put(self, chunk, requests)
+            self.done(chunk)  # the +1: a chunk with nothing to send is acknowledged here
+
+    def _read(self, position: P, rows: int) -> tuple[pa.Table, P]:
+        """``store.read``, but never past ``stop`` (found by bisection on the row count: rare)."""
+        store = self.pipe.store
+        table, next_pos = store.read(position, rows)
+        stop = self.stop
+        if stop is None or next_pos <= stop:
+            return table, next_pos
+        lo, hi = 0, table.num_rows  # the largest row count that ends at or before stop
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            _, p = store.read(position, mid)
+            if p <= stop:
+                lo = mid
+            else:
+                hi = mid - 1
+        return store.read(position, lo) if lo else (table.slice(0, 0), position)
+
+
+class Pipeline(Generic[P]):
+    """The drains and lanes of one SiteWise destination, for one run (a restart builds a new one)."""
+
+    def __init__(self, cfg: SitewisePublisher, store: LogSource[P], stats: SitewiseStats, prepare: Prepare,
+                 deliver: Deliver, *, cursor_name: str, state_path: Path, endpoint: str) -> None:
+        self.cfg = cfg
+        self.endpoint = endpoint
+        self.name = cfg.name
+        self.store = store
+        self.stats = stats
+        self.prepare = prepare
+        self.cursor_name = cursor_name
+        self.state_path = state_path
+        self.chunk_rows = cfg.max_in_flight * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
+        self.lanes: list[_Lane[P]] = [_Lane(deliver) for _ in range(cfg.max_in_flight)]
+        self.drains: list[_Drain[P]] = []
+
+    @property
+    def oldest_ns(self) -> int | None:
+        """The time of the oldest value read but not yet acknowledged."""
+        oldest = [d.oldest_ns for d in self.drains if d.oldest_ns is not None]
+        return min(oldest) if oldest else None
+
+    async def run(self, helpers: Sequence[asyncio.Task[None]] = ()) -> None:
+        """Send from the cursor until cancelled. ``helpers`` are supervised along (their failure raises
+        here) and cancelled at the end; what was acknowledged is saved, even when cancelled."""
+        tasks = [*helpers]
+        tasks += [asyncio.create_task(lane.run(), name=f"{self.name}-lane{i}") for i, lane in enumerate(self.lanes)]
+        try:
+            main_pos = self.store.cursor(self.cursor_name)
+            log.info("publisher %s: forwarding to %s from %s", self.name, self.endpoint, main_pos)
+            self.drains = await self._resume(main_pos)
+            await self._supervise(tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            drain_tasks = [t for d in self.drains for t in d.tasks]
+            for t in drain_tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, *drain_tasks, return_exceptions=True)
+            # keep what was acknowledged: the next start sends less again (a cancelled task may still await)
+            for d in self.drains:
+                if d.acked != d.saved:
+                    await asyncio.shield(asyncio.to_thread(d.save, d.acked))
+
+    async def _resume(self, main_pos: P) -> list[_Drain[P]]:
+        """The drains to start with: one from the cursor, and a live one when a split was saved."""
+        live = await asyncio.to_thread(self._load_live, type(main_pos))
+        if live is not None and live[0].seq > self.store.visible_seq:
+            # the log lost its tail in a crash after the split: new records will reuse those numbers,
+            # so forget the live lane; the backlog drain sends from its cursor (at least once)
+            log.warning("publisher %s: the live lane began at record %s, beyond the recovered log; "
+                        "resending from %s", self.name, live[0], main_pos)
+            await asyncio.to_thread(self._drop_live_file)
+            live = None
+        if live is not None and main_pos >= live[0]:  # the backlog was done: merge
+            main_pos = max(main_pos, live[1])
+            await asyncio.to_thread(self._merge, main_pos)
+            live = None
+        head = _Drain(self, main_pos, self._save_main, live=False)
+        if live is None:
+            return [head]
+        head.stop = live[0]
+        return [head, _Drain(self, live[1], self._save_live_with(live[0]), live=True)]
+
+    async def _supervise(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Runs the drains; splits off a live drain when a backlog builds up, merges when it is done."""
+        for d in self.drains:
+            d.start(self.name)
+        while True:
+            backlog = self.drains[0] if len(self.drains) == 2 else None
+            waits = [*tasks, *(t for d in self.drains for t in d.tasks)]
+            if backlog is not None:
+                fin = asyncio.create_task(backlog.finished.wait())
+                done, _ = await asyncio.wait([*waits, fin], timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+                fin.cancel()
+            else:
+                done, _ = await asyncio.wait(waits, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t in waits:
+                    t.result()  # a crashed lane or drain: raise to the runtime's supervisor
+            if backlog is not None and backlog.finished.is_set():
+                await self._backlog_done(backlog, self.drains[1])
+            elif backlog is None and self._should_split(self.drains[0]):
+                await self._split(self.drains[0])
+
+    async def _backlog_done(self, backlog: _Drain[P], live: _Drain[P]) -> None:
+        """The backlog reached the split point: the live drain's position becomes the cursor."""
+        for t in backlog.tasks:
+            t.cancel()
+        live.save = self._save_main
+        live.saved = None
+        await live.flush()
+        await asyncio.to_thread(self._drop_live_file)
+        live.live = False  # now the only drain
+        self.drains = [live]
+        self.stats.live_lane = False
+        log.info("publisher %s: backlog drained; the live lane is the only lane again", self.name)
+
+    def _should_split(self, d: _Drain[P]) -> bool:
+        if not d.behind:
+            return False
+        if self.cfg.publishing_order == "newest_first":
+            return True
+        oldest = d.oldest_ns
+        return oldest is not None and time.time() - oldest / NS > self.cfg.live_after
+
+    async def _split(self, d: _Drain[P]) -> None:
+        split_at = type(d.position)(self.store.visible_seq, 0)  # every record below it is readable
+        if split_at <= d.position:
+            return
+        await asyncio.to_thread(self._save_live, split_at, split_at)
+        d.stop = split_at
+        live = _Drain(self, split_at, self._save_live_with(split_at), live=True)
+        self.drains = [d, live]
+        live.start(self.name)
+        self.stats.live_lane = True
+        log.info("publisher %s: a backlog is draining (oldest unsent value %s); fresh data goes by a live lane "
+                 "from record %s", self.name, _iso(d.oldest_ns), split_at)
+
+    # --- cursors (blocking: called in worker threads) --------------------------------------
+
+    def _save_main(self, pos: P) -> None:
+        self.store.save_cursor(self.cursor_name, pos)
+
+    def _save_live_with(self, split_at: P) -> Callable[[P], None]:
+        return lambda pos: self._save_live(split_at, pos)
+
+    def _save_live(self, split_at: P, pos: P) -> None:
+        write_json_atomic(self.state_path, {"splitAt": split_at.as_dict(), "live": pos.as_dict()})
+
+    def _load_live(self, position_type: type[P]) -> tuple[P, P] | None:
+        if not self.state_path.exists():
+            return None
+        try:
+            d = json.loads(self.state_path.read_text())
+            return position_type(**d["splitAt"]), position_type(**d["live"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            log.error("publisher %s: %s unreadable (%s); the backlog drain will send the live range again",
+                      self.name, self.state_path, exc)
+            return None
+
+    def _merge(self, pos: P) -> None:
+        self.store.save_cursor(self.cursor_name, pos)
+        self._drop_live_file()
+
+    def _drop_live_file(self) -> None:
+        self.state_path.unlink(missing_ok=True)
+
+
+def _iso(ns: int | None) -> str:
+    return "none" if ns is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / NS))

@@ -1,0 +1,160 @@
+"""Pure request building for ``BatchPutAssetPropertyValue``: rows in, boto3 entries out.
+
+    reasons = sitewise_rejections(table, now_s=time.time())   # "" where SiteWise will accept the row
+    lanes = build_requests(table, lanes=4)                    # lanes[i] = requests, each ≤10 entries
+    entries = build_entries(table)                            # any number, for the dead-letter store
+
+No I/O and no clock (``now_s`` is passed in). An entry holds one stream's values, at most 10, in
+time order; a request at most 10 entries. Every stream goes to one lane, by a stable hash of its
+name, so sending a lane's requests one after the other keeps each stream in time order.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sitewise_edge.publish.streams import synthetic_ids
+from sitewise_edge.samples import QUALITY_NAMES
+
+Entry = dict[str, Any]
+"""A ``PutAssetPropertyValueEntry`` as boto3 takes it: ``entryId``, the target, ``propertyValues``."""
+
+MAX_ENTRIES = 10
+MAX_VALUES = 10
+MAX_AGE_S = 7 * 86_400
+MAX_FUTURE_S = 5 * 60  # the gateway documentation's window, stricter than the API's 10 minutes
+AGE_MARGIN_S = 60  # values this close to the 7-day limit would expire in flight
+NS = 1_000_000_000
+
+
+def entry_target(stream: str) -> dict[str, str]:
+    """How an entry names its data stream: by alias, or by asset and property id for unaliased properties."""
+    ids = synthetic_ids(stream)
+    if ids is not None:
+        return {"assetId": ids[0], "propertyId": ids[1]}
+    return {"propertyAlias": stream}
+
+
+def entry_key(entry: Entry) -> str:
+    """The asset property an entry writes to (for the per-property rate limit)."""
+    alias = entry.get("propertyAlias")
+    return alias if alias is not None else f"{entry.get('assetId')}/{entry.get('propertyId')}"
+
+
+def entry_values(entries: list[Entry]) -> int:
+    """How many values (TQVs) the entries hold."""
+    return sum(len(e["propertyValues"]) for e in entries)
+
+
+def sitewise_rejections(table: pa.Table, now_s: float | None = None) -> np.ndarray:
+    """Why SiteWise will never accept each row ("" for rows it will), found before sending.
+
+    With ``now_s``, timestamps outside SiteWise's window (older than 7 days less a margin, more
+    than 5 minutes ahead) are refused too."""
+    n = table.num_rows
+    bad = np.zeros(n, dtype=bool)
+    reasons = np.full(n, "", dtype=object)
+
+    def mark(mask: pa.ChunkedArray, reason: str) -> None:
+        m = np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool) & ~bad
+        reasons[m] = reason
+        bad[:] |= m
+
+    seconds = pc.divide(table.column("time").cast(pa.int64()), pa.scalar(NS, pa.int64()))
+    mark(pc.less(seconds, 1), "InvalidRequestException: timestamp before 1970-01-01T00:00:01Z")
+    if now_s is not None:
+        mark(pc.less(seconds, int(now_s) - MAX_AGE_S + AGE_MARGIN_S),
+             "TimestampOutOfRangeException: older than 7 days (SiteWise never accepts it)")
+        mark(pc.greater(seconds, int(now_s) + MAX_FUTURE_S),
+             "TimestampOutOfRangeException: more than 5 minutes in the future")
+    double = table.column("double")
+    mark(pc.is_inf(double), "InvalidRequestException: SiteWise does not accept an infinite double")
+    integer = table.column("integer")
+    mark(pc.or_(pc.less(integer, -(2**31)), pc.greater(integer, 2**31 - 1)),
+         "InvalidRequestException: integerValue outside the 32-bit range SiteWise stores")
+    mark(pc.greater(pc.binary_length(table.column("string")), 1024),
+         "InvalidRequestException: stringValue longer than 1024 bytes")
+    return reasons
+
+
+def property_values(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows -> SiteWise ``AssetPropertyValue`` dicts for boto3 (NaN as a float): the one per-value loop."""
+    t = table.column("time").cast(pa.int64()).to_numpy()
+    secs = (t // NS).tolist()
+    nanos = (t % NS).tolist()
+    quality = [QUALITY_NAMES[q] for q in table.column("quality").to_pylist()]
+    n = table.num_rows
+    variants: list[dict[str, Any] | None] = [None] * n
+    filled = np.zeros(n, dtype=bool)
+    for name, key in (("double", "doubleValue"), ("integer", "integerValue"), ("string", "stringValue"),
+                      ("boolean", "booleanValue")):
+        col = table.column(name)
+        if col.null_count == n:
+            continue
+        valid = np.asarray(pc.is_valid(col).to_numpy(zero_copy_only=False), dtype=bool) & ~filled
+        if valid.all():
+            variants = [{key: v} for v in col.to_pylist()]
+            filled[:] = True
+            break
+        for i, v in zip(np.flatnonzero(valid).tolist(), col.filter(pa.array(valid)).to_pylist(), strict=True):
+            variants[i] = {key: v}
+        filled |= valid
+    if not filled.all():
+        for i in np.flatnonzero(~filled).tolist():
+            variants[i] = {"nullValue": {"valueType": "U"}}
+    return [{"value": v, "timestamp": {"timeInSeconds": s, "offsetInNanos": ns}, "quality": q}
+            for v, s, ns, q in zip(variants, secs, nanos, quality, strict=True)]
+
+
+def build_requests(table: pa.Table, lanes: int = 1) -> list[list[list[Entry]]]:
+    """Rows -> lanes of requests: ≤10 entries × ≤10 values, one stream per entry, time order per stream.
+
+    Every stream goes to one lane (by a stable hash of its name), so each stream's values go out in
+    time order when the requests of a lane are sent one after the other. Empty lanes are kept (the
+    list has ``lanes`` items) unless the table is empty.
+    """
+    if table.num_rows == 0:
+        return []
+    streams_col = table.column("stream").cast(pa.string())
+    keys = pa.table({"s": streams_col, "t": table.column("time")})
+    order = pc.sort_indices(keys, [("s", "ascending"), ("t", "ascending")])
+    table = table.take(order)
+    streams = np.asarray(table.column("stream").cast(pa.string()).to_numpy(zero_copy_only=False))
+    values = property_values(table)
+    n = len(streams)
+    # entry boundaries: where the stream changes, and every 10 values within a stream
+    change = np.flatnonzero(streams[1:] != streams[:-1]) + 1
+    run_starts = np.concatenate([[0], change])
+    run_ends = np.concatenate([change, [n]])
+    lengths = run_ends - run_starts
+    per_run = -(-lengths // MAX_VALUES)
+    starts = np.repeat(run_starts, per_run) + MAX_VALUES * (np.arange(per_run.sum()) - np.repeat(
+        np.cumsum(per_run) - per_run, per_run))
+    ends = np.minimum(starts + MAX_VALUES, np.repeat(run_ends, per_run))
+    run_names = streams[run_starts].tolist()
+    run_lane = [zlib.crc32(s.encode()) % lanes for s in run_names]
+    targets = [entry_target(s) for s in run_names]
+    lane_entries: list[list[Entry]] = [[] for _ in range(lanes)]
+    run_of = np.repeat(np.arange(len(run_names)), per_run).tolist()
+    for r, a, b in zip(run_of, starts.tolist(), ends.tolist(), strict=True):
+        lane_entries[run_lane[r]].append({**targets[r], "propertyValues": values[a:b]})
+    out = []
+    for entries in lane_entries:
+        requests = []
+        for i in range(0, len(entries), MAX_ENTRIES):
+            group = entries[i:i + MAX_ENTRIES]
+            for j, e in enumerate(group):
+                e["entryId"] = f"e{j}"
+            requests.append(group)
+        out.append(requests)
+    return out
+
+
+def build_entries(table: pa.Table) -> list[Entry]:
+    """Rows -> entries (any number), for the dead-letter store."""
+    return [entry for lane in build_requests(table) for request in lane for entry in request]
