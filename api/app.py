@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.backend import Backend
@@ -83,7 +84,7 @@ def create_app(backend: Backend) -> FastAPI:
         return _error("InternalFailureException", f"internal error: {type(exc).__name__}")
 
     @app.middleware("http")
-    async def _write_token(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def _write_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         token = backend.api_token
         writes = request.method in ("PUT", "DELETE", "PATCH") or (
             request.method == "POST" and request.url.path not in READ_ONLY_POSTS)

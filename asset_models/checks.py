@@ -110,7 +110,7 @@ def expression_problems(model: AssetModel, models: Mapping[str, AssetModel], whe
             found = target.property(var.property_id) if target and var.property_id else None
             if found is None:
                 continue  # reported by the reference checks
-            variables[var.name] = VarInfo(_variable_type(found.data_type),
+            variables[var.name] = VarInfo(variable_type(found.data_type),
                                           attribute=found.kind is PropertyKind.ATTRIBUTE,
                                           hierarchy=var.hierarchy_id is not None,
                                           metric=found.kind is PropertyKind.METRIC)
@@ -124,7 +124,7 @@ def expression_problems(model: AssetModel, models: Mapping[str, AssetModel], whe
     return out
 
 
-def _variable_type(data_type: str) -> Literal["DOUBLE", "INTEGER", "BOOLEAN", "STRING"]:
+def variable_type(data_type: str) -> Literal["DOUBLE", "INTEGER", "BOOLEAN", "STRING"]:
     """The expression type of a property's data type (a STRUCT reads as a STRING)."""
     if data_type == "DOUBLE":
         return "DOUBLE"

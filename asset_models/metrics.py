@@ -28,6 +28,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from asset_models.checks import variable_type
 from asset_models.errors import ModelInvalid
 from asset_models.expressions import Column, Compiled, Series, VarInfo, compile_expression
 from asset_models.model import AssetModel, ModelProperty
@@ -203,14 +204,15 @@ def _compile(registry: Registry, model: AssetModel, prop: ModelProperty) -> Metr
                 raise ModelInvalid(f"variable '{var.name}': no property {var.property_id!r} in '{child_model.name}'")
             variables[var.name] = ("hierarchy", target)
             hierarchy_of[var.name] = hierarchy.id
-            infos[var.name] = VarInfo(target.data_type, hierarchy=True, metric=target.kind == "metric")
+            infos[var.name] = VarInfo(variable_type(target.data_type), hierarchy=True, metric=target.kind == "metric")
             continue
         target = _find_property(model, var.property_id)
         if target is None:
             raise ModelInvalid(f"variable '{var.name}' refers to no property of the model ({var.property_id!r})")
         kind = "attribute" if target.kind == "attribute" else "local"
         variables[var.name] = (kind, target)
-        infos[var.name] = VarInfo(target.data_type, attribute=kind == "attribute", metric=target.kind == "metric")
+        infos[var.name] = VarInfo(variable_type(target.data_type), attribute=kind == "attribute",
+                                  metric=target.kind == "metric")
     output: Literal["DOUBLE", "STRING"] = "STRING" if prop.data_type == "STRING" else "DOUBLE"
     compiled = compile_expression(prop.expression or "", infos, "metric", output_type=output)
     return MetricGroup(model, prop, compiled, interval, anchor, variables, hierarchy_of)

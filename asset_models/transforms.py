@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from asset_models.checks import variable_type
 from asset_models.errors import ModelInvalid
 from asset_models.expressions import Column, Compiled, VarInfo, compile_expression
 from asset_models.model import Asset, AssetModel, ModelProperty
@@ -133,7 +134,7 @@ def _compile(model: AssetModel, prop: ModelProperty) -> TransformGroup:
         target = _find_property(model, var.property_id)
         if target is None:
             raise ModelInvalid(f"variable '{var.name}' refers to no property of the model ({var.property_id!r})")
-        infos[var.name] = VarInfo(target.data_type, attribute=target.kind == "attribute")
+        infos[var.name] = VarInfo(variable_type(target.data_type), attribute=target.kind == "attribute")
         if target.kind != "attribute":
             triggers.append(var.name)
     if not triggers:

@@ -226,7 +226,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         try:
             await stop.wait()
         finally:
-            await sim.stop()  # type: ignore[attr-defined]
+            await sim.stop()
 
     try:
         asyncio.run(_until_signal(main))

@@ -203,7 +203,7 @@ def _sources_adapter() -> TypeAdapter[list[SourceConfig]] | None:
     if not models:
         return None
     union: Any = functools.reduce(operator.or_, models)
-    return TypeAdapter(list[Annotated[union, Field(discriminator="type")]])  # type: ignore[valid-type]
+    return TypeAdapter(list[Annotated[union, Field(discriminator="type")]])
 
 
 # --- sections -------------------------------------------------------------------------

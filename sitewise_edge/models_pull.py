@@ -121,7 +121,7 @@ def _pull(client: Any, out: Path, wanted: list[str], progress: Callable[[str], N
 def _plain(response: dict[str, Any]) -> dict[str, Any]:
     """A boto3 response as the JSON the wire carried: no ResponseMetadata, timestamps as epoch seconds."""
     body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-    return _jsonable(body)  # type: ignore[no-any-return]
+    return _jsonable(body)
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import pyarrow as pa
@@ -303,7 +303,7 @@ def parse_sitewise_value(tqv: Mapping[str, Any]) -> tuple[int, str | None, Any, 
     return seconds * NS_PER_S + nanos, column, v, int(quality)
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 

@@ -74,7 +74,7 @@ def write_samples(table: pa.Table, path: Path) -> None:
     """Sample rows -> one store file (sorted, deduplicated, encoded), atomically and durably."""
     tmp = path.with_suffix(".parquet.tmp")  # a crash leaves it for remove_orphans
     encoded = encoding.encode(sort_and_dedupe(table))
-    pq.write_table(encoded, tmp, **encoding.write_options(encoded))  # type: ignore[arg-type]
+    pq.write_table(encoded, tmp, **encoding.write_options(encoded))
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)

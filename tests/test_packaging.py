@@ -55,3 +55,15 @@ def test_connector_readmes_document_every_setting() -> None:
         text = (ROOT / path).read_text()
         missing = [f for f in model.model_fields if f not in text]
         assert not missing, f"{path} does not mention {missing}"
+
+
+def test_every_package_is_typed_and_gated() -> None:
+    """Each top-level package ships ``py.typed`` (PEP 561), and ``make test`` runs mypy over all of them."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = ("sitewise_edge", "connectors", "asset_models", "storage", "api")
+    assert sorted(project["tool"]["mypy"]["files"]) == sorted(packages)
+    assert all((ROOT / p / "py.typed").exists() for p in packages)
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["*"]
+    assert "$(BIN)/mypy" in (ROOT / "Makefile").read_text().split("test:", 1)[1].split("\n\n", 1)[0]

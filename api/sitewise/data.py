@@ -216,7 +216,7 @@ def parse_quality(qualities: list[str] | None) -> int | None:
 def _cumulative_bytes(table: pa.Table, n: int) -> np.ndarray:
     """The estimated JSON bytes of the first 1..n rows of a sample table."""
     strings = pc.fill_null(pc.binary_length(table.column("string").slice(0, n)), 0)
-    return np.cumsum(strings.to_numpy() + _TQV_JSON_BYTES)  # type: ignore[no-any-return]
+    return np.cumsum(strings.to_numpy() + _TQV_JSON_BYTES)
 
 
 def fitting_rows(table: pa.Table, limit: int, budget: int = HISTORY_PAGE_BYTES) -> int:

@@ -261,7 +261,7 @@ def _as_strings(column: pa.ChunkedArray) -> list[str | None]:
     if pa.types.is_floating(column.type):
         return [None if v is None else _double_text(v) for v in column.to_pylist()]
     try:
-        return column.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
+        return column.cast(pa.string()).to_pylist()
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
 

@@ -23,7 +23,7 @@ from .values import NoOutput
 
 NUM, BOOL, OBJ = 0, 1, 2
 
-Mask = np.ndarray | None
+Mask = np.ndarray | np.bool_ | None
 
 
 class Col:

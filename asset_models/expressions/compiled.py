@@ -181,7 +181,8 @@ def _ts_col(table: Mapping[str, Column | ArrayLike] | None, name: str, n: int, w
     data = table[name]
     valid = None
     if isinstance(data, Column):
-        data, valid = data.values, data.valid
+        valid = data.valid
+        data = data.values
     col = to_col(Column(_seconds(data, n, f"{what}['{name}']"), valid), True, n, what)
     return col
 

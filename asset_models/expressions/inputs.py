@@ -69,7 +69,8 @@ def to_col(data: Column | ArrayLike, numeric: bool, n: int, what: str) -> Col:
     """An input as a column of ``n`` rows (numeric properties as float64, Booleans as 1/0)."""
     valid: Any = None
     if isinstance(data, Column):
-        data, valid = data.values, data.valid
+        valid = data.valid
+        data = data.values
     if numeric:
         try:
             v = np.asarray(data, dtype=np.float64)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import boto3
 import botocore.config
@@ -53,7 +53,7 @@ class ClientOptions:
     """How to reach one destination. ``token``: sent as ``x-api-token``; ``unsigned_locally``: with an
     ``endpoint_url`` and no credentials in the chain, send unsigned requests (a gateway without auth)."""
 
-    service: str
+    service: Literal["iotsitewise", "s3"]
     region: str | None
     endpoint_url: str | None = None
     token: str | None = None

@@ -28,11 +28,12 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from asyncua import Server, ua
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -200,21 +201,21 @@ class OpcUaSimulator:
         server.set_security_policy(policies)
 
     async def _build_address_space(self, server: Server, idx: int) -> None:
-        plant = await server.nodes.objects.add_folder(ua.NodeId("Plant1", idx), ua.QualifiedName("Plant1", idx))
-        line = await plant.add_folder(ua.NodeId("Plant1.Line1", idx), ua.QualifiedName("Line1", idx))
+        plant = await server.nodes.objects.add_folder(_node_id("Plant1", idx), ua.QualifiedName("Plant1", idx))
+        line = await plant.add_folder(_node_id("Plant1.Line1", idx), ua.QualifiedName("Line1", idx))
         self._nodes = []
         for machine in MACHINES:
-            folder = await line.add_folder(ua.NodeId(machine, idx), ua.QualifiedName(machine, idx))
+            folder = await line.add_folder(_node_id(machine, idx), ua.QualifiedName(machine, idx))
             signals = []
             for signal, _ in SIGNALS:
                 vtype = VARIANT_TYPES[signal]
-                nid = ua.NodeId(f"{machine}.{signal}", idx)
+                nid = _node_id(f"{machine}.{signal}", idx)
                 await folder.add_variable(nid, ua.QualifiedName(signal, idx), ua.Variant(_zero(vtype), vtype))
                 signals.append((signal, nid, vtype))
             self._nodes.append(signals)
 
     async def _update(self, server: Server, now: float) -> None:
-        stamp = dt.datetime.fromtimestamp(now, dt.UTC)
+        stamp = cast(ua.DateTime, dt.datetime.fromtimestamp(now, dt.UTC))  # asyncua's DateTime is a datetime
         for i, signals in enumerate(self._nodes):
             values = machine_values(i, now, self.start_time)
             for signal, nid, vtype in signals:
@@ -261,7 +262,11 @@ class OpcUaSimulator:
         await self.stop()
 
 
-class _UserManager:
+def _node_id(name: str, namespace: int) -> ua.NodeId:
+    return ua.NodeId(ua.String(name), ua.Int16(namespace))
+
+
+class _UserManager(UserManager):
     """Anonymous clients are welcome; a user name must match its password when ``users`` is set."""
 
     def __init__(self, users: Mapping[str, str] | None) -> None:

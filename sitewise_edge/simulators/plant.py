@@ -25,6 +25,7 @@ Status         string     RUNNING, IDLE, FAULT, STOPPED      (OPC UA only)
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 MACHINES: tuple[str, ...] = ("Press1", "Press2", "Oven1")
 NAMESPACE_URI = "urn:sitewise-edge:simulator"
@@ -47,7 +48,7 @@ SIGNALS: tuple[tuple[str, type], ...] = (
 )
 
 # Modbus register map, offsets from the machine's base address.
-REGISTER_MAP: dict[str, tuple[int, str, str]] = {
+REGISTER_MAP: dict[str, tuple[int, str, Literal["big", "little"]]] = {
     # signal: (offset, data type, word order)
     "Speed": (0, "float32", "big"),
     "Temperature": (2, "float32", "big"),

@@ -44,7 +44,9 @@ def _mktime(*args: Value) -> float:
     ints = [integer(x) for x in parts[:5]]
     second = parts[5] if len(parts) > 5 else 0.0
     try:
-        local = datetime(*ints[:3], *([*ints[3:5], 0, 0])[:2], tzinfo=zone_)  # type: ignore[misc]
+        year, month, day = ints[:3]
+        hour, minute = [*ints[3:5], 0, 0][:2]
+        local = datetime(year, month, day, hour, minute, tzinfo=zone_)
     except ValueError:  # e.g. February 30
         raise NoOutput from None
     # fold=0: an ambiguous wall time (DST end) is its first occurrence, as java.time does
