@@ -108,8 +108,9 @@ class Backend(Protocol):
         ...
 
 
-def get_backend(request: Request) -> Backend:
-    """The backend ``create_app`` was given (the FastAPI dependency behind :data:`BackendDep`)."""
+async def get_backend(request: Request) -> Backend:
+    """The backend ``create_app`` was given (the FastAPI dependency behind :data:`BackendDep`). Async on
+    purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop on every request."""
     backend: Backend = request.app.state.backend
     return backend
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +15,7 @@ from typing import Any
 import boto3
 import botocore.config
 import pytest
+import pytest_asyncio
 from hypothesis import settings
 
 from sitewise_edge.config import Config, parse_config
@@ -30,6 +33,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def ended(proc: subprocess.Popen[str], timeout: float = 10.0) -> int | None:
+    """Wait for a child process to end (killed past ``timeout``), close its pipes; its exit status, None when it
+    had to be killed."""
+    status: int | None
+    try:
+        status = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        status = None
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    return status
 
 
 def sitewise_client(port: int) -> Any:
@@ -89,6 +108,56 @@ async def gateway_starter() -> AsyncIterator[Callable[[Config], Any]]:
     yield start
     for gw in reversed(started):
         await gw.stop()
+
+
+def _loop_scope(node: pytest.Item) -> str | None:
+    """The loop scope of an async test, None for a plain one."""
+    if not isinstance(node, pytest.Function) or not inspect.iscoroutinefunction(node.obj):
+        return None
+    marker = node.get_closest_marker("asyncio")
+    return str(marker.kwargs.get("loop_scope", "function")) if marker else "function"
+
+
+def _server_side(task: asyncio.Task[Any]) -> bool:
+    """A session task of a shared asyncua server: it ends at the session's own timeout (the server outlives the
+    test that dropped its connection), and the server's stop ends it."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and "/asyncua/server/" in code.co_filename
+
+
+async def _check_tasks() -> AsyncIterator[None]:
+    """Around a test, in its loop: fail when it leaves tasks running (servers and clients must be closed).
+    Tasks still finishing their close get a second, waited on, not slept."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done() and not _server_side(t)]
+    if leaked:
+        _, pending = await asyncio.wait(leaked, timeout=1.0)
+        assert not pending, f"tasks left running: {sorted(t.get_name() for t in pending)}"
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _no_leaked_tasks(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Every async test on its own loop is checked for leaked tasks (module loops: the fixture below)."""
+    if _loop_scope(request.node) != "function":
+        yield
+        return
+    async for _ in _check_tasks():
+        yield
+
+
+_leaked_tasks_module_loop = pytest_asyncio.fixture(_check_tasks, loop_scope="module", name="_leaked_tasks_module_loop")
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_tasks_on_module_loops(request: pytest.FixtureRequest) -> None:
+    """Async tests on their module's loop get the same check, run in that loop."""
+    scope = _loop_scope(request.node)
+    if scope not in (None, "function", "module"):
+        raise AssertionError(f"no leak check for loop_scope={scope!r}: add one in tests/conftest.py")
+    if scope == "module":
+        request.getfixturevalue("_leaked_tasks_module_loop")
 
 
 @pytest.fixture(autouse=True)

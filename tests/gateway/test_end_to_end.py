@@ -23,7 +23,16 @@ from sitewise_edge.config import load_config
 from sitewise_edge.runtime import Gateway
 from sitewise_edge.simulators.modbus import ModbusSimulator
 from sitewise_edge.simulators.opcua import OpcUaSimulator
-from tests.conftest import EXAMPLES, ROOT, eventually, free_port, gateway_config, gateway_starter, sitewise_client
+from tests.conftest import (
+    EXAMPLES,
+    ROOT,
+    ended,
+    eventually,
+    free_port,
+    gateway_config,
+    gateway_starter,
+    sitewise_client,
+)
 
 OPCUA_ALIASES = {  # alias -> the value member SiteWise must carry
     "/plant1/line1/press1/temperature": "doubleValue",
@@ -178,12 +187,10 @@ def test_run_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             {"value": {"doubleValue": 4.5}, "timestamp": {"timeInSeconds": now}}]}])
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        assert ended(proc) == 0
         assert time.monotonic() - started < 5
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        ended(proc, 0)
     # what was accepted is there after a restart
     proc = subprocess.Popen([sys.executable, "-m", "sitewise_edge", "run", "-c", str(cfg)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -193,7 +200,7 @@ def test_run_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert value["value"] == {"doubleValue": 4.5}
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert ended(proc) == 0
 
 
 @pytest.mark.parametrize(

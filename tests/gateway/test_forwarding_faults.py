@@ -26,7 +26,7 @@ from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.samples import from_columns
 from storage.store import Store
-from tests.conftest import ROOT, eventually, free_port, gateway_config
+from tests.conftest import ROOT, ended, eventually, free_port, gateway_config
 from tests.gateway.fault_endpoint import FaultEndpoint
 
 NOW_NS = time.time_ns() - 30 * 10**9
@@ -214,10 +214,8 @@ publishers:
         await endpoint.wait_for(lambda: endpoint.held >= 1)
         before = len(endpoint.requests)
         proc.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(proc.wait, 10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        await asyncio.to_thread(ended, proc)
     held_values = {(v.key, v.seconds, v.nanos) for v in endpoint.received if endpoint.requests[v.request].held}
     endpoint.release()
     proc = await _start(cfg)
@@ -225,7 +223,7 @@ publishers:
         await endpoint.wait_for(lambda: endpoint.distinct() == total, within=30)
     finally:
         proc.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(proc.wait, 10)
+        await asyncio.to_thread(ended, proc)
     counts = Counter((v.key, v.seconds, v.nanos) for v in endpoint.received)
     dups = {k for k, c in counts.items() if c > 1}
     assert held_values and held_values <= dups  # delivered but never acknowledged: sent again

@@ -1,26 +1,12 @@
-"""Fixtures of the Modbus tests: the plant simulator on a free port, and a leak check."""
+"""Fixtures of the Modbus tests: the plant simulator on a free port (the leak check is global: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from sitewise_edge.simulators.modbus import ModbusSimulator
-
-
-@pytest.fixture(autouse=True)
-async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Fail a test that leaves tasks running: servers and clients must be closed."""
-    before = asyncio.all_tasks()
-    yield
-    current = asyncio.current_task()
-    leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
-    if leaked:
-        # tasks still finishing their close get a moment; waiting on them, not sleeping
-        _, pending = await asyncio.wait(leaked, timeout=1.0)
-        assert not pending, f"leaked tasks: {pending}"
 
 
 @pytest.fixture

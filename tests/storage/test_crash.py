@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, ended, free_port
 
 ALIASES = [f"/crash/s{i}" for i in range(5)]
 
@@ -61,7 +61,7 @@ def test_acknowledged_values_survive_kill_9(tmp_path: Path) -> None:
         thread.start()
         time.sleep(rng.uniform(0.3, 1.2))  # the random moment of the crash is the point of this test
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        ended(proc)
         stop.set()
         thread.join()
         first += 10_000
@@ -86,4 +86,4 @@ def test_acknowledged_values_survive_kill_9(tmp_path: Path) -> None:
                 assert not missing, f"{alias}: {len(missing)} acknowledged values lost, e.g. {sorted(missing)[:5]}"
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+        ended(proc, 15)
