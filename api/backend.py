@@ -21,6 +21,7 @@ import pyarrow as pa
 from fastapi import Depends, Request
 
 from asset_models.registry import Change, Registry
+from sitewise_edge.clock import Clock
 
 T = TypeVar("T")
 
@@ -55,6 +56,8 @@ class Reader(Protocol):
 class Backend(Protocol):
     name: str
     api_token: str | None
+    clock: Clock
+    """The gateway's clock: creation dates of models and assets, the age of a paging token."""
     registry: Registry
     """The asset models and assets now (immutable; replaced whole by :meth:`change_models`)."""
 

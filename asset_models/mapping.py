@@ -21,7 +21,7 @@ from asset_models.errors import ModelInvalid
 from asset_models.registry import PropertyRef, Registry
 from sitewise_edge.samples import VALUE_COLUMNS, Quality
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 # Per distinct stream, a rule: 0 = no asset (accept), 1..4 = a measurement whose value must be in
 # VALUE_COLUMNS[rule - 1], 5 = a STRUCT measurement (no plain value fits), 6 = not a measurement.
@@ -70,7 +70,7 @@ def check_batch(batch: pa.RecordBatch, registry: Registry) -> tuple[pa.RecordBat
     mask = pa.array(rejected)
     rejected_batch = batch.filter(mask)
     accepted_batch = batch.filter(pc.invert(mask))
-    logger.debug("rejected %d of %d rows (%d distinct reasons)", len(reasons), batch.num_rows, len(texts))
+    log.debug("rejected %d of %d rows (%d distinct reasons)", len(reasons), batch.num_rows, len(texts))
     return accepted_batch, rejected_batch, reasons
 
 

@@ -34,16 +34,16 @@ from asset_models.expressions import Column, Compiled, Series, VarInfo, compile_
 from asset_models.model import AssetModel, ModelProperty
 from asset_models.registry import Registry
 from asset_models.transforms import _attribute_value, _find_property, _values_of
+from sitewise_edge.clock import NS_PER_S
 from sitewise_edge.errors import ModelError
 from sitewise_edge.samples import from_columns
 
 log = logging.getLogger(__name__)
 
-NS = 1_000_000_000
-WEEK_ANCHOR_NS = 4 * 86_400 * NS  # 1970-01-05, a Monday: weekly windows end at Sunday midnight UTC
-MIN_INTERVAL_NS = 60 * NS
-MAX_INTERVAL_NS = 7 * 86_400 * NS
-_UNITS = {"s": NS, "m": 60 * NS, "h": 3600 * NS, "d": 86_400 * NS, "w": 7 * 86_400 * NS}
+WEEK_ANCHOR_NS = 4 * 86_400 * NS_PER_S  # 1970-01-05, a Monday: weekly windows end at Sunday midnight UTC
+MIN_INTERVAL_NS = 60 * NS_PER_S
+MAX_INTERVAL_NS = 7 * 86_400 * NS_PER_S
+_UNITS = {"s": NS_PER_S, "m": 60 * NS_PER_S, "h": 3600 * NS_PER_S, "d": 86_400 * NS_PER_S, "w": 7 * 86_400 * NS_PER_S}
 
 # fetch(streams, start_ns, end_ns) -> table of GOOD points with columns stream, time, double, integer,
 # string, boolean, for start < time <= end; prior(streams, at_ns) -> the latest GOOD point of each
@@ -64,7 +64,7 @@ def parse_interval(text: str) -> int:
         if not iso or not any(iso.groups()):
             raise ModelInvalid(f"window interval {text!r}: expected a duration such as 1m, 15m, 1h, 1d, 1w or PT5M")
         d, h, mi, sec = (int(g or 0) for g in iso.groups())
-        ns = ((d * 24 + h) * 60 + mi) * 60 * NS + sec * NS
+        ns = ((d * 24 + h) * 60 + mi) * 60 * NS_PER_S + sec * NS_PER_S
     if not MIN_INTERVAL_NS <= ns <= MAX_INTERVAL_NS:
         raise ModelInvalid(f"window interval {text!r}: must be between 1 minute and 1 week")
     return ns
@@ -83,7 +83,7 @@ def parse_offset(text: str | None) -> int:
         return parse_interval_any(s)
     if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", s):
         parts = [int(p) for p in s.split(":")] + [0]
-        return ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * NS
+        return ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * NS_PER_S
     m = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?)([+-]\d{1,2}(?::?\d{2})?|Z)?", s)
     if m:
         zone = m.group(2) or "Z"
@@ -95,7 +95,7 @@ def parse_offset(text: str | None) -> int:
             hours, minutes = int(digits[:2] if len(digits) > 2 else digits), int(digits[2:] or 0)
             tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
         moment = datetime.fromisoformat(m.group(1)).replace(tzinfo=tz)
-        return int(moment.timestamp()) * NS
+        return int(moment.timestamp()) * NS_PER_S
     raise ModelInvalid(f"window offset {text!r}: expected 18h, PT18H, 00:03:00 or 2021-07-23T18:00-08")
 
 

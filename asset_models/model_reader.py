@@ -36,7 +36,7 @@ from asset_models.model import (
     Window,
 )
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 class ModelReader:
@@ -106,7 +106,7 @@ class ModelReader:
         where = f"{source}: model '{name}'"
         model_id = self._id(doc, "assetModelId", where) or generated_id("asset-model", name)
         if doc.get("assetModelCompositeModels"):
-            logger.warning("%s: composite models are not supported yet; ignored", where)
+            log.warning("%s: composite models are not supported yet; ignored", where)
         raw_props = self._list(doc, "assetModelProperties", where)
         if len(raw_props) > MAX_PROPERTIES:
             self._problem(f"{where}: {len(raw_props)} properties; an asset model has at most {MAX_PROPERTIES}")

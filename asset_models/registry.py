@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from asset_models.model import (
     PropertyKind,
 )
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 SYNTHETIC_PREFIX = "asset:"
 
@@ -98,10 +97,10 @@ class Change:
 class Registry:
     """Asset models and assets by id, external id and alias, plus the hierarchy tree."""
 
-    def __init__(self, catalog: Catalog, loaded_at: float | None = None,
+    def __init__(self, catalog: Catalog, loaded_at: float = 0.0,
                  config_sources: Mapping[str, str] | None = None) -> None:
         self.catalog = catalog
-        self.loaded_at = time.time() if loaded_at is None else loaded_at
+        self.loaded_at = loaded_at  # when its files were read (wall-clock seconds): the dates of what they define
         # Models and assets defined in the configuration's files (id -> file): never deleted through the API.
         self.config_sources: Mapping[str, str] = config_sources or {}
         self._models = {m.id: m for m in catalog.models}

@@ -46,11 +46,11 @@ import abc
 import builtins
 import enum
 import importlib
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from sitewise_edge.clock import Clock
 from sitewise_edge.config import SourceConfig, source_types
 
 if TYPE_CHECKING:
@@ -82,10 +82,11 @@ class ConnectorStatus:
     values_dropped: int = 0
     """Values read from the device and never handed over (a full buffer, a notification for no node...)."""
 
-    def record_batch(self, batch: pa.RecordBatch) -> None:
+    def record_batch(self, batch: pa.RecordBatch, now: float) -> None:
+        """Count a batch handed over at ``now`` (wall-clock seconds)."""
         self.values_read += batch.num_rows
         self.batches_read += 1
-        self.last_read = time.time()
+        self.last_read = now
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -105,6 +106,8 @@ class Connector(abc.ABC):
 
     name: str
     status: ConnectorStatus
+    clock: Clock
+    """Where the connector reads the time (receive times, ``last_read``); the runtime passes its own."""
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -133,12 +136,13 @@ class StreamingConnector(Connector):
 class ConnectorType(Generic[C]):
     """A connector's registration: the ``type:`` it serves, its config model, and its factory.
 
-    The factory builds a connector from a validated source without I/O (the runtime opens it).
+    The factory builds a connector from a validated source and the runtime's clock, without I/O (the
+    runtime opens it).
     """
 
     type: str
     config: builtins.type[C]  # builtins: ``type`` is the field above
-    factory: Callable[[C], Connector]
+    factory: Callable[[C, Clock], Connector]
 
 
 def registered(type_name: str) -> ConnectorType[Any]:

@@ -64,8 +64,8 @@ def _print_config_error(exc: ConfigError) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.config)
-        registry = _load_registry(cfg)
+        config = load_config(args.config)
+        registry = _load_registry(config)
         from asset_models.metrics import MetricPlan
         from asset_models.transforms import TransformPlan
 
@@ -73,23 +73,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
         MetricPlan.build(registry)
     except (ConfigError, ModelError) as exc:
         return _load_error(exc)
-    unmapped = [a for a in _source_aliases(cfg) if registry.property_by_alias(a) is None]
-    if unmapped and cfg.models:
+    unmapped = [a for a in _source_aliases(config) if registry.property_by_alias(a) is None]
+    if unmapped and config.models:
         print(f"note: {len(unmapped)} source aliases belong to no asset property and will be stored as "
               f"data streams: {', '.join(unmapped[:5])}{' ...' if len(unmapped) > 5 else ''}", file=sys.stderr)
     print("ok")
     return 0
 
 
-def _load_registry(cfg: Config) -> Registry:
+def _load_registry(config: Config) -> Registry:
     from asset_models.registry import Registry
     from sitewise_edge.runtime.models import load_registry
 
-    return load_registry([m.path for m in cfg.models]) if cfg.models else Registry.empty()
+    return load_registry([m.path for m in config.models]) if config.models else Registry.empty()
 
 
-def _source_aliases(cfg: Config) -> list[str]:
-    return [alias for s in cfg.sources for alias in s.aliases()]
+def _source_aliases(config: Config) -> list[str]:
+    return [alias for s in config.sources for alias in s.aliases()]
 
 
 # --- run --------------------------------------------------------------------------------------
@@ -117,11 +117,11 @@ async def _until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        cfg = load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         _print_config_error(exc)
         return EXIT_CONFIG
-    return _run_gateways(lambda: [cfg])
+    return _run_gateways(lambda: [config])
 
 
 def _run_gateways(configs: Callable[[], list[Config]], before: Callable[[], Awaitable[list[object]]] | None = None,
@@ -132,8 +132,8 @@ def _run_gateways(configs: Callable[[], list[Config]], before: Callable[[], Awai
         helpers = await before() if before else []
         gateways: list[Gateway] = []
         try:
-            for cfg in configs():
-                gw = Gateway(cfg)
+            for config in configs():
+                gw = Gateway(config)
                 await gw.start()
                 gateways.append(gw)
             main_gw = gateways[-1]
@@ -261,11 +261,11 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
     from sitewise_edge.publish.deadletter_cli import deadletter_command
 
     try:
-        cfg = load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         _print_config_error(exc)
         return EXIT_CONFIG
-    return deadletter_command(args, cfg)
+    return deadletter_command(args, config)
 
 
 # --- entry point ------------------------------------------------------------------------------

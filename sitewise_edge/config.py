@@ -1,7 +1,7 @@
 """The gateway's configuration: one YAML file validated into typed models.
 
-    cfg = load_config("gateway.yaml")        # raises ConfigError listing every issue
-    cfg.sources[0].name
+    config = load_config("gateway.yaml")        # raises ConfigError listing every issue
+    config.sources[0].name
 
 Every issue names its key path (``sources[1].tags[3].type``) and what was expected.
 ``${VAR}`` (or ``${VAR:-default}``) in any string is replaced from the environment
@@ -481,13 +481,13 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([ConfigIssue(where, f"not valid YAML: {problem}")], str(path)) from None
-    cfg = parse_config(data, env, str(path))
-    return resolve_paths(cfg, path.parent)
+    config = parse_config(data, env, str(path))
+    return resolve_paths(config, path.parent)
 
 
-def resolve_paths(cfg: Config, base: Path) -> Config:
+def resolve_paths(config: Config, base: Path) -> Config:
     """Make the file-relative paths of a configuration absolute (a source resolves its own)."""
-    gateway = cfg.gateway.model_copy(update={"data_dir": resolve_path(cfg.gateway.data_dir, base)})
-    models = [m.model_copy(update={"path": resolve_path(m.path, base)}) for m in cfg.models]
-    sources = [s.resolve_paths(base) for s in cfg.sources]
-    return cfg.model_copy(update={"gateway": gateway, "models": models, "sources": sources})
+    gateway = config.gateway.model_copy(update={"data_dir": resolve_path(config.gateway.data_dir, base)})
+    models = [m.model_copy(update={"path": resolve_path(m.path, base)}) for m in config.models]
+    sources = [s.resolve_paths(base) for s in config.sources]
+    return config.model_copy(update={"gateway": gateway, "models": models, "sources": sources})

@@ -11,13 +11,21 @@
     │       └── ModelInUse*    a delete refused while the object is associated or used
     ├── ConnectorError         a device could not be read; the runtime restarts the source with back-off
     │   └── NodeError          a configured node that cannot be used (malformed id, unknown namespace): a tag error
-    ├── StoreError             the data directory cannot be used (layout version, disk)
-    ├── PublishError           a destination rejected a request as a whole
+    ├── StoreError             the data directory cannot be used (layout version, disk); path, segment, seq
+    │   └── FrameError†        a WAL frame that cannot be read (bad length, checksum, sequence); offset, reason
+    │       └── IncompleteFrame†  the segment ends inside a frame (a torn tail)
+    ├── PublishError           a destination failed a whole pass for good (publisher, endpoint, kind); the
+    │                          SiteWise publisher retries or dead-letters instead, so only the S3 export raises it
     └── ApiError               a request the SiteWise-compatible API refuses (code, HTTP status, body members)
         └── InvalidValue       one TQV that cannot be accepted (InvalidRequestException)
 
 * the model layer's own, in ``asset_models/errors.py``; ``api/sitewise/errors.py`` maps every
   ModelError to its SiteWise error (code, HTTP status, ``resourceId``/``resourceArn``), in one place.
+† the write-ahead log's own, in ``storage/wal.py``.
+
+Errors carry their context as attributes (``ConnectorError.source``/``endpoint``, ``NodeError.node``,
+``StoreError.path``/``segment``/``seq``, ``PublishError.publisher``/``endpoint``/``kind``), not only as text:
+code decides on types and attributes, never on the words of a message.
 
 Only the runtime's supervisor catches broadly; everything else catches these.
 """

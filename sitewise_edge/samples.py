@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sitewise_edge.clock import NS_PER_S
 from sitewise_edge.errors import InvalidValue
 
 
@@ -87,7 +88,6 @@ SCHEMA = pa.schema(
     ]
 )
 
-NS_PER_S = 1_000_000_000
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_STRING_BYTES = 1024
 MAX_SECONDS = 9_223_372_035  # the last whole second int64 nanoseconds can hold (2262-04-11)

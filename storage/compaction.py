@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 
 from sitewise_edge.samples import concat
@@ -50,7 +49,7 @@ class Compaction:
             if not todo:
                 return 0
             first, last = todo[0].seq, todo[-1].seq
-            started = time.monotonic()
+            started = state.clock.monotonic()
             table = concat([r.batch for r in todo])
             written = await asyncio.to_thread(segments.write_partitions, table, state.parquet_dir, first, last)
             await asyncio.to_thread(write_manifest, state.data_dir, last)
@@ -63,9 +62,9 @@ class Compaction:
                 state.resident = state.resident[len(todo):]
                 state.resident_rows -= table.num_rows
             state.stats.compactions += 1
-            state.stats.last_compaction = time.time()
+            state.stats.last_compaction = state.clock.time()
             log.info("compacted %d values (records %d..%d) into %d Parquet files in %.2fs",
-                     table.num_rows, first, last, len(written), time.monotonic() - started)
+                     table.num_rows, first, last, len(written), state.clock.monotonic() - started)
             await asyncio.to_thread(self._drop_passed_segments)
             return table.num_rows
 
@@ -111,13 +110,13 @@ class Compaction:
 
     def _bury(self, paths: list[Path]) -> None:
         """Delete replaced files a little later: a query that took its snapshot before may still read them."""
-        self._graveyard.append((time.monotonic(), paths))
+        self._graveyard.append((self.state.clock.monotonic(), paths))
 
     def empty_graveyard(self, grace: float = GRAVE_GRACE) -> None:
         """Delete the buried files older than ``grace`` seconds (blocking)."""
         keep = []
         for buried_at, paths in self._graveyard:
-            if time.monotonic() - buried_at < grace:
+            if self.state.clock.monotonic() - buried_at < grace:
                 keep.append((buried_at, paths))
                 continue
             for path in paths:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sitewise_edge.clock import NS_PER_S
 from sitewise_edge.samples import SCHEMA
 
 TIME_UNITS = (9, 6, 3, 2, 0)  # candidate exponents of the sub-second unit, coarsest first
@@ -104,8 +105,8 @@ def encode(table: pa.Table) -> pa.Table:
     t = table.column("time").cast(pa.int64()).to_numpy()
     # the nearest whole second: a source clock jittering around the second keeps a steady seconds
     # column (delta 1 at 1 Hz) and a small signed remainder
-    seconds = (t + 500_000_000) // 1_000_000_000
-    frac = t - seconds * 1_000_000_000
+    seconds = (t + NS_PER_S // 2) // NS_PER_S
+    frac = t - seconds * NS_PER_S
     exp = np.zeros(n, dtype=np.int8)
     undecided = np.ones(n, dtype=bool)
     for e in TIME_UNITS:
@@ -161,7 +162,7 @@ def decode(table: pa.Table) -> pa.Table:
     """A file's rows -> sample rows (the inverse of :func:`encode`)."""
     exp = table.column("time_exp").to_numpy(zero_copy_only=False).astype(np.int64)
     frac = table.column("time_frac").to_numpy(zero_copy_only=False).astype(np.int64)
-    t = table.column("time_s").to_numpy(zero_copy_only=False) * 1_000_000_000 + np.where(
+    t = table.column("time_s").to_numpy(zero_copy_only=False) * NS_PER_S + np.where(
         exp == 9, 0, frac * np.power(10, np.minimum(exp, 8)))
     dec = table.column("dec")
     has_dec = pc.is_valid(dec).to_numpy(zero_copy_only=False)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import time
 from pathlib import Path
 
+from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
 from storage import segments, wal
 from storage.cursors import Cursors
 from storage.layout import LATEST_FILE
@@ -37,8 +37,8 @@ class Retention:
     async def apply_retention(self, now_ns: int | None = None) -> int:
         """Delete Parquet days older than the retention period. Returns the files removed."""
         state = self.state
-        now_ns = time.time_ns() if now_ns is None else now_ns
-        cutoff = now_ns - int(state.config.retention * 1e9)
+        now_ns = state.clock.time_ns() if now_ns is None else now_ns
+        cutoff = now_ns - int(state.config.retention * NS_PER_S)
         async with state.maintenance:
             expired = segments.days_before(state.parquet_dir, cutoff)
             if not expired:
@@ -76,7 +76,7 @@ class Retention:
             if usage <= budget:
                 return 0
             freed = 0
-            today = segments.day_folder(time.time_ns() // segments.NS_PER_DAY * segments.NS_PER_DAY)
+            today = segments.day_folder(state.clock.time_ns() // NS_PER_DAY * NS_PER_DAY)
             for folder in sorted(state.parquet_dir.glob("day=*")):
                 if usage - freed <= budget or folder.name >= today:
                     break

@@ -18,17 +18,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
 from sitewise_edge.files import fsync_dir
 from sitewise_edge.samples import SCHEMA
 from storage import encoding
 
 log = logging.getLogger(__name__)
 
-NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 def day_folder(day_start_ns: int) -> str:
-    return "day=" + datetime.fromtimestamp(day_start_ns / 1e9, UTC).strftime("%Y-%m-%d")
+    return "day=" + datetime.fromtimestamp(day_start_ns / NS_PER_S, UTC).strftime("%Y-%m-%d")
 
 
 def sort_and_dedupe(table: pa.Table) -> pa.Table:
@@ -106,7 +106,7 @@ def remove_orphans(directory: Path, compacted_through: int) -> int:
 
 def days_before(directory: Path, before_ns: int) -> list[Path]:
     """Day folders that end before ``before_ns``."""
-    cutoff = datetime.fromtimestamp(before_ns / 1e9, UTC).strftime("%Y-%m-%d")
+    cutoff = datetime.fromtimestamp(before_ns / NS_PER_S, UTC).strftime("%Y-%m-%d")
     return [folder for folder in sorted(directory.glob("day=*")) if folder.name[4:] < cutoff]
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from storage import wal
 from storage.latest import LatestIndex
@@ -54,6 +55,7 @@ class StoreState:
 
     data_dir: Path
     config: StorageConfig
+    clock: Clock = SYSTEM_CLOCK
     stats: StoreStats = field(default_factory=StoreStats)
     maintenance: asyncio.Lock = field(default_factory=asyncio.Lock)
     log: wal.WalWriter | None = None  # the open WAL; None before open and after close

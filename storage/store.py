@@ -35,6 +35,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import StoreError
 from storage import encoding, layout, wal
@@ -58,8 +59,8 @@ MAX_RESIDENT_ROWS = 8_000_000  # ... and that make appends wait for it, so memor
 class Store:
     """The store of one data directory; see the module docstring for its use."""
 
-    def __init__(self, data_dir: Path, config: StorageConfig) -> None:
-        self.state = StoreState(Path(data_dir), config)  # shared by the parts; read-only from outside storage/
+    def __init__(self, data_dir: Path, config: StorageConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.state = StoreState(Path(data_dir), config, clock)  # shared by the parts; read-only from outside storage/
         self.data_dir = self.state.data_dir
         self.wal_dir = self.state.wal_dir
         self.parquet_dir = self.state.parquet_dir

@@ -116,6 +116,26 @@ def test_the_checker_sees_a_wrong_import(tmp_path: Path) -> None:
     assert {"storage.store", "api.app"} <= imports_of(source, "asset_models.x")
 
 
+CLOCK_READS = {("time", "time"), ("time", "time_ns"), ("time", "monotonic"), ("time", "monotonic_ns"),
+               ("datetime", "now"), ("datetime", "utcnow")}
+CLOCK_OWNERS = ("sitewise_edge.clock", "sitewise_edge.simulators")  # the simulators are the plant's own clock
+
+
+def clock_reads(path: Path) -> list[int]:
+    """Lines that read the machine's clock directly (``time.time()``, ``datetime.now()``, ...)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name) and (node.func.value.id, node.func.attr) in CLOCK_READS]
+
+
+def test_only_the_clock_module_reads_the_clock() -> None:
+    """Components take a ``sitewise_edge.clock.Clock`` (the runtime passes its own), so tests can drive time."""
+    wrong = [f"{name}:{line}" for name, path in project_modules().items()
+             if not name.startswith(CLOCK_OWNERS) for line in clock_reads(path)]
+    assert not wrong, f"direct clock reads (use a Clock): {wrong}"
+
+
 if __name__ == "__main__":
     for (src, dst), pairs in sorted(edges().items()):
         print(f"{src:24} -> {dst:24} {len(pairs):3}  e.g. {pairs[0]}")

@@ -17,7 +17,6 @@ with the code and the time of the first page). The token only fits the same requ
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -134,10 +133,10 @@ class _Page:
     digest: str
 
     @classmethod
-    def from_token(cls, token: str | None, entries: list[dict[str, Any]]) -> _Page:
+    def from_token(cls, token: str | None, entries: list[dict[str, Any]], now: float) -> _Page:
         digest = request_digest(json.dumps(entries, sort_keys=True))
         if not token:
-            return cls(0, {}, time.time(), digest)
+            return cls(0, {}, now, digest)
         state = decode_bound(token, digest, "request body")
         index = token_int(state, "i")
         if not 0 <= index < len(entries):
@@ -186,7 +185,7 @@ def _history_spec(backend: Backend, entry: dict[str, Any]) -> _HistorySpec:
 @router.post("/properties/batch/history", summary="BatchGetAssetPropertyValueHistory")
 async def batch_history(request: Request, backend: BackendDep) -> dict[str, Any]:
     entries, limit, token = await _body(request, MAX_BATCH_ENTRIES, MAX_HISTORY_RESULTS)
-    page = _Page.from_token(token, entries)
+    page = _Page.from_token(token, entries, backend.clock.time())
     skipped = [_skipped(e["entryId"], partial(_history_spec, backend, e), page) for e in entries[:page.index]]
     specs: list[tuple[int, _HistorySpec | ApiError]] = []
     for i in range(page.index, len(entries)):
@@ -259,7 +258,7 @@ def _aggregate_spec(backend: Backend, entry: dict[str, Any]) -> _AggregateSpec:
 async def batch_aggregates(request: Request, backend: BackendDep) -> dict[str, Any]:
     """The 1 MB page limit never binds: 4,000 aggregated values stay well under it."""
     entries, limit, token = await _body(request, MAX_BATCH_ENTRIES, MAX_BATCH_AGGREGATE_RESULTS)
-    page = _Page.from_token(token, entries)
+    page = _Page.from_token(token, entries, backend.clock.time())
     skipped = [_skipped(e["entryId"], partial(_aggregate_spec, backend, e), page) for e in entries[:page.index]]
     specs: list[tuple[int, _AggregateSpec | ApiError]] = []
     for i in range(page.index, len(entries)):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +55,7 @@ async def _apply(request: Request, backend: Backend, operation: str, change: Cal
 @router.post("/asset-models", summary="CreateAssetModel", status_code=202)
 async def create_asset_model(request: Request, backend: BackendDep) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
-    now = time.time()
+    now = backend.clock.time()
     return await _apply(request, backend, "CreateAssetModel", lambda r: r.create_asset_model(body, now), body,
                         status=202, answer=render.asset_model_created)
 
@@ -71,7 +70,7 @@ async def delete_asset_model(request: Request, backend: BackendDep, assetModelId
 @router.post("/assets", summary="CreateAsset", status_code=202)
 async def create_asset(request: Request, backend: BackendDep) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
-    now = time.time()
+    now = backend.clock.time()
     return await _apply(request, backend, "CreateAsset", lambda r: r.create_asset(body, now), body,
                         status=202, answer=render.asset_created)
 
@@ -87,7 +86,7 @@ async def delete_asset(request: Request, backend: BackendDep, assetId: str,
 async def update_asset_property(request: Request, backend: BackendDep, assetId: str,
                                 propertyId: str) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
-    now = time.time()
+    now = backend.clock.time()
     return await _apply(request, backend, "UpdateAssetProperty",
                         lambda r: r.update_asset_property(assetId, propertyId, body, now), body)
 

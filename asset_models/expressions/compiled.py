@@ -7,6 +7,8 @@ from typing import Literal
 
 import numpy as np
 
+from sitewise_edge.clock import NS_PER_S
+
 from . import ast as A
 from . import values as V
 from .check import Kind, VarInfo, check
@@ -97,7 +99,7 @@ class Compiled:
                 series[name] = to_series(data, numeric, w, f"window_inputs['{name}']")
             else:
                 per_window[name] = to_col(data, numeric, w, f"window_inputs['{name}']")
-        ctx = Ctx(w, {}, ends / 1e9, clock)
+        ctx = Ctx(w, {}, ends / NS_PER_S, clock)
         ctx.win = WindowState(w, per_window, series, ends, int(interval_ns), ctx)
         return self._run(ctx)
 
@@ -172,7 +174,7 @@ def _seconds(ts: ArrayLike, n: int, what: str) -> np.ndarray:
     arr = np.asarray(ts, dtype=np.int64)
     if arr.shape != (n,):
         raise ValueError(f"{what}: expected {n} timestamps, got shape {arr.shape}")
-    return arr / 1e9
+    return arr / NS_PER_S
 
 
 def _ts_col(table: Mapping[str, Column | ArrayLike] | None, name: str, n: int, what: str) -> Col:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from sitewise_edge.clock import NS_PER_S
+
 from .columns import NUM, OBJ, Col, clean, floats, full
 
 
@@ -127,4 +129,4 @@ def statetime(points: Col, timestamps: np.ndarray, offsets: np.ndarray, prior_on
     starts = ends - interval
     first_ts = np.where(counts > 0, timestamps[np.minimum(offsets[:-1], max(m - 1, 0))] if m else ends, ends)
     total = total + np.where(prior_on, first_ts - starts, 0)
-    return Col(total / 1e9, prior_known, None, NUM)
+    return Col(total / NS_PER_S, prior_known, None, NUM)

@@ -11,18 +11,20 @@ from typing import TYPE_CHECKING
 
 from connectors.base import Connector, ConnectorType, lazy_exports
 from connectors.modbus.config import ModbusSource, ModbusTag
+from sitewise_edge.clock import Clock
 
 if TYPE_CHECKING:
     from connectors.modbus.connector import ModbusConnector
 
 
-def _make(cfg: ModbusSource) -> Connector:
+def _make(config: ModbusSource, clock: Clock) -> Connector:
     from connectors.modbus.connector import ModbusConnector
 
-    return ModbusConnector(cfg)
+    return ModbusConnector(config, clock)
 
 
 CONNECTOR = ConnectorType("modbus", ModbusSource, _make)
+
 
 __getattr__ = lazy_exports(__name__, {"ModbusConnector": "connectors.modbus.connector"})
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,10 +30,11 @@ from connectors.base import ConnectorStatus, PollingConnector
 from connectors.modbus.config import ModbusSource
 from connectors.modbus.decode import DecodeError, Value, check_answer, column_of, decode_slot
 from connectors.modbus.plan import ReadRequest, TagSlot, plan_requests, split
+from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.errors import ConnectorError
 from sitewise_edge.samples import STREAM_TYPE, VALUE_COLUMNS, Quality, from_columns
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -59,8 +59,9 @@ class ModbusConnector(PollingConnector):
     raises :class:`~sitewise_edge.errors.ConfigError`.
     """
 
-    def __init__(self, config: ModbusSource) -> None:
+    def __init__(self, config: ModbusSource, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
+        self.clock = clock
         self.name = config.name
         self.interval = config.interval
         self.status = ConnectorStatus()
@@ -102,7 +103,7 @@ class ModbusConnector(PollingConnector):
             raise self._fail(f"cannot connect to {self._endpoint} ({reason})")
         self._client = client
         self.status.last_error = None
-        logger.info("modbus source %r connected to %s, unit %d, %d requests per poll",
+        log.info("modbus source %r connected to %s, unit %d, %d requests per poll",
                     self.name, self._endpoint, self.config.unit_id, len(self.requests))
 
     async def close(self) -> None:
@@ -113,7 +114,7 @@ class ModbusConnector(PollingConnector):
         try:
             client.close()
         except (ModbusException, OSError) as exc:
-            logger.debug("modbus source %r: error while closing: %s", self.name, exc)
+            log.debug("modbus source %r: error while closing: %s", self.name, exc)
 
     # --- polling -----------------------------------------------------------------------
 
@@ -123,7 +124,7 @@ class ModbusConnector(PollingConnector):
         if client is None:
             raise ConnectorError(f"modbus source {self.name!r}: poll() before open()", source=self.name,
                                  endpoint=self._endpoint)
-        now_ns = time.time_ns()
+        now_ns = self.clock.time_ns()
         n = len(self._aliases)
         values: list[Value | None] = [None] * n
         quality = [int(Quality.GOOD)] * n
@@ -136,7 +137,7 @@ class ModbusConnector(PollingConnector):
             quality[index] = int(Quality.BAD)
         self._update_tag_errors(errors)
         batch = self._build(now_ns, values, quality)
-        self.status.record_batch(batch)
+        self.status.record_batch(batch, self.clock.time())
         return batch
 
     async def _read_or_split(
@@ -149,7 +150,7 @@ class ModbusConnector(PollingConnector):
         parts = split(request)
         if len(parts) == 1:
             parts = split(request, per_tag=True)
-        logger.info("modbus source %r: %s refused with exception %d, reading it as %d requests from now on",
+        log.info("modbus source %r: %s refused with exception %d, reading it as %d requests from now on",
                     self.name, request.describe(), failed, len(parts))
         for slot in request.slots:
             errors.pop(slot.index, None)
@@ -231,11 +232,11 @@ class ModbusConnector(PollingConnector):
         for index, message in errors.items():
             alias = self._aliases[index]
             if tag_errors.get(alias) != message:
-                logger.warning("modbus source %r: tag %r: %s", self.name, alias, message)
+                log.warning("modbus source %r: tag %r: %s", self.name, alias, message)
             tag_errors[alias] = message
         failing = {self._aliases[i] for i in errors}
         for alias in [a for a in tag_errors if a not in failing]:
-            logger.info("modbus source %r: tag %r reads again", self.name, alias)
+            log.info("modbus source %r: tag %r reads again", self.name, alias)
             del tag_errors[alias]
 
     def _fail(self, what: str) -> ConnectorError:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from connectors.base import Connector, ConnectorType, lazy_exports
 from connectors.opcua.config import OpcUaNode, OpcUaSource
+from sitewise_edge.clock import Clock
 
 if TYPE_CHECKING:
     from connectors.opcua.connector import (
@@ -22,10 +23,10 @@ if TYPE_CHECKING:
     from connectors.opcua.convert import ConversionError, Tqv, convert, quality_of
 
 
-def _make(cfg: OpcUaSource) -> Connector:
+def _make(config: OpcUaSource, clock: Clock) -> Connector:
     from connectors.opcua.connector import make_opcua_connector
 
-    return make_opcua_connector(cfg)
+    return make_opcua_connector(config, clock)
 
 
 CONNECTOR = ConnectorType("opcua", OpcUaSource, _make)

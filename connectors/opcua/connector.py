@@ -1,6 +1,6 @@
 """The OPC UA connector: an asyncua client behind the connector interface.
 
-    connector = make_opcua_connector(cfg)     # cfg: an OpcUaSource; no I/O yet
+    connector = make_opcua_connector(config)     # config: an OpcUaSource; no I/O yet
     await connector.open()                    # connect, check the nodes, subscribe
     async for batch in connector.stream():    # mode subscribe (or: await connector.poll())
         ...
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +34,11 @@ from connectors.base import Connector, ConnectorStatus, PollingConnector, Stream
 from connectors.opcua.config import OpcUaSource
 from connectors.opcua.convert import convert, status_name, value_type
 from connectors.opcua.security import PkiError, apply_security, load_pki, offers_endpoint, server_endpoints
+from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.errors import ConnectorError, NodeError
 from sitewise_edge.samples import Quality, SampleBuilder, ValueType
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 500
 """Nodes per Read or CreateMonitoredItems call when the server does not state its limit."""
@@ -57,12 +57,13 @@ class _Node:
 class OpcUaConnector(Connector):
     """What both modes share: connecting, security, node checks, closing. Build with :meth:`from_config`."""
 
-    def __init__(self, cfg: OpcUaSource) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
-        self.interval = cfg.interval
+    def __init__(self, config: OpcUaSource, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.name = config.name
+        self.interval = config.interval
         self.status = ConnectorStatus()
-        self._nodes = [_Node(n.alias, n.node_id, value_type(n.type)) for n in cfg.nodes]
+        self._nodes = [_Node(n.alias, n.node_id, value_type(n.type)) for n in config.nodes]
         self._client: Client | None = None
         self._present: dict[ua.NodeId, tuple[_Node, ...]] = {}  # nodes that exist, by node id
         self._failed: list[_Node] = []  # nodes that owe one BAD row after open
@@ -72,12 +73,12 @@ class OpcUaConnector(Connector):
         self._item_chunk = DEFAULT_CHUNK
 
     @staticmethod
-    def from_config(cfg: OpcUaSource) -> OpcUaConnector:
-        return make_opcua_connector(cfg)
+    def from_config(config: OpcUaSource) -> OpcUaConnector:
+        return make_opcua_connector(config)
 
     @property
     def where(self) -> str:
-        return f"source {self.name!r} ({self.cfg.endpoint})"
+        return f"source {self.name!r} ({self.config.endpoint})"
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -86,7 +87,8 @@ class OpcUaConnector(Connector):
             await self.close()
         self._lost = None
         self._failed = []
-        client = Client(self.cfg.endpoint, timeout=self.cfg.timeout, watchdog_intervall=min(self.cfg.timeout, 5.0))
+        client = Client(self.config.endpoint, timeout=self.config.timeout,
+                        watchdog_intervall=min(self.config.timeout, 5.0))
         client.name = client.description = f"sitewise-edge {self.name}"
         client.connection_lost_callback = self._on_connection_lost
         self._client = client
@@ -103,7 +105,7 @@ class OpcUaConnector(Connector):
             await self.close()
             raise self._error(f"opening failed: {_describe(exc)}") from exc
         self.status.last_error = None
-        logger.info("%s: connected, %d of %d nodes present", self.where, self._count_present(), len(self._nodes))
+        log.info("%s: connected, %d of %d nodes present", self.where, self._count_present(), len(self._nodes))
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -111,33 +113,33 @@ class OpcUaConnector(Connector):
             return
         client.connection_lost_callback = None
         try:
-            await asyncio.wait_for(client.disconnect(), self.cfg.timeout)
+            await asyncio.wait_for(client.disconnect(), self.config.timeout)
         except _IO_ERRORS as exc:
-            logger.debug("%s: disconnect: %s", self.where, _describe(exc))
+            log.debug("%s: disconnect: %s", self.where, _describe(exc))
         client.disconnect_socket()
 
     # --- connecting -----------------------------------------------------------------
 
     async def _connect(self, client: Client) -> None:
-        cfg = self.cfg
-        if cfg.username:
-            client.set_user(cfg.username)
-        if cfg.password:
-            client.set_password(cfg.password)
+        config = self.config
+        if config.username:
+            client.set_user(config.username)
+        if config.password:
+            client.set_password(config.password)
         try:
-            pki = load_pki(cfg) if cfg.security_policy != "None" else None
+            pki = load_pki(config) if config.security_policy != "None" else None
         except PkiError as exc:
             raise self._failure(str(exc)) from exc
         try:
-            async with asyncio.timeout(cfg.timeout):
+            async with asyncio.timeout(config.timeout):
                 if pki is not None:
-                    await apply_security(client, cfg, pki)
+                    await apply_security(client, config, pki)
                 await client.connect()
         except TimeoutError as exc:
             hint = ""
-            if cfg.security_policy != "None":
+            if config.security_policy != "None":
                 hint = " (a server that cannot decrypt the request does not answer: check server_certificate)"
-            raise self._failure(f"no answer within {cfg.timeout:g}s{hint}") from exc
+            raise self._failure(f"no answer within {config.timeout:g}s{hint}") from exc
         except ua.UaStatusCodeError as exc:
             hint = ""
             if status_name(exc.code).startswith(("BadCertificate", "BadSecurity")):
@@ -145,10 +147,10 @@ class OpcUaConnector(Connector):
             raise self._failure(f"connection refused: {_describe(exc)}{hint}") from exc
         except ua.UaError as exc:
             # asyncua says "no matching endpoint" in text only: ask the server what it offers instead
-            endpoints = await server_endpoints(cfg)
-            if endpoints is not None and not offers_endpoint(endpoints, cfg):
-                raise self._failure(f"the server offers no endpoint with security policy {cfg.security_policy} "
-                                    f"and mode {cfg.security_mode}") from exc
+            endpoints = await server_endpoints(config)
+            if endpoints is not None and not offers_endpoint(endpoints, config):
+                raise self._failure(f"the server offers no endpoint with security policy {config.security_policy} "
+                                    f"and mode {config.security_mode}") from exc
             raise self._failure(f"cannot connect: {exc}") from exc
         except OSError as exc:
             raise self._failure(f"cannot connect: {_describe(exc)}") from exc
@@ -202,7 +204,7 @@ class OpcUaConnector(Connector):
             return _parse_node_id(node.node_id, namespaces)
         except ValueError as exc:
             raise NodeError(f"node {node.node_id} is not a valid node id: {exc}", node=node.node_id,
-                            source=self.name, endpoint=self.cfg.endpoint) from None
+                            source=self.name, endpoint=self.config.endpoint) from None
 
     async def _prepare(self, client: Client) -> None:
         """Mode-specific work at the end of open()."""
@@ -228,17 +230,17 @@ class OpcUaConnector(Connector):
         self._failed.append(node)
         if node.alias not in self._warned:
             self._warned.add(node.alias)
-            logger.warning("%s: %s; alias %s gets BAD quality", self.where, message, node.alias)
+            log.warning("%s: %s; alias %s gets BAD quality", self.where, message, node.alias)
 
     def _add_failed_rows(self, builder: SampleBuilder) -> None:
-        now = time.time_ns()
+        now = self.clock.time_ns()
         for node in self._failed:
             builder.add(node.alias, now, None, Quality.BAD, node.forced)
         self._failed = []
 
     def _add(self, builder: SampleBuilder, node: _Node, dv: ua.DataValue, received_ns: int) -> None:
         """One DataValue -> one row (the connector edge: per-value work is expected here)."""
-        tqv = convert(dv, node.forced, self.cfg.timestamp, received_ns)
+        tqv = convert(dv, node.forced, self.config.timestamp, received_ns)
         builder.add(node.alias, tqv.time_ns, tqv.value, tqv.quality, tqv.type)
         if tqv.error is not None:
             self.status.tag_errors[node.alias] = f"node {node.node_id}: {tqv.error}"
@@ -247,7 +249,7 @@ class OpcUaConnector(Connector):
 
     def _failure(self, what: str) -> ConnectorError:
         """The error of this source: the message starts with :attr:`where`, the attributes carry it."""
-        return ConnectorError(f"{self.where}: {what}", source=self.name, endpoint=self.cfg.endpoint)
+        return ConnectorError(f"{self.where}: {what}", source=self.name, endpoint=self.config.endpoint)
 
     def _error(self, what: str) -> ConnectorError:
         """A failure, recorded as the source's last error."""
@@ -261,7 +263,7 @@ class OpcUaConnector(Connector):
     def _set_lost(self, what: str) -> None:
         if self._lost is None:
             self._lost = self._error(what)
-            logger.warning("%s", self._lost)
+            log.warning("%s", self._lost)
 
 
 class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
@@ -274,7 +276,7 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
         if self._lost is not None:
             raise self._lost
         ids = list(self._present)
-        received = time.time_ns()
+        received = self.clock.time_ns()
         results: list[ua.DataValue] = []
         try:
             for chunk in _chunks(ids, self._chunk):
@@ -289,7 +291,7 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
             for node in self._present[nid]:
                 self._add(builder, node, dv, received)
         batch = builder.build()
-        self.status.record_batch(batch)
+        self.status.record_batch(batch, self.clock.time())
         return batch
 
 
@@ -302,8 +304,9 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
     which new rows are dropped and counted in ``status.values_dropped``.
     """
 
-    def __init__(self, cfg: OpcUaSource, *, queue_batches: int = 64, max_buffered_rows: int = 100_000) -> None:
-        super().__init__(cfg)
+    def __init__(self, config: OpcUaSource, clock: Clock = SYSTEM_CLOCK, *, queue_batches: int = 64,
+                 max_buffered_rows: int = 100_000) -> None:
+        super().__init__(config, clock)
         self.max_buffered_rows = max_buffered_rows
         self._queue: asyncio.Queue[pa.RecordBatch | None] = asyncio.Queue(maxsize=queue_batches)
         self._builder = SampleBuilder()
@@ -315,14 +318,14 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
         self._builder = SampleBuilder()
         self._add_failed_rows(self._builder)
         self._schedule_flush()
-        sub = await client.create_subscription(self.cfg.interval * 1000.0, _Handler(self))
+        sub = await client.create_subscription(self.config.interval * 1000.0, _Handler(self))
         self._subscription = sub
         ids = list(self._present)
         for chunk in _chunks(ids, self._item_chunk):
             handles = await sub.subscribe_data_change(
                 [client.get_node(nid) for nid in chunk],
                 queuesize=1,
-                sampling_interval=ua.Double(self.cfg.interval * 1000.0),
+                sampling_interval=ua.Double(self.config.interval * 1000.0),
             )
             for nid, handle in zip(chunk, handles, strict=True):
                 if isinstance(handle, ua.StatusCode):
@@ -355,7 +358,7 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             batch = await queue.get()
             if batch is None:  # a wake-up: the connection is lost or the connector closed
                 continue
-            self.status.record_batch(batch)
+            self.status.record_batch(batch, self.clock.time())
             yield batch
 
     # --- called by asyncua's subscription -----------------------------------------------
@@ -366,7 +369,7 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             self.status.values_dropped += 1
             return
         dv = data.monitored_item.Value
-        received = time.time_ns()
+        received = self.clock.time_ns()
         for target in targets:
             self._add(self._builder, target, dv, received)
         self._schedule_flush()
@@ -398,7 +401,7 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             if rows > self.max_buffered_rows:
                 self.status.values_dropped += rows
                 self._builder = SampleBuilder()
-                logger.warning("%s: consumer too slow, dropped %d values (%d in total)", self.where, rows,
+                log.warning("%s: consumer too slow, dropped %d values (%d in total)", self.where, rows,
                                self.status.values_dropped)
             return
         self._queue.put_nowait(self._builder.build())
@@ -417,11 +420,12 @@ class _Handler:
         self._connector.on_status_change(status)
 
 
-def make_opcua_connector(cfg: OpcUaSource) -> OpcUaStreamingConnector | OpcUaPollingConnector:
+def make_opcua_connector(config: OpcUaSource,
+                         clock: Clock = SYSTEM_CLOCK) -> OpcUaStreamingConnector | OpcUaPollingConnector:
     """The connector for a source's mode (``subscribe`` or ``poll``)."""
-    if cfg.mode == "poll":
-        return OpcUaPollingConnector(cfg)
-    return OpcUaStreamingConnector(cfg)
+    if config.mode == "poll":
+        return OpcUaPollingConnector(config, clock)
+    return OpcUaStreamingConnector(config, clock)
 
 
 # --- pure helpers ---------------------------------------------------------------------

@@ -30,12 +30,12 @@ import base64
 import datetime as dt
 import json
 import math
-import time
 import uuid
 from typing import Any, NamedTuple
 
 from asyncua import ua
 
+from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK
 from sitewise_edge.samples import Quality, ValueType
 
 Scalar = bool | int | float | str
@@ -129,8 +129,8 @@ def datetime_ns(value: dt.datetime | None) -> int | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     delta = value - _EPOCH
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    return ns if ns >= 1_000_000_000 else None
+    ns = (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000
+    return ns if ns >= NS_PER_S else None
 
 
 def pick_time_ns(dv: ua.DataValue, timestamp: str = "source", received_ns: int | None = None) -> int:
@@ -143,7 +143,7 @@ def pick_time_ns(dv: ua.DataValue, timestamp: str = "source", received_ns: int |
         return chosen + (pico or 0) // 100  # picoseconds are counted in 10 ps units
     if server is not None:
         return server
-    return received_ns if received_ns is not None else time.time_ns()
+    return received_ns if received_ns is not None else SYSTEM_CLOCK.time_ns()
 
 
 def iso8601(value: dt.datetime) -> str:

@@ -1,8 +1,8 @@
 """OPC UA security: the certificate files, the policy and mode, and which endpoints a server offers.
 
-    pki = load_pki(cfg)                       # reads and checks the files; raises PkiError
-    await apply_security(client, cfg, pki)    # before client.connect()
-    offers_endpoint(await server_endpoints(cfg), cfg)   # diagnosis after a failure
+    pki = load_pki(config)                       # reads and checks the files; raises PkiError
+    await apply_security(client, config, pki)    # before client.connect()
+    offers_endpoint(await server_endpoints(config), config)   # diagnosis after a failure
 
 Everything but :func:`apply_security` and :func:`server_endpoints` is pure.
 """
@@ -35,14 +35,14 @@ class PkiError(ValueError):
         self.path = path
 
 
-def load_pki(cfg: OpcUaSource) -> Pki:
+def load_pki(config: OpcUaSource) -> Pki:
     """Read and check the certificate files (PEM or DER, told apart by content, not by file name).
 
     They are small, so they are read here; asyncua's own loader would start a worker thread.
     """
     out: Pki = {}
     for key in PATH_FIELDS:
-        path = getattr(cfg, key)
+        path = getattr(config, key)
         if path is None:
             continue
         try:
@@ -90,7 +90,7 @@ def message_mode(name: str) -> ua.MessageSecurityMode:
     return ua.MessageSecurityMode.None_ if name == "None" else ua.MessageSecurityMode[name]
 
 
-async def apply_security(client: Client, cfg: OpcUaSource, pki: Pki) -> None:
+async def apply_security(client: Client, config: OpcUaSource, pki: Pki) -> None:
     """Configure a secured connection; without ``server_certificate``, asyncua asks the server for it."""
     cert = pki["certificate"][1]
     assert isinstance(cert, x509.Certificate)
@@ -100,27 +100,27 @@ async def apply_security(client: Client, cfg: OpcUaSource, pki: Pki) -> None:
         client.application_uri = uri
     server_cert = pki.get("server_certificate")
     await client.set_security(
-        policy_class(cfg.security_policy),
+        policy_class(config.security_policy),
         pki["certificate"][0],
         pki["private_key"][0],
         server_certificate=server_cert[0] if server_cert else None,
-        mode=message_mode(cfg.security_mode),
+        mode=message_mode(config.security_mode),
     )
 
 
-def offers_endpoint(endpoints: Iterable[ua.EndpointDescription], cfg: OpcUaSource) -> bool:
+def offers_endpoint(endpoints: Iterable[ua.EndpointDescription], config: OpcUaSource) -> bool:
     """Whether one of a server's endpoints has the configured policy and mode (as asyncua picks them)."""
-    uri, mode = policy_class(cfg.security_policy).URI, message_mode(cfg.security_mode)
+    uri, mode = policy_class(config.security_policy).URI, message_mode(config.security_mode)
     return any(ep.EndpointUrl.startswith(ua.OPC_TCP_SCHEME) and ep.SecurityMode == mode
                and ep.SecurityPolicyUri == uri for ep in endpoints)
 
 
-async def server_endpoints(cfg: OpcUaSource) -> list[ua.EndpointDescription] | None:
+async def server_endpoints(config: OpcUaSource) -> list[ua.EndpointDescription] | None:
     """The endpoints the source's server offers (GetEndpoints over an unsecured channel, within
     ``timeout``); None when it does not say."""
-    client = Client(cfg.endpoint, timeout=cfg.timeout)
+    client = Client(config.endpoint, timeout=config.timeout)
     try:
-        async with asyncio.timeout(cfg.timeout):
+        async with asyncio.timeout(config.timeout):
             endpoints: list[ua.EndpointDescription] = await client.connect_and_get_server_endpoints()
             return endpoints
     except _IO_ERRORS:

@@ -5,8 +5,8 @@
         async def run(self) -> None: ...         # until cancelled; the runtime restarts it if it raises
         def status(self) -> dict[str, object]: ...   # its entry under "publishers" in /health
 
-    SitewisePublisherTask(cfg, store, ...)       # store: a LogSource (the log and the cursors)
-    S3ExportTask(cfg, store, ...)                # store: a PartitionSource (the Parquet files)
+    SitewisePublisherTask(config, store, ...)       # store: a LogSource (the log and the cursors)
+    S3ExportTask(config, store, ...)                # store: a PartitionSource (the Parquet files)
 
 ``sitewise_edge/publish`` imports only the core modules of ``sitewise_edge``, never ``storage``: the
 store satisfies these protocols as it is, structurally. A place in the log is the store's own

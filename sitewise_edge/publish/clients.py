@@ -1,7 +1,7 @@
 """One boto3 client factory for both publishers, and the client methods they use, as protocols.
 
-    client = sitewise_client(cfg)       # SitewiseClient: batch_put_asset_property_value
-    client = s3_client(cfg)             # S3Client: upload_file, delete_object
+    client = sitewise_client(config)       # SitewiseClient: batch_put_asset_property_value
+    client = s3_client(config)             # S3Client: upload_file, delete_object
     client = make_client(ClientOptions("iotsitewise", "eu-west-1", endpoint_url="http://gw:8080"), "cloud")
 
 Every client gets the gateway's botocore options: botocore's retries off (the publishers retry,
@@ -96,17 +96,18 @@ def endpoint_name(service: str, endpoint_url: str | None, region: str) -> str:
     return endpoint_url or f"AWS {service} in {region}"
 
 
-def sitewise_client(cfg: SitewisePublisher) -> SitewiseClient:
+def sitewise_client(config: SitewisePublisher) -> SitewiseClient:
     """The SiteWise publisher's client: a pool for every request in flight, unsigned to a local endpoint
     when no credentials are found."""
-    opts = ClientOptions("iotsitewise", cfg.region, cfg.endpoint_url, cfg.token,
-                         max_pool_connections=max(10, 2 * cfg.max_in_flight), unsigned_locally=True)
-    client: SitewiseClient = make_client(opts, cfg.name)
+    opts = ClientOptions("iotsitewise", config.region, config.endpoint_url, config.token,
+                         max_pool_connections=max(10, 2 * config.max_in_flight), unsigned_locally=True)
+    client: SitewiseClient = make_client(opts, config.name)
     return client
 
 
-def s3_client(cfg: S3Export) -> S3Client:
+def s3_client(config: S3Export) -> S3Client:
     """The S3 export's client: a longer read timeout (large parts), path-style addressing for an endpoint."""
-    opts = ClientOptions("s3", cfg.region, cfg.endpoint_url, read_timeout=60.0, path_style=bool(cfg.endpoint_url))
-    client: S3Client = make_client(opts, cfg.name)
+    opts = ClientOptions("s3", config.region, config.endpoint_url, read_timeout=60.0,
+                         path_style=bool(config.endpoint_url))
+    client: S3Client = make_client(opts, config.name)
     return client

@@ -35,13 +35,13 @@ import json
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.files import write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,10 @@ class DeadLetterFilter:
 class DeadLetterStore:
     """The dead letters of one destination, in one JSON-lines file. Blocking: call from a thread."""
 
-    def __init__(self, path: Path, publisher: str | None = None, max_bytes: int = 256 * 2**20) -> None:
+    def __init__(self, path: Path, publisher: str | None = None, max_bytes: int = 256 * 2**20,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = Path(path)
+        self.clock = clock
         self.publisher = publisher or self.path.stem
         self.max_bytes = max_bytes
         self.dropped = 0
@@ -124,7 +126,7 @@ class DeadLetterStore:
     def new(self, entries: list[dict[str, Any]], reason: str, state: str = "dead",
             parked_until: float | None = None, next_try: float | None = None) -> list[DeadLetter]:
         """Records for ``entries`` (one each), not yet written: for :meth:`append` or :meth:`settle`."""
-        now = time.time()
+        now = self.clock.time()
         return [DeadLetter(uuid.uuid4().hex, self.publisher, state, reason,
                            {k: v for k, v in e.items() if k != "entryId"}, now, parked_until, next_try)
                 for e in entries]

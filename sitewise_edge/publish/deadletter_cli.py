@@ -3,9 +3,9 @@
     sitewise-edge deadletter list -c gateway.yaml --reason InvalidRequest [--json]
     sitewise-edge deadletter replay -c gateway.yaml --alias '/plant1/temp' --rewrite-alias /plant1/temperature
 
-    status = deadletter_command(args, cfg)   # from sitewise_edge/cli.py, with the parsed arguments
+    status = deadletter_command(args, config)   # from sitewise_edge/cli.py, with the parsed arguments
 
-It asks the API of the gateway that ``cfg`` configures (``GET /deadletters``, ``POST
+It asks the API of the gateway that ``config`` configures (``GET /deadletters``, ``POST
 /deadletters/replay``, with the API token when one is set); when nothing answers (the gateway is
 stopped), it works on the dead-letter files in the data directory, and a replay marked there is
 sent when the gateway starts. Exit status: 0 ok, 1 the API refused the request, 2 a usage error.
@@ -27,9 +27,9 @@ from sitewise_edge.publish.deadletter import DeadLetterFilter, DeadLetterStore
 EXIT_USAGE = 2  # the CLI's status for a command line or configuration that cannot work
 
 
-def deadletter_command(args: argparse.Namespace, cfg: Config) -> int:
+def deadletter_command(args: argparse.Namespace, config: Config) -> int:
     """List or replay (``args.action``) the dead letters that ``args`` filters; prints, returns the exit status."""
-    base, headers = _api_of(cfg)
+    base, headers = _api_of(config)
     try:
         answer = _deadletters_through_api(args, base, headers)
         where = f"gateway at {base}"
@@ -40,8 +40,8 @@ def deadletter_command(args: argparse.Namespace, cfg: Config) -> int:
         if args.action == "replay" and args.rewrite_alias and args.alias is None:
             print("error: --rewrite-alias needs --alias", file=sys.stderr)
             return EXIT_USAGE
-        answer = _deadletters_in_files(args, cfg)
-        where = f"{cfg.gateway.data_dir / 'deadletter'} (gateway not running)"
+        answer = _deadletters_in_files(args, config)
+        where = f"{config.gateway.data_dir / 'deadletter'} (gateway not running)"
     if args.action == "replay":
         print(f"{answer['records']} records ({answer['values']} values) marked for replay ({where})")
     else:
@@ -49,13 +49,13 @@ def deadletter_command(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _api_of(cfg: Config) -> tuple[str, dict[str, str]]:
-    """The base URL of the API that ``cfg`` configures, as seen from this machine, and its headers."""
-    host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "", "::") else cfg.api.host
+def _api_of(config: Config) -> tuple[str, dict[str, str]]:
+    """The base URL of the API that ``config`` configures, as seen from this machine, and its headers."""
+    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "", "::") else config.api.host
     headers = {"content-type": "application/json"}
-    if cfg.api.token:
-        headers["authorization"] = f"Bearer {cfg.api.token}"
-    return f"http://{host}:{cfg.api.port}", headers
+    if config.api.token:
+        headers["authorization"] = f"Bearer {config.api.token}"
+    return f"http://{host}:{config.api.port}", headers
 
 
 def _deadletter_filters(args: argparse.Namespace) -> dict[str, str]:
@@ -79,12 +79,12 @@ def _deadletters_through_api(args: argparse.Namespace, base: str, headers: dict[
     return answer
 
 
-def _deadletters_in_files(args: argparse.Namespace, cfg: Config) -> dict[str, Any]:
+def _deadletters_in_files(args: argparse.Namespace, config: Config) -> dict[str, Any]:
     """What the API would answer, from the dead-letter files of a stopped gateway."""
     flt = DeadLetterFilter(reason=args.reason, alias=args.alias, state=args.state)
-    names = [p.name for p in cfg.publishers if isinstance(p, SitewisePublisher)
+    names = [p.name for p in config.publishers if isinstance(p, SitewisePublisher)
              and (args.publisher is None or p.name == args.publisher)]
-    stores = [DeadLetterStore(cfg.gateway.data_dir / "deadletter" / f"{name}.jsonl", name) for name in names]
+    stores = [DeadLetterStore(config.gateway.data_dir / "deadletter" / f"{name}.jsonl", name) for name in names]
     if args.action == "list":
         return {"deadLetters": [r.to_json() for st in stores for r in st.list(flt)]}
     chosen = [r for st in stores for r in st.mark_replay(flt, args.rewrite_alias)]

@@ -1,6 +1,6 @@
 """The SiteWise publisher's pipeline: drains read the log from a durable cursor, lanes send.
 
-    pipeline = Pipeline(cfg, store, stats, prepare, deliver, cursor_name="publisher-cloud",
+    pipeline = Pipeline(config, store, stats, prepare, deliver, cursor_name="publisher-cloud",
                         state_path=data_dir / "publishers" / "cloud.json", endpoint="http://cloud:8080")
     await pipeline.run(helpers=[requeue_task])   # until cancelled; raises what a lane, drain or helper raised
     pipeline.oldest_ns                           # the oldest value not yet acknowledged, for the status
@@ -36,10 +36,11 @@ from typing import Generic
 
 import pyarrow as pa
 
+from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK, Clock
 from sitewise_edge.config import SitewisePublisher
 from sitewise_edge.files import write_json_atomic
 from sitewise_edge.publish.base import LogSource, P
-from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES, NS, Entry
+from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES, Entry
 from sitewise_edge.publish.stats import SitewiseStats
 
 log = logging.getLogger(__name__)
@@ -175,11 +176,11 @@ class _Drain(Generic[P]):
                     continue
                 if not self.window:
                     pipe.stats.state = "idle"
-                await pipe.store.wait_for_data(pipe.cfg.batch_interval)
+                await pipe.store.wait_for_data(pipe.config.batch_interval)
                 continue
             if table.num_rows < MAX_VALUES * MAX_ENTRIES and not self.window and self.stop is None:
                 # little is waiting: wait a moment for more, so requests go out full
-                await pipe.store.wait_for_data(pipe.cfg.batch_interval)
+                await pipe.store.wait_for_data(pipe.config.batch_interval)
                 table, next_pos = await asyncio.to_thread(self._read, self.position, rows)
             self.behind = table.num_rows >= rows
             pipe.stats.state = "sending"
@@ -218,18 +219,20 @@ class _Drain(Generic[P]):
 class Pipeline(Generic[P]):
     """The drains and lanes of one SiteWise destination, for one run (a restart builds a new one)."""
 
-    def __init__(self, cfg: SitewisePublisher, store: LogSource[P], stats: SitewiseStats, prepare: Prepare,
-                 deliver: Deliver, *, cursor_name: str, state_path: Path, endpoint: str) -> None:
-        self.cfg = cfg
+    def __init__(self, config: SitewisePublisher, store: LogSource[P], stats: SitewiseStats, prepare: Prepare,
+                 deliver: Deliver, *, cursor_name: str, state_path: Path, endpoint: str,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
         self.endpoint = endpoint
-        self.name = cfg.name
+        self.name = config.name
         self.store = store
         self.stats = stats
         self.prepare = prepare
         self.cursor_name = cursor_name
         self.state_path = state_path
-        self.chunk_rows = cfg.max_in_flight * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
-        self.lanes: list[_Lane[P]] = [_Lane(deliver) for _ in range(cfg.max_in_flight)]
+        self.chunk_rows = config.max_in_flight * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
+        self.lanes: list[_Lane[P]] = [_Lane(deliver) for _ in range(config.max_in_flight)]
         self.drains: list[_Drain[P]] = []
 
     @property
@@ -317,10 +320,10 @@ class Pipeline(Generic[P]):
     def _should_split(self, d: _Drain[P]) -> bool:
         if not d.behind:
             return False
-        if self.cfg.publishing_order == "newest_first":
+        if self.config.publishing_order == "newest_first":
             return True
         oldest = d.oldest_ns
-        return oldest is not None and time.time() - oldest / NS > self.cfg.live_after
+        return oldest is not None and self.clock.time() - oldest / NS_PER_S > self.config.live_after
 
     async def _split(self, d: _Drain[P]) -> None:
         split_at = type(d.position)(self.store.visible_seq, 0)  # every record below it is readable
@@ -366,4 +369,4 @@ class Pipeline(Generic[P]):
 
 
 def _iso(ns: int | None) -> str:
-    return "none" if ns is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / NS))
+    return "none" if ns is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / NS_PER_S))

@@ -18,15 +18,17 @@ a bucket; a caller that must wait has already reserved its tokens and sleeps unt
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+
+from sitewise_edge.clock import SYSTEM_CLOCK
 
 
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` at once (default: one second's worth)."""
 
-    def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: float | None = None,
+                 clock: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         self.rate = rate
@@ -57,7 +59,8 @@ class TokenBucket:
 class KeyedBuckets:
     """One bucket per key (asset property), created on first use and forgotten once full again."""
 
-    def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: float | None = None,
+                 clock: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
         self.rate = rate
         self.burst = burst
         self.clock = clock
@@ -86,7 +89,7 @@ class RateLimits:
     have enough, so what the endpoint sees keeps every limit (not each limit at a different time)."""
 
     def __init__(self, values_per_s: float = 0, requests_per_s: float = 0, entries_per_property_per_s: float = 0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
         self.clock = clock
         self.values = TokenBucket(values_per_s, clock=clock) if values_per_s > 0 else None
         self.requests = TokenBucket(requests_per_s, clock=clock) if requests_per_s > 0 else None

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sitewise_edge.clock import NS_PER_S
 from sitewise_edge.publish.streams import synthetic_ids
 from sitewise_edge.samples import QUALITY_NAMES
 
@@ -29,7 +30,6 @@ MAX_VALUES = 10
 MAX_AGE_S = 7 * 86_400
 MAX_FUTURE_S = 5 * 60  # the gateway documentation's window, stricter than the API's 10 minutes
 AGE_MARGIN_S = 60  # values this close to the 7-day limit would expire in flight
-NS = 1_000_000_000
 
 
 def entry_target(stream: str) -> dict[str, str]:
@@ -65,7 +65,7 @@ def sitewise_rejections(table: pa.Table, now_s: float | None = None) -> np.ndarr
         reasons[m] = reason
         bad[:] |= m
 
-    seconds = pc.divide(table.column("time").cast(pa.int64()), pa.scalar(NS, pa.int64()))
+    seconds = pc.divide(table.column("time").cast(pa.int64()), pa.scalar(NS_PER_S, pa.int64()))
     mark(pc.less(seconds, 1), "InvalidRequestException: timestamp before 1970-01-01T00:00:01Z")
     if now_s is not None:
         mark(pc.less(seconds, int(now_s) - MAX_AGE_S + AGE_MARGIN_S),
@@ -85,8 +85,8 @@ def sitewise_rejections(table: pa.Table, now_s: float | None = None) -> np.ndarr
 def property_values(table: pa.Table) -> list[dict[str, Any]]:
     """Rows -> SiteWise ``AssetPropertyValue`` dicts for boto3 (NaN as a float): the one per-value loop."""
     t = table.column("time").cast(pa.int64()).to_numpy()
-    secs = (t // NS).tolist()
-    nanos = (t % NS).tolist()
+    secs = (t // NS_PER_S).tolist()
+    nanos = (t % NS_PER_S).tolist()
     quality = [QUALITY_NAMES[q] for q in table.column("quality").to_pylist()]
     n = table.num_rows
     variants: list[dict[str, Any] | None] = [None] * n

@@ -1,6 +1,6 @@
 """Where values go that SiteWise does not (or not yet) take: an S3 export, parking, the dead letters.
 
-    router = Router(cfg, deadletters, stats, send, exports=[s3_cfg], skip=gateway.not_forwarded)
+    router = Router(config, deadletters, stats, send, exports=[s3_cfg], skip=gateway.not_forwarded)
     prepared = router.prepare(table)     # before sending (worker thread): filters, old values, checks
     await router.dead_letter(failures)   # after sending: parked or dead, durable before the cursor moves
     await router.requeue_loop()          # until cancelled: parked records when due, replays at once
@@ -27,19 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK, Clock
 from sitewise_edge.config import S3Export, SitewisePublisher
 from sitewise_edge.publish.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from sitewise_edge.publish.pipeline import Prepared
 from sitewise_edge.publish.requests import (
     AGE_MARGIN_S,
     MAX_AGE_S,
-    NS,
     Entry,
     build_entries,
     build_requests,
@@ -62,18 +61,19 @@ Send = Callable[[list[Entry]], Awaitable[list[Failure]]]
 class Router:
     """Routes the values of one SiteWise destination that are not simply delivered."""
 
-    def __init__(self, cfg: SitewisePublisher, deadletters: DeadLetterStore, stats: SitewiseStats, send: Send,
-                 *, lanes: int, exports: Sequence[S3Export] = (), skip: Callable[[], set[str]] | None = None
-                 ) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
+    def __init__(self, config: SitewisePublisher, deadletters: DeadLetterStore, stats: SitewiseStats, send: Send,
+                 *, lanes: int, exports: Sequence[S3Export] = (), skip: Callable[[], set[str]] | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.name = config.name
         self.deadletters = deadletters
         self.stats = stats
         self.send = send
         self.lanes = lanes
         self.skip = skip
-        self._allowed = stream_filter(cfg.include, cfg.exclude)
-        self._filtered = cfg.include != ["*"] or bool(cfg.exclude)
+        self._allowed = stream_filter(config.include, config.exclude)
+        self._filtered = config.include != ["*"] or bool(config.exclude)
         self._exports = [stream_filter(e.include, e.exclude) for e in exports]
         self._allowed_cache: dict[str, bool] = {}
         self._s3_cache: dict[str, bool] = {}
@@ -94,8 +94,8 @@ class Router:
         if table.num_rows == 0:
             return out
         out.streams = len(pc.unique(table.column("stream")))
-        now = time.time()
-        if self.cfg.cutoff is not None or self._exports:
+        now = self.clock.time()
+        if self.config.cutoff is not None or self._exports:
             table, out.to_s3, dead = self._route_old(table, now)
             out.rejected += dead
         reasons = sitewise_rejections(table, now)
@@ -113,8 +113,9 @@ class Router:
 
     def _route_old(self, table: pa.Table, now: float) -> tuple[pa.Table, int, int]:
         """Values older than the cutoff (or SiteWise's 7 days): to an S3 export covering them, else dead letters."""
-        limit = MAX_AGE_S - AGE_MARGIN_S if self.cfg.cutoff is None else min(self.cfg.cutoff, MAX_AGE_S - AGE_MARGIN_S)
-        old = pc.less(table.column("time").cast(pa.int64()), int((now - limit) * NS))
+        ceiling = MAX_AGE_S - AGE_MARGIN_S
+        limit = ceiling if self.config.cutoff is None else min(self.config.cutoff, ceiling)
+        old = pc.less(table.column("time").cast(pa.int64()), int((now - limit) * NS_PER_S))
         if not pc.any(old).as_py():
             return table, 0, 0
         old_rows = table.filter(old)
@@ -124,8 +125,8 @@ class Router:
         n_s3 = int(pc.sum(in_s3).as_py() or 0)
         dead = old_rows.filter(pc.invert(in_s3))
         if dead.num_rows:
-            why = (f"older than the cutoff ({self.cfg.cutoff:g}s) and no S3 export covers the stream"
-                   if self.cfg.cutoff is not None else
+            why = (f"older than the cutoff ({self.config.cutoff:g}s) and no S3 export covers the stream"
+                   if self.config.cutoff is not None else
                    "TimestampOutOfRangeException: older than 7 days and no S3 export covers the stream")
             self.deadletters.append(build_entries(dead), why)
             log.error("publisher %s: %d values dead-lettered: %s", self.name, dead.num_rows, why)
@@ -138,18 +139,18 @@ class Router:
 
     async def dead_letter(self, failures: list[Failure]) -> None:
         """Park what may pass later, dead-letter the rest; durable before the caller acknowledges."""
-        now = time.time()
-        parked = [f for f in failures if f.code == PARKED_CODE and self.cfg.park_unknown_for > 0]
+        now = self.clock.time()
+        parked = [f for f in failures if f.code == PARKED_CODE and self.config.park_unknown_for > 0]
         dead = [f for f in failures if f not in parked]
         if parked:
             n = entry_values([f.entry for f in parked])
             self.stats.values_parked += n
             for reason in sorted({f.reason for f in parked}):
                 await asyncio.to_thread(self.deadletters.append, [f.entry for f in parked if f.reason == reason],
-                                        reason, "parked", now + self.cfg.park_unknown_for,
-                                        now + self.cfg.park_retry_interval)
+                                        reason, "parked", now + self.config.park_unknown_for,
+                                        now + self.config.park_retry_interval)
             log.warning("publisher %s: %d values parked for %gs (%s); tried again every %gs", self.name, n,
-                        self.cfg.park_unknown_for, parked[0].reason, self.cfg.park_retry_interval)
+                        self.config.park_unknown_for, parked[0].reason, self.config.park_retry_interval)
             self._wake.set()
         if dead:
             n = entry_values([f.entry for f in dead])
@@ -177,16 +178,16 @@ class Router:
         self._wake.set()
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.cfg.park_retry_interval)
+                await asyncio.wait_for(self._wake.wait(), self.config.park_retry_interval)
             except TimeoutError:
                 pass
             self._wake.clear()
-            due, expired = await asyncio.to_thread(self.deadletters.due, time.time())
+            due, expired = await asyncio.to_thread(self.deadletters.due, self.clock.time())
             if expired:
                 n = sum(r.values for r in expired)
                 self.stats.values_rejected += n
                 log.error("publisher %s: %d parked values still refused after %gs: dead-lettered (%s)", self.name,
-                          n, self.cfg.park_unknown_for, expired[0].reason)
+                          n, self.config.park_unknown_for, expired[0].reason)
             if due:
                 await self._requeue(due)
 
@@ -199,7 +200,7 @@ class Router:
         try:
             for record in records:
                 failures = await self.send([{"entryId": "d0", **record.entry}])
-                now = time.time()
+                now = self.clock.time()
                 refused += [self._refile(record, f, now) for f in failures]
                 sent.add(record.id)
                 n = record.values - entry_values([f.entry for f in failures])
@@ -216,7 +217,7 @@ class Router:
         """A record refused again: parked once more while its parking lasts, else dead."""
         if failure.code == PARKED_CODE and record.state == "parked" and (record.parked_until or 0) > now:
             (again,) = self.deadletters.new([failure.entry], record.reason, "parked", record.parked_until,
-                                            now + self.cfg.park_retry_interval)
+                                            now + self.config.park_retry_interval)
             return again
         self.stats.values_rejected += entry_values([failure.entry])
         (dead,) = self.deadletters.new([failure.entry], failure.reason)

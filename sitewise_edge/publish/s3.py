@@ -1,7 +1,7 @@
 """The S3 export: sealed days of the store, one Parquet file per UTC day, in a Hive layout.
 
-    task = S3ExportTask(cfg, store, source="plant1-gw")
-    await task.run()              # every cfg.interval: export what is sealed and not yet exported
+    task = S3ExportTask(config, store, source="plant1-gw")
+    await task.run()              # every config.interval: export what is sealed and not yet exported
     await task.export_once()      # one pass (tests, the CLI); returns the days uploaded
 
 A day is *sealed* once it is over plus ``seal_after`` (grace for late data) and none of its
@@ -34,7 +34,6 @@ import logging
 import re
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -47,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from boto3.s3.transfer import TransferConfig
 
+from sitewise_edge.clock import NS_PER_DAY, NS_PER_S, SYSTEM_CLOCK, Clock
 from sitewise_edge.config import S3Export
 from sitewise_edge.errors import PublishError
 from sitewise_edge.files import write_json_atomic
@@ -112,7 +112,7 @@ def days_touched(resident: Iterable[tuple[int, pa.RecordBatch]]) -> set[str]:
         if batch.num_rows == 0:
             continue
         mm = pc.min_max(batch.column("time").cast(pa.int64()))
-        lo, hi = mm["min"].as_py() // (86_400 * 10**9), mm["max"].as_py() // (86_400 * 10**9)
+        lo, hi = mm["min"].as_py() // NS_PER_DAY, mm["max"].as_py() // NS_PER_DAY
         for d in range(lo, min(hi, lo + 366) + 1):
             days.add((date(1970, 1, 1) + timedelta(days=d)).isoformat())
     return days
@@ -156,8 +156,8 @@ def to_export_table(table: pa.Table) -> pa.Table:
         prop.append(None if ids is None else ids[1])
     idx = encoded.indices
     ns = table.column("time").cast(pa.int64())
-    seconds = pc.divide(ns, pa.scalar(10**9, pa.int64()))  # integer division: times are after 1970
-    nanos = pc.subtract(ns, pc.multiply(seconds, pa.scalar(10**9, pa.int64()))).cast(pa.int32())
+    seconds = pc.divide(ns, pa.scalar(NS_PER_S, pa.int64()))  # integer division: times are after 1970
+    nanos = pc.subtract(ns, pc.multiply(seconds, pa.scalar(NS_PER_S, pa.int64()))).cast(pa.int32())
     quality = pc.take(pa.array(QUALITY_NAMES, pa.string()), table.column("quality").cast(pa.int32()))
     data_type = pc.utf8_upper(value_types(table))
     return pa.table([
@@ -257,17 +257,18 @@ class ExportRecord:
 class _Progress:
     """boto3 transfer callback (called from its threads): a log line every PROGRESS_EVERY seconds."""
 
-    def __init__(self, what: str, total: int) -> None:
+    def __init__(self, what: str, total: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.what = what
+        self.clock = clock
         self.total = total
         self.done = 0
-        self.started = self.last = time.monotonic()
+        self.started = self.last = clock.monotonic()
         self.lock = threading.Lock()
 
     def __call__(self, n: int) -> None:
         with self.lock:
             self.done += n
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if now - self.last < PROGRESS_EVERY or self.done >= self.total:
                 return
             self.last = now
@@ -279,36 +280,36 @@ class _Progress:
 class S3ExportTask:
     """Runs one S3 destination until cancelled: a :class:`~sitewise_edge.publish.base.Publisher`."""
 
-    def __init__(self, cfg: S3Export, store: PartitionSource, source: str = "sitewise-edge", *,
-                 client: S3Client | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
+    def __init__(self, config: S3Export, store: PartitionSource, source: str = "sitewise-edge", *,
+                 client: S3Client | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.name = config.name
         self.store = store
         self.source = source
         self.client = client
         self.clock = clock
-        self.endpoint = endpoint_name("S3", cfg.endpoint_url, cfg.region)
+        self.endpoint = endpoint_name("S3", config.endpoint_url, config.region)
         self.stats = ExportStats()
-        self.retry = s3_policy(cfg.interval, MAX_BACKOFF)
-        self.prefix = normalize_prefix(cfg.prefix)
-        self.filters = {"include": list(cfg.include), "exclude": list(cfg.exclude)}
+        self.retry = s3_policy(config.interval, MAX_BACKOFF)
+        self.prefix = normalize_prefix(config.prefix)
+        self.filters = {"include": list(config.include), "exclude": list(config.exclude)}
         data_dir = Path(store.data_dir)
-        self.record = ExportRecord(data_dir / "cursors" / "s3" / f"{cfg.name}.json",
-                                   f"s3://{cfg.bucket}/{self.prefix}")
-        self.staging = data_dir / "exports" / f"s3-{cfg.name}"
-        self.transfer = TransferConfig(multipart_threshold=cfg.multipart_threshold, multipart_chunksize=CHUNK_SIZE,
+        self.record = ExportRecord(data_dir / "cursors" / "s3" / f"{config.name}.json",
+                                   f"s3://{config.bucket}/{self.prefix}")
+        self.staging = data_dir / "exports" / f"s3-{config.name}"
+        self.transfer = TransferConfig(multipart_threshold=config.multipart_threshold, multipart_chunksize=CHUNK_SIZE,
                                        max_concurrency=CONCURRENCY, use_threads=True)
         self._loaded = False
 
     async def run(self) -> None:
         log.info("s3 export %s: sealed days to s3://%s/%s (every %.0fs, %.0fs after the end of a day)",
-                 self.name, self.cfg.bucket, self.prefix, self.cfg.interval, self.cfg.seal_after)
+                 self.name, self.config.bucket, self.prefix, self.config.interval, self.config.seal_after)
         while True:
             try:
                 await self.export_once()
             except PublishError:
                 pass  # counted, logged and in the stats; tried again next interval
-            await asyncio.sleep(self.cfg.interval)
+            await asyncio.sleep(self.config.interval)
 
     def status(self) -> dict[str, object]:
         """The stats (a :class:`~sitewise_edge.publish.base.Publisher`)."""
@@ -323,7 +324,7 @@ class S3ExportTask:
             await asyncio.to_thread(self._prepare)
             self._loaded = True
         if self.client is None:
-            self.client = await asyncio.to_thread(s3_client, self.cfg)  # reads credentials: not on the loop
+            self.client = await asyncio.to_thread(s3_client, self.config)  # reads credentials: not on the loop
         todo = await asyncio.to_thread(self._pending_days)
         self._set_backlog(todo)
         if not todo:
@@ -356,10 +357,10 @@ class S3ExportTask:
             if folder.startswith("day="):
                 by_day.setdefault(folder[4:], []).append(Path(f))
         waiting = days_touched(snap.resident)
-        now = self.clock()
+        now = self.clock.time()
         out = []
         for day in sorted(by_day):
-            if day in waiting or not sealed(day, now, self.cfg.seal_after):
+            if day in waiting or not sealed(day, now, self.config.seal_after):
                 continue
             if not self.record.is_current(day, {p.name for p in by_day[day]}, self.filters):
                 out.append((day, by_day[day]))
@@ -381,8 +382,8 @@ class S3ExportTask:
                 if previous.get("key"):
                     old_key = previous["key"]
                     client = self._client()
-                    await self._call(f"deleting s3://{self.cfg.bucket}/{old_key}",
-                                     lambda: client.delete_object(Bucket=self.cfg.bucket, Key=old_key))
+                    await self._call(f"deleting s3://{self.config.bucket}/{old_key}",
+                                     lambda: client.delete_object(Bucket=self.config.bucket, Key=old_key))
                 key_written = None
             else:
                 await self._upload(built, key)
@@ -393,16 +394,16 @@ class S3ExportTask:
         self.record.days[day] = {
             "key": key_written, "rows": built.rows, "bytes": built.size, "sha256": built.sha256,
             "files": built.sources, "filters": self.filters,
-            "exportedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+            "exportedAt": datetime.fromtimestamp(self.clock.time(), UTC).isoformat(timespec="seconds"),
         }
         await asyncio.to_thread(self.record.save)
         self.stats.values_sent += built.rows
-        self.stats.last_success = time.time()
+        self.stats.last_success = self.clock.time()
         self.stats.last_export = day
         if key_written:
             self.stats.files_exported += 1
             self.stats.bytes_exported += built.size
-        log.info("s3 export %s: %s -> s3://%s/%s (%d values, %d bytes)", self.name, day, self.cfg.bucket,
+        log.info("s3 export %s: %s -> s3://%s/%s (%d values, %d bytes)", self.name, day, self.config.bucket,
                  key_written or "(nothing: every stream filtered out)", built.rows, built.size)
         return True
 
@@ -410,13 +411,13 @@ class S3ExportTask:
         assert built.path is not None
         path = built.path
         client = self._client()
-        progress = _Progress(f"s3 export {self.name}: uploading {key}", built.size) \
-            if built.size >= self.cfg.multipart_threshold else None
+        progress = _Progress(f"s3 export {self.name}: uploading {key}", built.size, self.clock) \
+            if built.size >= self.config.multipart_threshold else None
         extra = {"ContentType": "application/vnd.apache.parquet",
                  "Metadata": {"sha256": built.sha256, "rows": str(built.rows), "gateway": self.source,
                               "format": str(FORMAT_VERSION)}}
-        await self._call(f"uploading s3://{self.cfg.bucket}/{key}", lambda: client.upload_file(
-            str(path), self.cfg.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=progress))
+        await self._call(f"uploading s3://{self.config.bucket}/{key}", lambda: client.upload_file(
+            str(path), self.config.bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=progress))
 
     def _client(self) -> S3Client:
         if self.client is None:
@@ -441,7 +442,7 @@ class S3ExportTask:
             if not failure.retryable:
                 self.stats.state = "error"
                 log.error("s3 export %s: %s failed: %s; trying again in %.0fs", self.name, what, failure.message,
-                          self.cfg.interval)
+                          self.config.interval)
                 raise PublishError(f"s3 export {self.name}: {self.stats.last_error}", retryable=False,
                                    publisher=self.name, endpoint=self.endpoint, kind=failure.kind)
             attempt += 1

@@ -1,6 +1,6 @@
 """The SiteWise publisher: forwards the store to ``BatchPutAssetPropertyValue`` from a durable cursor.
 
-    task = SitewisePublisherTask(cfg, store, data_dir / "deadletter", exports=[s3_cfg])
+    task = SitewisePublisherTask(config, store, data_dir / "deadletter", exports=[s3_cfg])
     await task.run()            # until cancelled; task.status() for /health
 
 Store first, forward second: the publisher reads what the store has accepted, never what the
@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic
 
 import pyarrow as pa
 
+from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import S3Export, SitewisePublisher
 from sitewise_edge.publish.base import LogSource, P
 from sitewise_edge.publish.clients import SitewiseClient, endpoint_name, sitewise_client
@@ -50,35 +50,39 @@ class SitewisePublisherTask(Generic[P]):
     """Runs one SiteWise destination until cancelled: a :class:`~sitewise_edge.publish.base.Publisher`,
     with dead letters (``deadletters``, :meth:`replay`, :meth:`wake_requeue`)."""
 
-    def __init__(self, cfg: SitewisePublisher, store: LogSource[P], deadletter_dir: Path,
+    def __init__(self, config: SitewisePublisher, store: LogSource[P], deadletter_dir: Path,
                  client: SitewiseClient | None = None, skip: Callable[[], set[str]] | None = None, *,
-                 state_dir: Path | None = None, exports: Sequence[S3Export] = ()) -> None:
-        self.cfg = cfg
-        self.name = cfg.name
+                 state_dir: Path | None = None, exports: Sequence[S3Export] = (), clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.clock = clock
+        self.name = config.name
         self.store = store
         self.client = client
-        self.endpoint = endpoint_name("IoT SiteWise", cfg.endpoint_url, cfg.region)
+        self.endpoint = endpoint_name("IoT SiteWise", config.endpoint_url, config.region)
         self.stats = SitewiseStats()
-        self.deadletter_path = deadletter_dir / f"{cfg.name}.jsonl"
-        self.deadletters = DeadLetterStore(self.deadletter_path, cfg.name, cfg.deadletter_max_size)
-        self.state_path = (state_dir or deadletter_dir.parent / "publishers") / f"{cfg.name}.json"
-        self.cursor_name = f"publisher-{cfg.name}"
-        self.limits = RateLimits(cfg.rate_limit_values, cfg.rate_limit_requests, cfg.rate_limit_entries_per_property)
-        self.retry = sitewise_policy(cfg.min_retry_interval, cfg.max_retry_interval)
+        self.deadletter_path = deadletter_dir / f"{config.name}.jsonl"
+        self.deadletters = DeadLetterStore(self.deadletter_path, config.name, config.deadletter_max_size, clock)
+        self.state_path = (state_dir or deadletter_dir.parent / "publishers") / f"{config.name}.json"
+        self.cursor_name = f"publisher-{config.name}"
+        self.limits = RateLimits(config.rate_limit_values, config.rate_limit_requests,
+                                 config.rate_limit_entries_per_property,
+                                 clock=clock.monotonic)
+        self.retry = sitewise_policy(config.min_retry_interval, config.max_retry_interval)
         self.streak = FailureStreak(self.retry.backoff)
-        self.router = Router(cfg, self.deadletters, self.stats, self.send, lanes=cfg.max_in_flight,
-                             exports=exports, skip=skip)
+        self.router = Router(config, self.deadletters, self.stats, self.send, lanes=config.max_in_flight,
+                             exports=exports, skip=skip, clock=clock)
         self.pipeline: Pipeline[P] | None = None
 
     # --- running ------------------------------------------------------------------------
 
     async def run(self) -> None:
         if self.client is None:
-            self.client = await asyncio.to_thread(sitewise_client, self.cfg)  # reads credentials: not on the loop
+            self.client = await asyncio.to_thread(sitewise_client, self.config)  # reads credentials: not on the loop
         # a restart after a failure starts clean: requests queued by the last run are read again from the cursor
         self.streak = FailureStreak(self.retry.backoff)
-        self.pipeline = Pipeline(self.cfg, self.store, self.stats, self.prepare, self.deliver,
-                                 cursor_name=self.cursor_name, state_path=self.state_path, endpoint=self.endpoint)
+        self.pipeline = Pipeline(self.config, self.store, self.stats, self.prepare, self.deliver,
+                                 cursor_name=self.cursor_name, state_path=self.state_path, endpoint=self.endpoint,
+                                 clock=self.clock)
         helpers = [asyncio.create_task(self.router.requeue_loop(), name=f"{self.name}-requeue"),
                    asyncio.create_task(self._status_loop(), name=f"{self.name}-status")]
         await self.pipeline.run(helpers)
@@ -123,7 +127,7 @@ class SitewisePublisherTask(Generic[P]):
             self.stats.throttled += outcome.throttled
             self.stats.values_sent += outcome.delivered
             self.stats.requests_sent += 1
-            self.stats.last_success = time.time()
+            self.stats.last_success = self.clock.time()
             failures += outcome.failures
             pending = outcome.retry
             if pending:  # some values again, after a back-off of this request's own
@@ -147,12 +151,12 @@ class SitewisePublisherTask(Generic[P]):
         return out
 
     async def _wait_pause(self) -> None:
-        while (delay := self.streak.remaining(time.monotonic())) > 0:  # noqa: ASYNC110 - a deadline that may move on
+        while (delay := self.streak.remaining(self.clock.monotonic())) > 0:  # noqa: ASYNC110 - a deadline that may move on
             await asyncio.sleep(delay)
 
     def _pause(self, failure: RequestFailure) -> None:
         """A whole request failed with something that passes: every lane pauses (shared back-off)."""
-        delay = self.streak.failed(time.monotonic())
+        delay = self.streak.failed(self.clock.monotonic())
         if failure.throttled:
             self.stats.state = "throttled"
         else:
@@ -187,21 +191,21 @@ class SitewisePublisherTask(Generic[P]):
 
     def _snapshot(self) -> dict[str, object]:
         self.stats.oldest_unsent_ns = self.pipeline.oldest_ns if self.pipeline is not None else None
-        return self.stats.as_dict()
+        return self.stats.as_dict(self.clock.time())
 
     async def _status_loop(self) -> None:
         """Values/s over the last 10 s, and a summary line every ``status_log_interval``."""
         samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=11)
-        next_log = time.monotonic() + self.cfg.status_log_interval
+        next_log = self.clock.monotonic() + self.config.status_log_interval
         logged = (-1, -1)
         while True:
             await asyncio.sleep(1.0)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             samples.append((now, self.stats.values_sent))
             t0, v0 = samples[0]
             self.stats.rate = (self.stats.values_sent - v0) / (now - t0) if now > t0 else 0.0
             if now >= next_log:
-                next_log = now + self.cfg.status_log_interval
+                next_log = now + self.config.status_log_interval
                 s = self._snapshot()
                 mark = (self.stats.values_sent, self.stats.values_rejected + self.stats.retries)
                 if mark != logged or s["oldestUnsentAgeSeconds"] is not None:

@@ -12,12 +12,10 @@ lane and backlog age, the S3 export its files and backlog of days).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
+from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK
 from sitewise_edge.publish.retry import RequestFailure
-
-NS = 1_000_000_000
 
 
 @dataclass
@@ -65,8 +63,10 @@ class SitewiseStats(PublishStats):
     rate: float = 0.0
     rate_wait_s: float = 0.0
 
-    def as_dict(self) -> dict[str, object]:
-        age = None if self.oldest_unsent_ns is None else max(0.0, time.time() - self.oldest_unsent_ns / NS)
+    def as_dict(self, now: float | None = None) -> dict[str, object]:
+        """The status keys; ``now`` (wall-clock seconds) dates the backlog's age."""
+        now = SYSTEM_CLOCK.time() if now is None else now
+        age = None if self.oldest_unsent_ns is None else max(0.0, now - self.oldest_unsent_ns / NS_PER_S)
         return super().as_dict() | {
             "valuesParked": self.values_parked, "valuesToS3": self.values_to_s3,
             "valuesReplayed": self.values_replayed, "valuesPerSecond": round(self.rate, 1),

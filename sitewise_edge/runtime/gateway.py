@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -31,6 +30,7 @@ from asset_models.metrics import MetricPlan
 from asset_models.registry import Change, Registry
 from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorState, ConnectorStatus, PollingConnector, StreamingConnector, registered
+from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import Config, S3Export, SourceConfig
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
 from sitewise_edge.publish.base import Publisher
@@ -49,38 +49,39 @@ MAX_BACKOFF = 30.0
 DRAIN_TIMEOUT = 5.0
 
 
-def make_connector(cfg: SourceConfig) -> Connector:
-    """The connector registered for ``cfg.type`` (see connectors/base.py), built without I/O."""
-    return registered(cfg.type).factory(cfg)
+def make_connector(config: SourceConfig, clock: Clock = SYSTEM_CLOCK) -> Connector:
+    """The connector registered for ``config.type`` (see connectors/base.py), built without I/O."""
+    return registered(config.type).factory(config, clock)
 
 
 class Gateway:
     """One gateway: what ``sitewise-edge run`` runs. Also the API's backend."""
 
-    def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, config: Config, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
-        self.clock = clock  # wall-clock nanoseconds: when metric windows close
+        self.clock = clock  # every component reads the time from it (metric windows, retention, back-off...)
         self.name = config.gateway.name
         self.api_token = config.api.token
         # The configuration's model files, then what the API created or changed (data_dir/models). The
         # registry is immutable: change_models() replaces it whole, under _models_lock.
         self.model_store = ModelStore(config.gateway.data_dir / "models")
-        self.registry: Registry = self.model_store.open([m.path for m in config.models])
+        self.registry: Registry = self.model_store.open([m.path for m in config.models], clock.time())
         self.client_tokens = TokenCache()
         self._models_lock = asyncio.Lock()
-        self.store = Store(config.gateway.data_dir, config.storage)
+        self.store = Store(config.gateway.data_dir, config.storage, clock)
         self.transforms = TransformEngine(TransformPlan.build(self.registry))
         self.metrics = MetricRunner(self, MetricPlan.build(self.registry))
         self._compute_registry = self.registry
         self._compute_lock = asyncio.Lock()
-        self.connectors = [make_connector(s) for s in config.sources]
+        self.connectors = [make_connector(s, clock) for s in config.sources]
         deadletter = config.gateway.data_dir / "deadletter"
         s3_exports = [p for p in config.publishers if isinstance(p, S3Export)]
         # SiteWise publishers hold store cursors and dead letters; S3 exports hold neither (see destinations)
         self.publishers = [SitewisePublisherTask(p, self.store, deadletter, skip=self.not_forwarded,
-                                                 exports=s3_exports)
+                                                 exports=s3_exports, clock=clock)
                            for p in config.publishers if not isinstance(p, S3Export)]
-        self.exports = [S3ExportTask(p, self.store, self.name) for p in config.publishers if isinstance(p, S3Export)]
+        self.exports = [S3ExportTask(p, self.store, self.name, clock=clock)
+                        for p in config.publishers if isinstance(p, S3Export)]
         self.rejected_values = 0
         self.store_error: str | None = None
         self.api_port: int | None = None
@@ -191,15 +192,15 @@ class Gateway:
             backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _poll(self, conn: PollingConnector) -> None:
-        next_tick = time.monotonic()
+        next_tick = self.clock.monotonic()
         while True:
             batch = await conn.poll()
             if batch.num_rows:
                 await self._queue.put((conn.status, batch))
             next_tick += conn.interval
-            delay = next_tick - time.monotonic()
+            delay = next_tick - self.clock.monotonic()
             if delay < 0:  # overrun: skip missed ticks rather than bursting
-                next_tick = time.monotonic()
+                next_tick = self.clock.monotonic()
                 delay = 0
             await asyncio.sleep(delay)
 

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from asset_models.metrics import MetricGroup, MetricPlan
 from asset_models.metrics import compute as compute_metric
+from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
 from sitewise_edge.files import read_json, write_json_atomic
 from storage.query import Reader
 
@@ -27,8 +28,8 @@ class MetricRunner:
     catches up on the windows that closed meanwhile (up to a week back).
     """
 
-    GRACE_NS = 2 * 10**9  # wait this long after a window ends for values still on their way
-    LATE_LIMIT_NS = 7 * 86_400 * 10**9  # SiteWise recomputes windows up to 7 days back
+    GRACE_NS = 2 * NS_PER_S  # wait this long after a window ends for values still on their way
+    LATE_LIMIT_NS = 7 * NS_PER_DAY  # SiteWise recomputes windows up to 7 days back
     MAX_WINDOWS = 10_080  # per metric and pass: a week of minutes
 
     def __init__(self, gateway: Gateway, plan: MetricPlan) -> None:
@@ -53,7 +54,7 @@ class MetricRunner:
         rows = batch.filter(mask)
         row_streams = rows.column("stream").cast(pa.string()).to_numpy(zero_copy_only=False)
         times = rows.column("time").cast(pa.int64()).to_numpy()
-        horizon = self.gateway.clock() - self.LATE_LIMIT_NS
+        horizon = self.gateway.clock.time_ns() - self.LATE_LIMIT_NS
         for group in self.plan.groups:
             closed = self.closed.get(group.key)
             if closed is None:
@@ -72,14 +73,14 @@ class MetricRunner:
             self._wake.clear()
             if not self.dirty:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._until_next(self.gateway.clock()))
+                    await asyncio.wait_for(self._wake.wait(), self._until_next(self.gateway.clock.time_ns()))
                 except TimeoutError:
                     pass
 
     async def tick(self) -> None:
         """Compute every window that has closed, and every window late data touched."""
         async with self._lock:
-            now = self.gateway.clock()
+            now = self.gateway.clock.time_ns()
             for group in self.plan.groups:
                 await self._close_windows(group, now)
             state = {"closed": self.closed, "dirty": {k: sorted(v) for k, v in self.dirty.items()}}
@@ -108,7 +109,7 @@ class MetricRunner:
     def _until_next(self, now: int) -> float:
         nxt = min(g.window_ends(now - self.GRACE_NS, now - self.GRACE_NS + g.interval_ns)[0]
                   for g in self.plan.groups)
-        return max(0.05, (nxt + self.GRACE_NS - now) / 1e9)
+        return max(0.05, (nxt + self.GRACE_NS - now) / NS_PER_S)
 
     def _compute(self, group: MetricGroup, ends: np.ndarray) -> pa.Table | None:
         with self.gateway.store.reader() as reader:

@@ -46,10 +46,11 @@ from asset_models.documents import add_documents, build_catalog
 from asset_models.errors import ModelInvalid, ModelNotFound
 from asset_models.model import Association, Catalog
 from asset_models.registry import Change, Registry
+from sitewise_edge.clock import SYSTEM_CLOCK
 from sitewise_edge.errors import ApiError
 from sitewise_edge.files import fsync_dir, write_json_atomic
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 MODELS_DIR = "asset-models"
 ASSETS_DIR = "assets"
@@ -91,14 +92,14 @@ def load_catalog(paths: Sequence[Path]) -> Catalog:
     problems: list[str] = []
     documents = read_documents(paths, problems)
     catalog = build_catalog(documents, problems)
-    logger.info("loaded %d asset models and %d assets from %d files",
+    log.info("loaded %d asset models and %d assets from %d files",
                 len(catalog.models), len(catalog.assets), len(documents))
     return catalog
 
 
 def load_registry(paths: Sequence[Path], loaded_at: float | None = None) -> Registry:
     """The registry of model files and folders (no ``data_dir/models``: ``sitewise-edge validate``, tests)."""
-    return Registry(load_catalog(paths), loaded_at)
+    return Registry(load_catalog(paths), SYSTEM_CLOCK.time() if loaded_at is None else loaded_at)
 
 
 # --- data_dir/models ------------------------------------------------------------------------------
@@ -118,6 +119,7 @@ class ModelStore:
         """
         base = load_catalog(config_paths) if config_paths else Catalog()
         sources = {m.id: m.source for m in base.models} | {a.id: a.source for a in base.assets}
+        loaded_at = SYSTEM_CLOCK.time() if loaded_at is None else loaded_at
         return Registry(self.overlay(base), loaded_at, sources)
 
     def overlay(self, base: Catalog) -> Catalog:
@@ -136,7 +138,7 @@ class ModelStore:
         for source, doc in model_docs:
             model_id = doc.get("assetModelId") if isinstance(doc, Mapping) else None
             if model_id in config_models:
-                logger.warning("%s: asset model %s is also defined in %s; that definition wins", source, model_id,
+                log.warning("%s: asset model %s is also defined in %s; that definition wins", source, model_id,
                                config_models[model_id])
                 continue
             documents.append((source, doc))
@@ -147,7 +149,7 @@ class ModelStore:
         start = Catalog(base.models, tuple(a for a in base.assets if a.id not in overridden),
                         tuple(a for a in base.associations if a not in removed))
         catalog = add_documents(start, documents)
-        logger.info("%s: %d asset models, %d assets and %d association changes from the API", self.directory,
+        log.info("%s: %d asset models, %d assets and %d association changes from the API", self.directory,
                     len(model_docs), len(asset_docs), len(added) + len(removed))
         return catalog
 

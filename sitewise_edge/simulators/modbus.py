@@ -42,7 +42,7 @@ from sitewise_edge.simulators.plant import (
     machine_values,
 )
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 _DT = ModbusClientMixin.DATATYPE
 _DATATYPES = {"int16": _DT.INT16, "uint16": _DT.UINT16, "uint32": _DT.UINT32, "float32": _DT.FLOAT32}
@@ -161,7 +161,7 @@ class ModbusSimulator:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._updater = asyncio.create_task(self._update_loop(server), name="modbus-simulator-update")
-        logger.info("Modbus simulator serving %d machines on %s:%d, unit %d",
+        log.info("Modbus simulator serving %d machines on %s:%d, unit %d",
                     len(MACHINES), self.host, self.port, self.unit_id)
 
     async def stop(self) -> None:

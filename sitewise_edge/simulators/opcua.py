@@ -40,7 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sitewise_edge.simulators.plant import MACHINES, NAMESPACE_URI, SIGNALS, alias, machine_values
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 SERVER_APP_URI = "urn:sitewise-edge:simulator:server"
 
@@ -179,7 +179,7 @@ class OpcUaSimulator:
         await server.start()
         self.server = server
         self._task = asyncio.create_task(self._update_loop(server), name="opcua-simulator-update")
-        logger.info("OPC UA simulator listening on %s (security %s)", self.endpoint, "on" if self.security else "off")
+        log.info("OPC UA simulator listening on %s (security %s)", self.endpoint, "on" if self.security else "off")
 
     async def _setup_security(self, server: Server) -> None:
         if self.certificate is None or self.private_key is None:
@@ -243,7 +243,7 @@ class OpcUaSimulator:
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
-        logger.info("OPC UA simulator on %s stopped", self.endpoint)
+        log.info("OPC UA simulator on %s stopped", self.endpoint)
 
     async def serve_forever(self) -> None:
         """Start (unless started) and serve until cancelled."""

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from sitewise_edge.clock import NS_PER_S, SystemClock
 from sitewise_edge.config import load_config
 from sitewise_edge.runtime import Gateway
 from sitewise_edge.simulators.modbus import ModbusSimulator
@@ -223,19 +224,31 @@ def test_run_command_refuses_bad_input_cleanly(tmp_path: Path, content: str, mes
     assert "Traceback" not in out.stderr
 
 
+class AheadClock(SystemClock):
+    """The machine's wall clock, moved ahead by ``ahead_ns`` (windows close early, nothing waits)."""
+
+    ahead_ns = 0
+
+    def time_ns(self) -> int:
+        return super().time_ns() + self.ahead_ns
+
+    def time(self) -> float:
+        return self.time_ns() / NS_PER_S
+
+
 @shared_loop
 async def test_oee_from_the_simulators_through_the_api(tmp_path: Path, simulators: Any) -> None:
     """The demo plant's OEE model (the SiteWise user guide's, reference §6.9) computed from live simulator data."""
     opcua, modbus = simulators
     env = example_env(tmp_path, opcua, modbus, free_port())
-    ahead = {"ns": 0}
-    gw = Gateway(load_config(EXAMPLES / "gateway.yaml", env), clock=lambda: time.time_ns() + ahead["ns"])
+    clock = AheadClock()
+    gw = Gateway(load_config(EXAMPLES / "gateway.yaml", env), clock=clock)
     gw.publishers = []  # no endpoint in this test
     await gw.start()
     try:
         await eventually(lambda: gw.metrics.closed, within=20)  # the first metric pass has run
         await eventually(lambda: gw.status()["sources"]["line1-opcua"]["valuesRead"] > 40, within=20)
-        ahead["ns"] = 2 * 60 * 10**9  # two minutes later: the window holding these values has closed
+        clock.ahead_ns = 2 * 60 * NS_PER_S  # two minutes later: the window holding these values has closed
         await gw.metrics.tick()
         api = sitewise_client(gw.api_port)
         machines = [a for a in gw.registry.assets() if a.name in ("Press1", "Press2", "Oven1")]
