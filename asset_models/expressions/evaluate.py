@@ -3,6 +3,10 @@
 Each node becomes a function ``Ctx -> Col``. Numbers flow through numpy ufuncs with validity masks
 (:mod:`.columns`); strings, JSON, dates and mixed types take the per-row path (:func:`columns.map_rows`).
 Sub-expressions without variables or context (``9/5``) are folded to constants at compile time.
+
+One module over 500 lines on purpose: it is one dispatch from node kind to closure (operators, calls,
+conditionals, temporal functions), and the closures share the compile context; split, each part would import
+the others back.
 """
 
 from __future__ import annotations
