@@ -100,7 +100,10 @@ class Gateway:
         sock = self._bind(self.config.api.host, self.config.api.port)
         self.api_port = sock.getsockname()[1]
         app = create_app(self)
-        server = _EmbeddedServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+        # a client holding a request open (a slow query, a stuck reader) must not hold the stop: at most
+        # DRAIN_TIMEOUT, then its connection is closed
+        server = _EmbeddedServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                                                timeout_graceful_shutdown=int(DRAIN_TIMEOUT)))
         self._server = server
         self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="api"))
         self._tasks.append(asyncio.create_task(self._ingest_loop(), name="ingest"))

@@ -86,7 +86,8 @@ class FaultEndpoint:
         sock.listen(128)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off", access_log=False))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off", access_log=False,
+                                               timeout_graceful_shutdown=2))  # held requests never block a stop
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._server = server
         self._task = asyncio.create_task(server.serve(sockets=[sock]))
