@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -125,11 +126,32 @@ def _server_side(task: asyncio.Task[Any]) -> bool:
     return code is not None and "/asyncua/server/" in code.co_filename
 
 
+HANG_REPORT_AFTER = 280.0
+"""Shortly before pytest-timeout (300 s, pyproject) fails a hung test with its threads' stacks: the event loop's
+tasks, where a hang in async code is (the thread stacks show only the loop waiting in select)."""
+
+
+def _print_tasks() -> None:
+    print(f"+++ a test has run {HANG_REPORT_AFTER:.0f} s: the stacks of its loop's tasks +++", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        print(f"task {task.get_name()}:", file=sys.stderr)
+        coro: Any = task.get_coro()
+        while coro is not None:  # the chain of awaits, innermost last (Task.print_stack shows only the outermost)
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is not None:
+                print(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}", file=sys.stderr)
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+
+
 async def _check_tasks() -> AsyncIterator[None]:
     """Around a test, in its loop: fail when it leaves tasks running (servers and clients must be closed).
     Tasks still finishing their close get a second, waited on, not slept."""
     before = asyncio.all_tasks()
-    yield
+    report = asyncio.get_running_loop().call_later(HANG_REPORT_AFTER, _print_tasks)
+    try:
+        yield
+    finally:
+        report.cancel()
     current = asyncio.current_task()
     leaked = [t for t in asyncio.all_tasks() - before if t is not current and not t.done() and not _server_side(t)]
     if leaked:
