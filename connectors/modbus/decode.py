@@ -3,7 +3,8 @@
 The answers of one poll group are laid side by side in one array of registers and one of
 bits; :class:`Decoder`, built once per plan, holds for every (type, byte order) an index
 matrix into them and converts all tags of that kind with a few numpy operations (no Python
-loop per value). Strings are decoded one by one with pymodbus's ``convert_from_registers``.
+loop per value), strings too (as fixed-width byte strings, checked as UTF-8 by pyarrow; pymodbus's
+``convert_from_registers`` only for the one that is not valid UTF-8).
 
 ==========================================  ==========
 tag                                         column
@@ -27,11 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pymodbus.client.mixin import ModbusClientMixin
 from pymodbus.exceptions import ModbusException
 
 from connectors.modbus.config import ModbusTag
-from connectors.modbus.plan import ReadRequest
+from connectors.modbus.plan import ReadRequest, TagSlot
 
 Value = int | float | str | bool
 INT64_MAX = 2**63 - 1
@@ -140,25 +142,33 @@ class Decoder:
                 order = "BADC" if order in ("BADC", "DCBA") else "ABCD"
             groups.setdefault((tag.type, order, column_of(tag), in_bits), []).append(row)
         self.kinds: list[_Kind] = []
-        self.strings: list[tuple[int, np.ndarray, str]] = []
-        for (data_type, order, column, in_bits), rows in groups.items():
-            starts = np.array([self.base[position[r][0]] + position[r][1].offset for r in rows], dtype=np.int64)
-            members = [tags[r] for r in rows]
-            if data_type == "string":
-                self.strings.extend((r, s + np.arange(tags[r].count()), order) for r, s in zip(rows, starts,
-                                                                                                 strict=True))
-                continue
-            width = 1 if in_bits else members[0].count()
-            index = starts if in_bits else starts[:, None] + np.arange(width)
-            scaled = (column == "double" and not data_type.startswith("float")) or any(
-                t.scale is not None or t.offset is not None for t in members)
-            self.kinds.append(_Kind(
-                np.array(rows, dtype=np.int64), index, data_type, order, column,
-                np.array([1.0 if t.scale is None else t.scale for t in members]) if scaled else None,
-                np.array([t.offset or 0.0 for t in members]) if scaled else None,
-                np.array([t.bit or 0 for t in members], dtype=np.uint16) if data_type == "bool" and not in_bits
-                else None,
-            ))
+        self.strings: list[_Kind] = []
+        """Strings, one kind per byte order and length."""
+        for (data_type, order, column, in_bits), all_rows in groups.items():
+            by_width: dict[int, list[int]] = {}
+            for row in all_rows:
+                by_width.setdefault(tags[row].count(), []).append(row)
+            for width, rows in by_width.items():
+                self._add(tags, rows, position, data_type, order, column, in_bits, width)
+
+    def _add(self, tags: Sequence[ModbusTag], rows: list[int], position: dict[int, tuple[int, TagSlot]],
+             data_type: str, order: str, column: str, in_bits: bool, width: int) -> None:
+        starts = np.array([self.base[position[r][0]] + position[r][1].offset for r in rows], dtype=np.int64)
+        members = [tags[r] for r in rows]
+        if data_type == "string":
+            self.strings.append(_Kind(np.array(rows, dtype=np.int64), starts[:, None] + np.arange(width), data_type,
+                                      order, column, None, None))
+            return
+        index = starts if in_bits else starts[:, None] + np.arange(width)
+        scaled = (column == "double" and not data_type.startswith("float")) or any(
+            t.scale is not None or t.offset is not None for t in members)
+        self.kinds.append(_Kind(
+            np.array(rows, dtype=np.int64), index, data_type, order, column,
+            np.array([1.0 if t.scale is None else t.scale for t in members]) if scaled else None,
+            np.array([t.offset or 0.0 for t in members]) if scaled else None,
+            np.array([t.bit or 0 for t in members], dtype=np.uint16) if data_type == "bool" and not in_bits
+            else None,
+        ))
 
     def decode(self, registers: np.ndarray, bits: np.ndarray, failed: np.ndarray) -> Decoded:
         """Columns for the buffers of one poll (uint16 registers, bool bits); ``failed`` rows stay null."""
@@ -188,15 +198,19 @@ class Decoder:
                             errors[int(r)] = f"uint64 value {int(v)} does not fit the integer column (64-bit signed)"
                     values["integer"][rows] = raw.astype(np.int64)
             valid[kind.column][rows] = True
-        texts: list[str | None] = [None] * n
-        for row, index, order in self.strings:
-            if failed[row]:
-                continue
+        texts = np.full(n, "", dtype=object)
+        for kind in self.strings:
+            regs = np.ascontiguousarray(order_registers(registers[kind.index], kind.byte_order)).astype(">u2")
+            raw = regs.view(f"S{2 * kind.index.shape[1]}").ravel()  # fixed-width bytes drop trailing NULs
             try:
-                texts[row] = str(decode_registers(registers[index], "string", order))
-                valid["string"][row] = True
-            except DecodeError as exc:
-                errors[row] = str(exc)
+                texts[kind.rows] = pc.cast(pa.array(raw, pa.binary()), pa.string()).to_numpy(zero_copy_only=False)
+            except pa.ArrowInvalid:  # some are not UTF-8: find which, one by one
+                for row, index in zip(kind.rows, kind.index, strict=True):
+                    try:
+                        texts[row] = decode_registers(registers[index], "string", kind.byte_order)
+                    except DecodeError as exc:
+                        errors[int(row)] = str(exc)
+            valid["string"][kind.rows] = True
         bad = failed.copy()
         if errors:
             bad[list(errors)] = True
