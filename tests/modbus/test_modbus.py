@@ -79,6 +79,18 @@ async def one_round(conn: ModbusConnector) -> dict[str, dict[str, Any]]:
     return got
 
 
+async def poll_once(units: Sequence[Unit], tags: Sequence[Mapping[str, Any]] = (),
+                    framer: FramerType = FramerType.SOCKET, **overrides: Any) -> tuple[ModbusConnector, dict[str, Any]]:
+    """One round of polls of a connector on a server for ``units``: the connector, and its rows by alias."""
+    async with tcp_server(*units, framer=framer) as port:
+        conn = ModbusConnector(source(port, tags, **overrides))
+        await conn.open()
+        try:
+            return conn, await one_round(conn)
+        finally:
+            await conn.close()
+
+
 # --- addressing ------------------------------------------------------------------------
 
 MODICON = [
@@ -428,6 +440,24 @@ async def test_every_type_in_every_byte_order_from_a_server() -> None:
     assert conn.status.tag_errors == {}
 
 
+async def test_values_that_do_not_decode_fail_alone() -> None:
+    holding = {0: [0x4F4B, 0xFFFE, 0x4F4B, 0x8000, 0, 0, 0, 0x0001, 0, 0, 5]}
+    tags = [{"alias": "/ok-text", "address": 40001, "type": "string", "length": 1},
+            {"alias": "/bad-text", "address": 40002, "type": "string", "length": 1},
+            {"alias": "/ok-text-2", "address": 40003, "type": "string", "length": 1},
+            {"alias": "/too-big", "address": 40004, "type": "uint64"},
+            {"alias": "/fits", "address": 40008, "type": "uint64"},
+            {"alias": "/plain", "address": 40011}]
+    conn, got = await poll_once([Unit(holding=holding)], tags)
+    assert {a: value_of(r) for a, r in got.items()} == {
+        "/ok-text": "OK", "/bad-text": None, "/ok-text-2": "OK", "/too-big": None, "/fits": 2**48 + 5, "/plain": 5}
+    assert {a for a, r in got.items() if r["quality"] == Quality.BAD} == {"/bad-text", "/too-big"}
+    assert conn.status.tag_errors["/too-big"] == ("uint64 at holding 3 of unit 1: uint64 value 9223372036854775808 "
+                                                  "does not fit the integer column (64-bit signed)")
+    assert conn.status.tag_errors["/bad-text"].startswith("string at holding 1 of unit 1: cannot decode string")
+    assert conn.status.devices["press-line"].errors["decode"] == 2
+
+
 async def test_modicon_addresses_of_all_four_tables_from_a_server() -> None:
     unit = Unit(holding={99: [1111, 2222]}, input={99: [3333]}, coils={99: [True, False]},
                 discrete={99: [False, True]})
@@ -435,13 +465,7 @@ async def test_modicon_addresses_of_all_four_tables_from_a_server() -> None:
             {"alias": "/ir", "address": 30100}, {"alias": "/co", "address": "00100"},
             {"alias": "/co2", "address": "00101"},
             {"alias": "/di", "address": 10100}, {"alias": "/di2", "address": "100101"}]
-    async with tcp_server(unit) as port:
-        conn = ModbusConnector(source(port, tags))
-        await conn.open()
-        try:
-            got = await one_round(conn)
-        finally:
-            await conn.close()
+    _, got = await poll_once([unit], tags)
     assert {a: value_of(r) for a, r in got.items()} == {
         "/hr": 1111, "/hr6": 2222, "/ir": 3333, "/co": True, "/co2": False, "/di": False, "/di2": True}
 
@@ -540,13 +564,7 @@ async def test_an_absent_unit_behind_a_gateway_is_down() -> None:
     units = [Unit(unit_id=1, holding={0: [5]}), Unit(unit_id=9, holding={0: [0]}, action=absent)]
     devices = [{"name": "here", "unit_id": 1, "tags": [{"alias": "/here", "address": 40001}]},
                {"name": "gone", "unit_id": 9, "tags": [{"alias": "/gone", "address": 40001}]}]
-    async with tcp_server(*units) as port:
-        conn = ModbusConnector(source(port, devices=devices))
-        await conn.open()
-        try:
-            got = await one_round(conn)
-        finally:
-            await conn.close()
+    conn, got = await poll_once(units, devices=devices)
     assert got["/gone"]["quality"] == Quality.BAD and got["/here"]["integer"] == 5
     assert conn.status.tag_errors == {
         "/gone": "gateway target device failed to respond (exception 11) reading holding register 0 of unit 9"}
