@@ -73,6 +73,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         MetricPlan.build(registry)
     except (ConfigError, ModelError) as exc:
         return _load_error(exc)
+    for source in config.sources:
+        lines = source.plan_lines()
+        if lines:
+            print(f"source {source.name!r}:")
+            print("\n".join(f"  {line}" for line in lines))
     unmapped = [a for a in _source_aliases(config) if registry.property_by_alias(a) is None]
     if unmapped and config.models:
         print(f"note: {len(unmapped)} source aliases belong to no asset property and will be stored as "

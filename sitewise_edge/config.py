@@ -162,6 +162,10 @@ class SourceConfig(_Model):
         """This source with its file-relative paths made absolute (see :func:`resolve_path`); none by default."""
         return self
 
+    def plan_lines(self) -> list[str]:
+        """What ``sitewise-edge validate`` prints of this source's read plan (Modbus requests); none by default."""
+        return []
+
 
 class SourceType(Protocol):
     """What the configuration needs of a registered connector (``connectors.base.ConnectorType`` is one)."""

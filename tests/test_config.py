@@ -87,8 +87,8 @@ def issues_of(doc: dict, env: dict | None = None) -> list[str]:
         ({"sources": [{**MINIMAL_MODBUS, "tags": [{"alias": "/a", "table": "holdings", "address": 1}]}]},
          "sources[0].tags[0].table: unknown register table 'holdings'; expected one of holding, input, coil, "),
         ({"sources": [{**MINIMAL_MODBUS, "tags": [{"alias": "/a", "table": "holding", "address": 1,
-                                                   "word_order": "BADC"}]}]},
-         "sources[0].tags[0].word_order: unknown word order 'BADC'; expected one of big, little"),
+                                                   "word_order": "BACD"}]}]},
+         "sources[0].tags[0].byte_order: unknown byte order 'BACD'; expected one of ABCD, CDAB, BADC, DCBA"),
         ({"sources": [{**MINIMAL_MODBUS, "tags": [{"alias": "/a", "table": "holding", "address": 1, "type": 16}]}]},
          "sources[0].tags[0].type: Input should be a valid string (got 16)"),
         ({"sources": [MINIMAL_MODBUS, {**MINIMAL_OPCUA, "nodes": [{"node_id": "i=1", "alias": "/a"}]}]},
@@ -133,7 +133,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_validate_command_ok() -> None:
     out = run_cli("validate", "-c", str(ROOT / "examples" / "gateway.yaml"))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert out.stdout.splitlines()[-1] == "ok"
+    assert "device 'line1-plc' (unit 1), group 'default' every 1 s: 8 tags in 7 requests" in out.stdout
 
 
 def test_validate_command_reports_errors(tmp_path: Path) -> None:
@@ -163,10 +164,12 @@ def test_an_unknown_source_type_lists_the_registered_ones() -> None:
 
 
 def test_word_order_aliases_are_normalised_at_load() -> None:
+    orders = ("ABCD", "CDAB", "big-endian", "little-endian", "little", "byteSwap", "byteWordSwap", "noSwap")
     tags = [{"alias": f"/{o}", "table": "holding", "address": 2 * i, "type": "int32", "word_order": o}
-            for i, o in enumerate(("ABCD", "CDAB", "big-endian", "little-endian", "little"))]
+            for i, o in enumerate(orders)]
     cfg = parse_config({"sources": [{**MINIMAL_MODBUS, "tags": tags}]}, env={})
-    assert [t.word_order for t in cfg.sources[0].tags] == ["big", "little", "big", "little", "little"]
+    assert [t.byte_order for t in cfg.sources[0].tags] == ["ABCD", "CDAB", "ABCD", "CDAB", "CDAB", "BADC", "DCBA",
+                                                          "ABCD"]
 
 
 def test_certificate_paths_absolute_as_written_relative_from_the_file(tmp_path: Path) -> None:

@@ -1,38 +1,48 @@
-"""The I/O loop: read one Modbus TCP device per poll and hand over one sample batch.
+"""The I/O loop: one connection (TCP, RTU over TCP, or a serial line), the devices behind it,
+their poll groups on their own intervals, and one sample batch per poll group and poll.
 
-Errors, by reach:
+One request is outstanding on the connection at a time (pymodbus's client serialises them),
+with at least a device's ``pause`` between two requests to that device. Errors, by reach:
 
 * a Modbus exception answer (illegal address, device busy, ...) fails the tags of that request
-  alone: they get a null value with BAD quality and a message in ``status.tag_errors``, the
-  other tags of the poll stay GOOD. A merged request refused with exception 2 or 3 is split
-  into one request per tag for the rest of the connector's life (some devices refuse to read
-  the unused registers between two tags);
+  alone: null value, BAD quality, the reason in ``status.tag_errors``. A merged request refused
+  with exception 2 or 3 is bisected until the bad tags are isolated; the good halves stay merged,
+  and the plan keeps what it learned;
 * a value that does not decode (a uint64 past the integer column, bytes that are not UTF-8)
   fails that tag alone, the same way;
-* no connection, a lost connection or no answer within ``timeout`` raises
+* a device that does not answer within ``timeout`` (after ``retries``), or that a gateway reports
+  absent (exception 10, 11), is *down*: every tag of it goes BAD at once, one warning is logged,
+  and it is polled again after a back-off that doubles up to ``max_backoff``; the other devices
+  go on. When it answers again, one info line says so;
+* a lost connection, or every device down, marks every tag BAD and raises
   :class:`~sitewise_edge.errors.ConnectorError`: the runtime closes, waits and opens again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from connectors.base import ConnectorStatus, PollingConnector
+from connectors.base import ConnectorStatus, StreamingConnector
 from connectors.modbus.config import ModbusSource
-from connectors.modbus.decode import DecodeError, Value, check_answer, column_of, decode_slot
-from connectors.modbus.plan import ReadRequest, TagSlot, plan_requests, split
+from connectors.modbus.decode import Decoder
+from connectors.modbus.plan import GroupPlan, ReadRequest, bisect, plan_source, rejoin
+from connectors.modbus.report import ReportFilter
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.errors import ConnectorError
-from sitewise_edge.samples import STREAM_TYPE, VALUE_COLUMNS, Quality, from_columns
+from sitewise_edge.samples import STREAM_TYPE, Quality, from_columns
 
 log = logging.getLogger(__name__)
 
@@ -48,63 +58,170 @@ EXCEPTION_NAMES = {
     10: "gateway path unavailable",
     11: "gateway target device failed to respond",
 }
-SPLIT_ON = frozenset({2, 3})
-"""Exception codes after which a merged request is retried as one request per tag."""
+BISECT_ON = frozenset({2, 3})
+"""Exception codes after which a merged request is bisected (devices that refuse to read unmapped registers)."""
+DEVICE_ABSENT = frozenset({10, 11})
+"""Exception codes that say the device itself is not there (a TCP gateway's answer for a silent unit)."""
+RATE_WINDOW = 10.0
+"""Seconds over which ``requestsPerSecond`` is counted."""
+
+Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 
-class ModbusConnector(PollingConnector):
-    """Polls the tags of one :class:`~connectors.modbus.config.ModbusSource` over Modbus TCP.
+class DeviceDown(Exception):
+    """A device did not answer (or its gateway says it is absent): internal to this module."""
 
-    The request plan is computed here, without I/O; a configuration it cannot serve
-    raises :class:`~sitewise_edge.errors.ConfigError`.
+    def __init__(self, reason: str, kind: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+@dataclass
+class DeviceStatus:
+    """What ``/health`` shows of one device of a source."""
+
+    unit_id: int
+    state: str = "starting"
+    """``starting`` (not polled yet), ``ok``, ``down`` (not answering, backed off) or ``disconnected``."""
+    requests: int = 0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    last_error: str | None = None
+    last_good_poll: float | None = None
+    """Wall-clock seconds of the last poll that read at least one tag of the device."""
+    failures: int = 0
+    """Polls that failed in a row (the back-off doubles with each)."""
+    retry_at: float = 0.0
+    """Monotonic seconds before which the device is not polled."""
+    last_end: float = -math.inf
+    """Monotonic seconds at the end of the last request (for ``pause``)."""
+    _times: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=4096))
+
+    def count_request(self, now: float) -> None:
+        self.requests += 1
+        self._times.append(now)
+
+    def rate(self, now: float) -> float:
+        recent = sum(1 for t in self._times if now - t <= RATE_WINDOW)
+        return round(recent / RATE_WINDOW, 2)
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        return {
+            "unitId": self.unit_id,
+            "state": self.state,
+            "connected": self.state == "ok",
+            "requests": self.requests,
+            "requestsPerSecond": self.rate(now),
+            "errors": dict(self.errors),
+            "lastError": self.last_error,
+            "lastGoodPoll": self.last_good_poll,
+        }
+
+
+@dataclass
+class ModbusStatus(ConnectorStatus):
+    """The source's status, with one entry per device under ``devices``."""
+
+    devices: dict[str, DeviceStatus] = field(default_factory=dict)
+    clock: Clock = SYSTEM_CLOCK
+
+    def as_dict(self) -> dict[str, object]:
+        now = self.clock.monotonic()
+        return {**super().as_dict(), "devices": {n: d.as_dict(now) for n, d in self.devices.items()}}
+
+
+class _Group:
+    """One poll group of one device: its requests (the plan, refined by bisection), decoder and schedule."""
+
+    def __init__(self, plan: GroupPlan, interval: float, deadband: float | None, heartbeat: float | None) -> None:
+        self.plan = plan
+        self.device = plan.device
+        self.interval = interval
+        self.requests: tuple[ReadRequest, ...] = plan.requests
+        self.decoder = Decoder(plan.tags, self.requests, plan.device.byte_order)
+        self.aliases = [t.alias for t in plan.tags]
+        self.streams = pa.array(self.aliases, pa.string()).dictionary_encode().cast(STREAM_TYPE)
+        self.report = ReportFilter([t.deadband if t.deadband is not None else deadband for t in plan.tags],
+                                   heartbeat)
+        self.due = 0.0
+        self.failing: set[int] = set()
+        """Rows whose tag has an error (in ``status.tag_errors``)."""
+
+    def replan(self, requests: Sequence[ReadRequest]) -> None:
+        self.requests = tuple(requests)
+        self.decoder = Decoder(self.plan.tags, self.requests, self.device.byte_order)
+
+
+class ModbusConnector(StreamingConnector):
+    """Polls the devices of one :class:`~connectors.modbus.config.ModbusSource` over one connection.
+
+    The request plan is computed here, without I/O.
     """
 
     def __init__(self, config: ModbusSource, clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.clock = clock
         self.name = config.name
-        self.interval = config.interval
-        self.status = ConnectorStatus()
-        self.plan = plan_requests(config.tags, source=f"source {config.name!r}")
-        self.requests: list[ReadRequest] = list(self.plan)
-        """The requests of the next poll: the plan, with the merged requests the device refused split."""
-        self._aliases = [t.alias for t in config.tags]
-        self._streams = pa.array(self._aliases, pa.string()).dictionary_encode().cast(STREAM_TYPE)
-        self._columns = [column_of(t) for t in config.tags]
-        self._endpoint = f"{config.host}:{config.port}"
-        self._client: AsyncModbusTcpClient | None = None
+        self.plans = plan_source(config)
+        groups = config.groups()
+        self.groups = [_Group(p, groups[p.group].interval, groups[p.group].deadband, groups[p.group].heartbeat)
+                       for p in self.plans]
+        self.status: ModbusStatus = ModbusStatus(clock=clock)
+        for device in config.device_list():
+            self.status.devices[device.name] = DeviceStatus(device.unit_id)
+        self._endpoint = config.endpoint()
+        self._client: Client | None = None
         self._inflight: asyncio.Future[Any] | None = None
         self._lost = False
 
+    @property
+    def requests(self) -> list[ReadRequest]:
+        """Every request of one round of polls (all groups), as currently planned."""
+        return [r for g in self.groups for r in g.requests]
+
     # --- life cycle --------------------------------------------------------------------
 
+    def _make_client(self) -> Client:
+        cfg = self.config
+        common: dict[str, Any] = {
+            "timeout": cfg.timeout,
+            "retries": cfg.retries,
+            "reconnect_delay": 0,  # the runtime owns reconnects
+            "name": f"modbus:{self.name}",
+            "trace_connect": self._on_connection,
+        }
+        if cfg.transport == "serial":
+            line = cfg.serial
+            assert line is not None  # checked by the configuration model
+            return AsyncModbusSerialClient(line.port, framer=FramerType.RTU, baudrate=line.baudrate,
+                                           parity=line.parity, stopbits=line.stopbits, bytesize=line.bytesize,
+                                           **common)
+        framer = FramerType.RTU if cfg.transport == "rtu_over_tcp" else FramerType.SOCKET
+        return AsyncModbusTcpClient(str(cfg.host), port=cfg.port, framer=framer, **common)
+
     async def open(self) -> None:
-        """Connect; raises ConnectorError naming the source and endpoint when the device does not answer."""
+        """Connect; raises ConnectorError naming the source and endpoint when that fails."""
         await self.close()
         self._lost = False
-        self.requests = list(self.plan)  # a device may accept again what it refused before a restart
-        client = AsyncModbusTcpClient(
-            self.config.host,
-            port=self.config.port,
-            timeout=self.config.timeout,
-            retries=0,  # the runtime owns retries and back-off
-            reconnect_delay=0,  # ... and reconnects
-            name=f"modbus:{self.name}",
-            trace_connect=self._on_connection,
-        )
+        client = self._make_client()
         try:
             connected = await client.connect()
         except (ModbusException, OSError) as exc:
             connected, reason = False, str(exc)
         else:
-            reason = f"connection refused or no answer within {self.config.timeout:g} s"
+            reason = (f"cannot open {self._endpoint}" if self.config.transport == "serial"
+                      else f"connection refused or no answer within {self.config.timeout:g} s")
         if not connected:
             client.close()
             raise self._fail(f"cannot connect to {self._endpoint} ({reason})")
         self._client = client
         self.status.last_error = None
-        log.info("modbus source %r connected to %s, unit %d, %d requests per poll",
-                    self.name, self._endpoint, self.config.unit_id, len(self.requests))
+        start = self.clock.monotonic()
+        for k, g in enumerate(self.groups):  # staggered: groups start spread over their interval
+            g.due = start + g.interval * k / len(self.groups)
+        for d in self.status.devices.values():
+            d.retry_at = 0.0
+        log.info("modbus source %r connected to %s (%s), %d devices, %d requests per round",
+                 self.name, self._endpoint, self.config.transport, len(self.status.devices), len(self.requests))
 
     async def close(self) -> None:
         """Disconnect; never raises."""
@@ -118,75 +235,148 @@ class ModbusConnector(PollingConnector):
 
     # --- polling -----------------------------------------------------------------------
 
-    async def poll(self) -> pa.RecordBatch:
-        """Read every tag once: one row per tag, in configuration order, stamped with the poll's start."""
+    async def stream(self) -> AsyncIterator[pa.RecordBatch]:
+        """Poll every group when it is due; a batch per poll (the rows report-by-exception lets through)."""
+        if self._client is None:
+            raise ConnectorError(f"modbus source {self.name!r}: stream() before open()", source=self.name,
+                                 endpoint=self._endpoint)
+        while True:
+            group = min(self.groups, key=self._due)
+            delay = self._due(group) - self.clock.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                batches = await self.poll_group(group)
+            except ConnectorError as exc:
+                for d in self.status.devices.values():
+                    d.state = "disconnected"
+                    d.last_error = str(exc)
+                yield self._bad_rows(self.groups, str(exc))
+                raise
+            for batch in batches:
+                if batch.num_rows:
+                    yield batch
+            now = self.clock.monotonic()
+            group.due += group.interval
+            if group.due <= now:  # overrun: skip missed ticks rather than bursting
+                group.due += group.interval * math.ceil((now - group.due) / group.interval)
+            if all(d.state == "down" for d in self.status.devices.values()):
+                reasons = "; ".join(f"{n}: {d.last_error}" for n, d in self.status.devices.items())
+                raise self._fail(f"no device answers on {self._endpoint} ({reasons})")
+
+    def _due(self, group: _Group) -> float:
+        return max(group.due, self.status.devices[group.device.name].retry_at)
+
+    async def poll_group(self, group: _Group) -> list[pa.RecordBatch]:
+        """Read one poll group once: its batch, or the BAD rows of every group of its device when it is down."""
         client = self._client
         if client is None:
-            raise ConnectorError(f"modbus source {self.name!r}: poll() before open()", source=self.name,
+            raise ConnectorError(f"modbus source {self.name!r}: poll before open()", source=self.name,
                                  endpoint=self._endpoint)
+        device = self.status.devices[group.device.name]
         now_ns = self.clock.time_ns()
-        n = len(self._aliases)
-        values: list[Value | None] = [None] * n
-        quality = [int(Quality.GOOD)] * n
+        answers: list[tuple[ReadRequest, Sequence[int] | Sequence[bool] | None, str | None]] = []
+        learned: list[ReadRequest] = []
+        try:
+            for request in group.requests:
+                parts = await self._read_or_bisect(client, group, request)
+                answers.extend(parts)
+                learned.extend(rejoin([(r, d is not None) for r, d, _ in parts]) if len(parts) > 1 else [request])
+        except DeviceDown as exc:
+            return self._device_down(group, device, str(exc), exc.kind)
+        requests = [a[0] for a in answers]
+        if tuple(requests) != group.requests:
+            group.replan(requests)  # this poll's answers
+        decoder = group.decoder
+        registers = np.zeros(decoder.registers, dtype=np.uint16)
+        bits = np.zeros(decoder.bits, dtype=np.bool_)
+        failed = np.zeros(decoder.n, dtype=np.bool_)
         errors: dict[int, str] = {}
-        planned: list[ReadRequest] = []
-        for request in self.requests:
-            planned.extend(await self._read_or_split(client, request, values, errors))
-        self.requests = planned
-        for index in errors:
-            quality[index] = int(Quality.BAD)
-        self._update_tag_errors(errors)
-        batch = self._build(now_ns, values, quality)
+        for k, (request, data, error) in enumerate(answers):
+            base = decoder.base[k]
+            if data is None:
+                for s in request.slots:
+                    failed[s.index] = True
+                    errors[s.index] = str(error)
+            elif request.is_bits:
+                bits[base : base + request.count] = data[: request.count]
+            else:
+                registers[base : base + request.count] = data
+        decoded = decoder.decode(registers, bits, failed)
+        for row, message in decoded.errors.items():
+            tag = group.plan.tags[row]
+            table, address = tag.location()
+            errors[row] = f"{tag.type} at {table} {address} of unit {group.device.unit_id}: {message}"
+            device.errors["decode"] += 1
+        quality = np.zeros(decoder.n, dtype=np.int8)
+        if errors:
+            quality[list(errors)] = int(Quality.BAD)
+        self._tag_errors(group, errors, log_changes=True)
+        if len(errors) < decoder.n:
+            self._device_up(group, device)
+        mono = self.clock.monotonic()
+        report = group.report.select(decoded.double, decoded.integer, decoded.string, decoded.boolean, quality, mono)
+        batch = from_columns(group.streams, np.full(decoder.n, now_ns, dtype=np.int64), double=decoded.double,
+                             integer=decoded.integer, string=decoded.string, boolean=decoded.boolean,
+                             quality=pa.array(quality, pa.int8()))
+        if not report.all():
+            batch = batch.filter(pa.array(report))
         self.status.record_batch(batch, self.clock.time())
-        return batch
+        if tuple(learned) != group.requests:
+            group.replan(learned)  # the next polls': the bad ranges isolated, the rest merged again
+            log.info("modbus source %r: device %r group %r reads %s from now on", self.name, group.device.name,
+                     group.plan.group, ", ".join(r.describe() for r in learned))
+        return [batch]
 
-    async def _read_or_split(
-        self, client: AsyncModbusTcpClient, request: ReadRequest, values: list[Value | None], errors: dict[int, str]
-    ) -> list[ReadRequest]:
-        """Read one request; when the device refuses a merged one, read its parts. Returns what to read next poll."""
-        failed = await self._read_into(client, request, values, errors)
-        if failed not in SPLIT_ON or len(request.slots) == 1:
-            return [request]
-        parts = split(request)
-        if len(parts) == 1:
-            parts = split(request, per_tag=True)
-        log.info("modbus source %r: %s refused with exception %d, reading it as %d requests from now on",
-                    self.name, request.describe(), failed, len(parts))
-        for slot in request.slots:
-            errors.pop(slot.index, None)
-        kept: list[ReadRequest] = []
+    async def _read_or_bisect(
+        self, client: Client, group: _Group, request: ReadRequest
+    ) -> list[tuple[ReadRequest, Sequence[int] | Sequence[bool] | None, str | None]]:
+        """Read one request; when the device refuses a merged one as an illegal address, bisect it.
+        Returns the requests read, each with its answer or its error."""
+        data, code, error = await self._read(client, group, request)
+        if code not in BISECT_ON or len(request.slots) == 1:
+            return [(request, data, error)]
+        parts = bisect(request)
+        log.info("modbus source %r: device %r refused %s with exception %d; reading it as %s",
+                 self.name, group.device.name, request.describe(), code, " and ".join(p.describe() for p in parts))
+        out: list[tuple[ReadRequest, Sequence[int] | Sequence[bool] | None, str | None]] = []
         for part in parts:
-            kept.extend(await self._read_or_split(client, part, values, errors))
-        return kept
+            out.extend(await self._read_or_bisect(client, group, part))
+        return out
 
-    async def _read_into(
-        self, client: AsyncModbusTcpClient, request: ReadRequest, values: list[Value | None], errors: dict[int, str]
-    ) -> int | None:
-        """Read one request and decode its tags into ``values``; returns the Modbus exception code, if any."""
-        response = await self._execute(client, request)
+    async def _read(
+        self, client: Client, group: _Group, request: ReadRequest
+    ) -> tuple[Sequence[int] | Sequence[bool] | None, int | None, str | None]:
+        """(answer, None, None), or (None, exception code, message) for an exception answer or a short answer."""
+        device = self.status.devices[group.device.name]
+        pause = group.device.pause
+        if pause > 0:
+            wait = device.last_end + pause - self.clock.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        try:
+            response = await self._execute(client, request)
+        finally:
+            device.last_end = self.clock.monotonic()
+            device.count_request(device.last_end)
+        where = f"{request.describe()} of unit {request.unit_id}"
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
-            message = (f"{EXCEPTION_NAMES.get(code, 'unknown exception')} (exception {code}) "
-                       f"reading {request.describe()} of unit {self.config.unit_id}")
-            for slot in request.slots:
-                errors[slot.index] = message
-            return code
-        data: Sequence[int] | Sequence[bool] = response.bits if request.is_bits else response.registers
-        try:
-            check_answer(request, data)
-        except DecodeError as exc:
-            for slot in request.slots:
-                errors[slot.index] = f"{exc} (unit {self.config.unit_id})"
-            return None
-        for slot in request.slots:
-            try:
-                values[slot.index] = decode_slot(slot, data)
-            except DecodeError as exc:
-                errors[slot.index] = f"{_where(slot)}: {exc}"
-        return None
+            name = EXCEPTION_NAMES.get(code, "unknown exception")
+            message = f"{name} (exception {code}) reading {where}"
+            device.errors[name] += 1
+            if code in DEVICE_ABSENT:
+                raise DeviceDown(message, name)
+            return None, code, message
+        data: Sequence[int] | Sequence[bool] = response.bits[: request.count] if request.is_bits \
+            else response.registers
+        if len(data) < request.count:
+            device.errors["short answer"] += 1
+            return None, None, f"device answered {len(data)} values for {where}, expected {request.count}"
+        return data, None, None
 
-    async def _execute(self, client: AsyncModbusTcpClient, request: ReadRequest) -> ModbusPDU:
-        """One read; a lost connection or a silent device becomes ConnectorError."""
+    async def _execute(self, client: Client, request: ReadRequest) -> ModbusPDU:
+        """One read; a lost connection becomes ConnectorError, no answer DeviceDown."""
         if self._lost or not client.connected:
             raise self._fail(f"connection to {self._endpoint} lost")
         read = {
@@ -195,18 +385,26 @@ class ModbusConnector(PollingConnector):
             "coil": client.read_coils,
             "discrete": client.read_discrete_inputs,
         }[request.table]
+        where = f"{request.describe()} of unit {request.unit_id}"
         try:
-            # pymodbus raises ConnectionException from the call itself when the transport is gone
             self._inflight = asyncio.ensure_future(read(request.address, count=request.count,
-                                                        device_id=self.config.unit_id))
+                                                        device_id=request.unit_id))
             return await self._inflight
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._lost and not (current is not None and current.cancelling()):
-                raise self._fail(f"connection to {self._endpoint} lost reading {request.describe()}") from None
+                raise self._fail(f"connection to {self._endpoint} lost reading {where}") from None
             raise
-        except (ModbusException, OSError) as exc:  # OSError covers TimeoutError
-            raise self._fail(f"{request.describe()} of unit {self.config.unit_id}: {exc}") from exc
+        except ConnectionException as exc:
+            raise self._fail(f"connection to {self._endpoint} lost reading {where}: {exc}") from exc
+        except ModbusIOException as exc:
+            if self._lost:
+                raise self._fail(f"connection to {self._endpoint} lost reading {where}") from exc
+            tries = self.config.retries + 1
+            raise DeviceDown(f"no answer within {self.config.timeout:g} s ({tries} tries) reading {where}",
+                             "timeout") from None
+        except (ModbusException, OSError) as exc:
+            raise self._fail(f"{where}: {exc}") from exc
         finally:
             self._inflight = None
 
@@ -218,34 +416,63 @@ class ModbusConnector(PollingConnector):
         if self._inflight is not None and not self._inflight.done():
             self._inflight.cancel()
 
-    # --- helpers -----------------------------------------------------------------------
+    # --- device state ------------------------------------------------------------------
 
-    def _build(self, now_ns: int, values: list[Value | None], quality: list[int]) -> pa.RecordBatch:
-        columns: dict[str, list[Any]] = {c: [None] * len(values) for c in VALUE_COLUMNS}
-        for i, (column, value) in enumerate(zip(self._columns, values, strict=True)):
-            columns[column][i] = value
-        return from_columns(self._streams, np.full(len(values), now_ns, dtype=np.int64), quality=quality, **columns)
+    def _device_down(self, group: _Group, device: DeviceStatus, reason: str, kind: str) -> list[pa.RecordBatch]:
+        """Every tag of the device BAD at once; the device backed off; logged when it changes."""
+        if kind == "timeout":
+            device.errors["timeout"] += 1
+        device.failures += 1
+        fastest = min(g.interval for g in self.groups if g.device is group.device)
+        backoff = min(self.config.max_backoff, fastest * 2 ** (device.failures - 1))
+        device.retry_at = self.clock.monotonic() + backoff
+        if device.state != "down" or device.last_error != reason:
+            log.warning("modbus source %r: device %r (unit %d) is down: %s; its tags are BAD, next try in %g s",
+                        self.name, group.device.name, device.unit_id, reason, backoff)
+        device.state, device.last_error = "down", reason
+        batch = self._bad_rows([g for g in self.groups if g.device is group.device], reason)
+        return [batch]
 
-    def _update_tag_errors(self, errors: dict[int, str]) -> None:
-        """Keep the current error of each failing tag; log a tag when its error changes or clears."""
+    def _device_up(self, group: _Group, device: DeviceStatus) -> None:
+        if device.state == "down":
+            log.info("modbus source %r: device %r (unit %d) answers again", self.name, group.device.name,
+                     device.unit_id)
+        device.state, device.failures, device.retry_at = "ok", 0, 0.0
+        device.last_good_poll = self.clock.time()
+
+    def _bad_rows(self, groups: Sequence[_Group], reason: str) -> pa.RecordBatch:
+        """One BAD row (null value) per tag of ``groups``; their report state and tag errors follow."""
+        now_ns, mono = self.clock.time_ns(), self.clock.monotonic()
+        parts = []
+        for g in groups:
+            n = len(g.aliases)
+            quality = np.full(n, int(Quality.BAD), dtype=np.int8)
+            double, integer, string, boolean = (pa.nulls(n, t) for t in (pa.float64(), pa.int64(), pa.string(),
+                                                                         pa.bool_()))
+            report = g.report.select(double, integer, string, boolean, quality, mono)
+            self._tag_errors(g, dict.fromkeys(range(n), reason), log_changes=False)
+            batch = from_columns(g.streams, np.full(n, now_ns, dtype=np.int64), quality=quality)
+            parts.append(batch.filter(pa.array(report)))
+        out = pa.concat_batches(parts)
+        self.status.record_batch(out, self.clock.time())
+        return out
+
+    def _tag_errors(self, group: _Group, errors: dict[int, str], *, log_changes: bool) -> None:
+        """Keep the current error of each failing tag of the group; log a tag when its error changes or clears."""
         tag_errors = self.status.tag_errors
         for index, message in errors.items():
-            alias = self._aliases[index]
-            if tag_errors.get(alias) != message:
+            alias = group.aliases[index]
+            if log_changes and tag_errors.get(alias) != message:
                 log.warning("modbus source %r: tag %r: %s", self.name, alias, message)
             tag_errors[alias] = message
-        failing = {self._aliases[i] for i in errors}
-        for alias in [a for a in tag_errors if a not in failing]:
+        for index in group.failing - errors.keys():
+            alias = group.aliases[index]
             log.info("modbus source %r: tag %r reads again", self.name, alias)
-            del tag_errors[alias]
+            tag_errors.pop(alias, None)
+        group.failing = set(errors)
 
     def _fail(self, what: str) -> ConnectorError:
         """The error of this source, recorded as its last error; the attributes carry source and endpoint."""
         error = ConnectorError(f"modbus source {self.name!r}: {what}", source=self.name, endpoint=self._endpoint)
         self.status.last_error = str(error)
         return error
-
-
-def _where(slot: TagSlot) -> str:
-    tag = slot.tag
-    return f"{tag.type} at {tag.table} {tag.address}"
