@@ -24,6 +24,7 @@ from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from storage import wal
 from storage.latest import LatestIndex
+from storage.recovery import Quarantined
 from storage.snapshot import Record, Snapshot
 
 
@@ -69,6 +70,7 @@ class StoreState:
     visible_seq: int = 1  # one past the last record queries and publishers can read
     latest: LatestIndex = field(default_factory=LatestIndex)
     cursors: dict[str, Position] = field(default_factory=dict)
+    quarantine: list[Quarantined] = field(default_factory=list)  # WAL damage ever found (storage/recovery.py)
 
     @property
     def wal_dir(self) -> Path:
@@ -81,6 +83,10 @@ class StoreState:
     @property
     def cursor_dir(self) -> Path:
         return self.data_dir / "cursors"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
 
     @property
     def next_seq(self) -> int:

@@ -38,11 +38,12 @@ import pyarrow as pa
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import StoreError
-from storage import encoding, layout, wal
+from storage import encoding, layout
 from storage.compaction import Compaction
 from storage.cursors import Cursors, LogReader
 from storage.layout import LAYOUT_VERSION
 from storage.query import Reader
+from storage.recovery import Quarantined, Recovery
 from storage.retention import Retention
 from storage.snapshot import Snapshot
 from storage.state import Position, StoreState, StoreStats
@@ -85,19 +86,24 @@ class Store:
     def stats(self) -> StoreStats:
         return self.state.stats
 
+    @property
+    def quarantine(self) -> list[Quarantined]:
+        """Every damage of the WAL found so far, kept in ``data_dir/quarantine`` until the operator removes it."""
+        return list(self.state.quarantine)
+
     # --- life cycle -----------------------------------------------------------------
 
-    async def open(self) -> wal.Recovery:
+    async def open(self) -> Recovery:
         self._duck = duckdb.connect(":memory:")
         report = await asyncio.to_thread(self._open_sync)
         self._tasks.append(asyncio.create_task(self._maintain(), name="store-compactor"))
         if self.config.fsync_interval is not None:
             self._tasks.append(asyncio.create_task(self._writer.run_syncer(self.config.fsync_interval),
                                                    name="store-fsync"))
-        log.info("store open at %s: %s", self.data_dir, report.describe())
+        (log.error if report.damage else log.info)("store open at %s: %s", self.data_dir, report.describe())
         return report
 
-    def _open_sync(self) -> wal.Recovery:
+    def _open_sync(self) -> Recovery:
         assert self._duck is not None
         state = self.state
         layout.open_parquet(state, self._duck)

@@ -364,8 +364,16 @@ class Gateway:
                       "compactions": s.compactions, "valuesRejected": self.rejected_values,
                       "valuesLost": s.values_lost, "diskBytes": s.disk_bytes,
                       "state": "error" if self.store_error else "ok", "lastError": self.store_error,
-                      "dataDir": str(self.store.data_dir)},
+                      "dataDir": str(self.store.data_dir), "walDamage": self._wal_damage()},
         }
+
+    def _wal_damage(self) -> dict[str, Any]:
+        """Damage the WAL ever had (kept in data_dir/quarantine until the operator removes the files)."""
+        found = self.store.quarantine
+        return {"places": len(found), "recordsLost": sum(q.records_lost for q in found),
+                "valuesLost": sum(q.values_lost for q in found), "exact": all(q.exact for q in found),
+                "recordsInParquetOnly": sum(q.compacted for q in found),
+                "quarantine": [q.to_json() for q in found]}
 
 
 class _EmbeddedServer(uvicorn.Server):
