@@ -26,6 +26,7 @@ Errors (all :class:`~sitewise_edge.errors.StoreError`, with ``path`` and, where 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -39,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from sitewise_edge.errors import StoreError
+from sitewise_edge.errors import DiskFull, StoreError
 from sitewise_edge.files import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -332,8 +333,9 @@ class WalWriter:
         the first record lost (every frame after the last fsync is cut)."""
         path, seq = self._path, self._synced_seq + 1
         self._abandon()
-        return StoreError(f"cannot {doing} the WAL in {self.directory}: {exc.strerror or exc}",
-                          path=path or self.directory, segment=path.name if path else None, seq=seq)
+        kind = DiskFull if exc.errno == errno.ENOSPC else StoreError
+        return kind(f"cannot {doing} the WAL in {self.directory}: {exc.strerror or exc}",
+                    path=path or self.directory, segment=path.name if path else None, seq=seq)
 
     def _abandon(self) -> None:
         """Cut the active segment back to its last durable frame and leave it."""
