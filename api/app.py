@@ -30,7 +30,7 @@ from api.sitewise.data import router as data_router
 from api.sitewise.errors import error_response, sitewise_error
 from api.sitewise.query import router as query_router
 from api.sitewise.sql import router as sql_router
-from sitewise_edge.errors import ApiError, ModelError
+from sitewise_edge.errors import ApiError, ModelError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,12 @@ def create_app(backend: Backend) -> FastAPI:
     @app.exception_handler(ModelError)
     async def _model_error(_: Request, exc: ModelError) -> JSONResponse:
         return error_response(sitewise_error(exc))
+
+    @app.exception_handler(StoreError)
+    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
+        # the store cannot take the values now (disk full, under storage.disk_reserve, a failing disk): retryable,
+        # nothing of the request was kept; the reason is also in /health
+        return _error("ServiceUnavailableException", f"the gateway cannot store the values now: {exc}")
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

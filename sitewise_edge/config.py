@@ -318,6 +318,13 @@ class StorageConfig(_Model):
     """``batch``: fsync every accepted batch before acknowledging it; or a duration such as ``100ms``."""
     segment_size: Size = 64 * 2**20
     compact_interval: Duration = 60.0
+    disk_reserve: int = 256 * 2**20
+    """Free space the store leaves on its file system: below it, old history goes, then writes are refused."""
+
+    @field_validator("disk_reserve", mode="before")
+    @classmethod
+    def _reserve(cls, v: Any) -> int:
+        return 0 if v in (0, "0") else parse_size(v)
 
     @field_validator("fsync")
     @classmethod

@@ -12,6 +12,7 @@
     ├── ConnectorError         a device could not be read; the runtime restarts the source with back-off
     │   └── NodeError          a configured node that cannot be used (malformed id, unknown namespace): a tag error
     ├── StoreError             the data directory cannot be used (layout version, disk); path, segment, seq
+    │   ├── DiskFull           writes refused: the file system is full or under storage.disk_reserve; free, reserve
     │   └── FrameError†        a WAL frame that cannot be read (bad length, checksum, sequence); offset, reason
     │       └── IncompleteFrame†  the segment ends inside a frame (a torn tail)
     ├── PublishError           a destination failed a whole pass for good (publisher, endpoint, kind); the
@@ -120,6 +121,17 @@ class StoreError(SitewiseEdgeError):
         self.path = path
         self.segment = segment
         self.seq = seq
+
+
+class DiskFull(StoreError):
+    """The store refuses writes: its file system is full (``free`` 0) or has less than ``reserve`` bytes free
+    (``storage.disk_reserve``) once the old history it may delete is gone. Nothing of the batch is kept."""
+
+    def __init__(self, message: str, *, path: Path, segment: str | None = None, seq: int | None = None,
+                 free: int | None = None, reserve: int | None = None) -> None:
+        super().__init__(message, path=path, segment=segment, seq=seq)
+        self.free = free
+        self.reserve = reserve
 
 
 class PublishError(SitewiseEdgeError):

@@ -7,10 +7,11 @@ The parts (writer, compaction, retention, cursors, layout) are private to the pa
 """
 
 from storage.query import Reader
+from storage.recovery import Quarantined, Recovery
 from storage.snapshot import Record, Snapshot
 from storage.state import Position, StoreStats
 from storage.store import Store
-from storage.wal import FrameError, IncompleteFrame, Recovery
+from storage.wal import FrameError, IncompleteFrame
 
-__all__ = ["FrameError", "IncompleteFrame", "Position", "Reader", "Record", "Recovery", "Snapshot", "Store",
-           "StoreStats"]
+__all__ = ["FrameError", "IncompleteFrame", "Position", "Quarantined", "Reader", "Record", "Recovery", "Snapshot",
+           "Store", "StoreStats"]

@@ -19,6 +19,7 @@ import asyncio
 import bisect
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -85,6 +86,16 @@ class LogReader:
     def __init__(self, state: StoreState) -> None:
         self.state = state
         self._waiters: list[asyncio.Future[None]] = []
+        self._damage_seen: set[tuple[Path, int]] = set()
+
+    def _damaged(self, damage: wal.Damage) -> None:
+        """Damage that appeared after the store opened (recovery quarantines it on the next open): skipped."""
+        place = (damage.path, damage.offset)
+        if place not in self._damage_seen:
+            self._damage_seen.add(place)
+            log.error("WAL %s: %s at offset %d: %d unreadable bytes skipped (records %d..%d); the next start "
+                      "quarantines them", damage.path.name, damage.reason, damage.offset, damage.size,
+                      damage.previous_seq + 1, (damage.next_seq or 0) - 1)
 
     def read(self, position: Position, max_rows: int) -> tuple[pa.Table, Position]:
         """Rows after ``position`` in acceptance order, at most ``max_rows`` (blocking: use a thread)."""
@@ -123,7 +134,7 @@ class LogReader:
                 if seg.first_seq >= first_resident:
                     break
                 try:
-                    for s, batch in wal.read_segment(seg.path):
+                    for s, batch in wal.read_segment(seg.path, self._damaged):
                         if s >= first_resident:
                             break
                         if s >= seq:

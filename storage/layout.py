@@ -4,6 +4,7 @@
     <data_dir>/wal/              WAL segments (storage/wal.py)
     <data_dir>/parquet/          day folders of Parquet files (storage/segments.py) and latest.parquet
     <data_dir>/cursors/          one JSON position per publisher (storage/cursors.py)
+    <data_dir>/quarantine/       damaged WAL bytes and what they cost: a .bin and a .json per place (recovery.py)
 
     open_parquet(state, duck)    # before the WAL is recovered: layout checked, orphans removed, files listed
     write_manifest(state.data_dir, last)   # a compaction is recorded

@@ -1,22 +1,33 @@
-"""Retention by age and by disk budget.
+"""Retention by age, the disk budget and the disk reserve.
 
     retention = Retention(state, cursors)
     removed = await retention.apply_retention()   # Parquet days older than ``storage.retention``
-    freed = await retention.enforce_budget()      # within ``storage.max_disk`` and the free space
+    freed = await retention.enforce_budget()      # within ``storage.max_disk`` and above ``storage.disk_reserve``
+    await retention.check_writable()              # before an append: raises DiskFull when writes are refused
 
-The budget takes the oldest history first (whole days, never today's); when that is not enough it
-deletes the oldest compacted WAL segments even though a publisher still needs them: the values are
-counted in ``values_lost``, logged, and the publishers' cursors move past them.
+Two limits, two policies:
+
+- ``max_disk`` is the store's own budget. Past it the oldest history goes first (whole days, never today's);
+  when that is not enough the oldest compacted WAL segments go even though a publisher still needs them: the
+  values are counted in ``values_lost``, logged as an error, and the publishers' cursors move past them.
+- ``disk_reserve`` is the free space the store leaves on its file system for everything else. Under it the
+  oldest history goes (the same order), but never a value not yet forwarded: the store refuses writes instead
+  (:class:`~sitewise_edge.errors.DiskFull`, a 503 ``ServiceUnavailableException`` through the API; the
+  connectors wait), until space is freed. Accepted data is a promise; another program filling the disk
+  does not break it.
+
+Free space comes from ``state.free_space`` (``shutil.disk_usage`` unless a test injects a probe); the
+append path probes at most once a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from pathlib import Path
 
 from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
+from sitewise_edge.errors import DiskFull
 from storage import segments, wal
 from storage.cursors import Cursors
 from storage.layout import LATEST_FILE
@@ -24,7 +35,14 @@ from storage.state import Position, StoreState
 
 log = logging.getLogger(__name__)
 
-DISK_RESERVE = 256 * 2**20  # what the store leaves free on the file system, whatever its budget
+PROBE_INTERVAL = 1.0  # seconds between two free-space probes on the append path
+
+
+def mib(n: int) -> str:
+    """A size for a message: ``812.0 KiB``, ``41.0 MiB``, ``20.00 GiB``."""
+    if n < 2**20:
+        return f"{n / 2**10:.1f} KiB"
+    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
 class Retention:
@@ -61,35 +79,78 @@ class Retention:
         return total
 
     def budget(self) -> int:
-        """``max_disk``, or less when the file system itself runs short (never fill the disk)."""
-        used = self.disk_usage()
-        free = shutil.disk_usage(self.state.data_dir).free
-        return min(self.state.config.max_disk, used + free - DISK_RESERVE)
+        """``max_disk``: the bytes the store may occupy."""
+        return self.state.config.max_disk
+
+    def free_space(self) -> int:
+        return self.state.free_space(self.state.data_dir)
 
     async def enforce_budget(self) -> int:
-        """Keep the store within its budget: the oldest history goes first, then the oldest data not yet
-        forwarded, which is logged and counted as lost. Returns the bytes freed."""
+        """Keep the store within ``max_disk`` (oldest history, then the oldest unforwarded data, counted as lost)
+        and the file system above ``disk_reserve`` (oldest history only). Returns the bytes freed."""
         state = self.state
+        config = state.config
         async with state.maintenance:
-            usage, budget = await asyncio.to_thread(lambda: (self.disk_usage(), self.budget()))
-            state.stats.disk_bytes = usage
-            if usage <= budget:
-                return 0
+            usage, free = await asyncio.to_thread(lambda: (self.disk_usage(), self.free_space()))
+            over = max(0, usage - config.max_disk)
+            short = max(0, config.disk_reserve - free)
             freed = 0
-            today = segments.day_folder(state.clock.time_ns() // NS_PER_DAY * NS_PER_DAY)
-            for folder in sorted(state.parquet_dir.glob("day=*")):
-                if usage - freed <= budget or folder.name >= today:
-                    break
-                files = list(folder.glob("*.parquet"))
-                size = sum(f.stat().st_size for f in files)
-                state.replace_files(files)
-                await asyncio.to_thread(segments.remove_days, [folder])
-                freed += size
-                log.warning("disk budget %s exceeded: removed the history of %s (%d bytes)",
-                            state.config.max_disk, folder.name[4:], size)
-            if usage - freed > budget:
-                freed += await self._drop_unforwarded(usage - freed - budget)
+            if over or short:
+                why = (f"storage.max_disk {mib(config.max_disk)} exceeded ({mib(usage)} used)" if over else
+                       f"the file system has {mib(free)} free, under storage.disk_reserve {mib(config.disk_reserve)}")
+                freed = await self._drop_history(max(over, short), why)
+            if usage - freed > config.max_disk:
+                freed += await self._drop_unforwarded(usage - freed - config.max_disk)
+            state.stats.disk_bytes = usage - freed
+            state.disk.used = usage - freed
+            await asyncio.to_thread(self.probe)
             return freed
+
+    async def _drop_history(self, excess: int, why: str) -> int:
+        """Delete whole days of Parquet history, oldest first, never today's. Returns the bytes freed."""
+        state = self.state
+        freed = 0
+        today = segments.day_folder(state.clock.time_ns() // NS_PER_DAY * NS_PER_DAY)
+        for folder in sorted(state.parquet_dir.glob("day=*")):
+            if freed >= excess or folder.name >= today:
+                break
+            files = list(folder.glob("*.parquet"))
+            size = sum(f.stat().st_size for f in files)
+            state.replace_files(files)
+            await asyncio.to_thread(segments.remove_days, [folder])
+            freed += size
+            log.warning("%s: removed the history of %s (%s)", why, folder.name[4:], mib(size))
+        return freed
+
+    def probe(self) -> None:
+        """Free space now; writes are refused while it is under the reserve (blocking, cheap: one statvfs)."""
+        state = self.state
+        reserve = state.config.disk_reserve
+        free = self.free_space()
+        refusing = None
+        if free < reserve or free == 0:
+            refusing = (f"the file system of {state.data_dir} has {mib(free)} free, under storage.disk_reserve "
+                        f"{mib(reserve)}: writes are refused until space is freed (old history is already gone)")
+        if refusing != state.disk.refusing:
+            if refusing:
+                log.error("disk: %s", refusing)
+            else:
+                log.warning("disk: %s free again (storage.disk_reserve %s): writes are accepted", mib(free),
+                            mib(reserve))
+        state.disk.free, state.disk.refusing, state.disk.checked_at = free, refusing, state.clock.monotonic()
+
+    async def check_writable(self) -> None:
+        """Raise DiskFull when the file system is under the reserve and old history cannot make room.
+
+        Probes at most once every PROBE_INTERVAL; under the reserve it first deletes old history."""
+        state = self.state
+        disk = state.disk
+        if disk.checked_at is None or state.clock.monotonic() - disk.checked_at >= PROBE_INTERVAL:
+            self.probe()
+            if disk.refusing:
+                await self.enforce_budget()
+        if disk.refusing:
+            raise DiskFull(disk.refusing, path=state.data_dir, free=disk.free, reserve=state.config.disk_reserve)
 
     async def _drop_unforwarded(self, excess: int) -> int:
         """Delete the oldest compacted WAL segments even though a publisher still needs them."""
@@ -116,8 +177,9 @@ class Retention:
                 await asyncio.to_thread(self.cursors.save, name, Position(end, 0))
             if behind:
                 state.stats.values_lost += rows
-                log.error("disk budget %s exceeded: %d values not yet forwarded by %s were deleted (records %d..%d)",
-                          state.config.max_disk, rows, ", ".join(behind), seg.first_seq, end - 1)
+                log.error("storage.max_disk %s exceeded: %d values not yet forwarded by %s were deleted "
+                          "(records %d..%d)", mib(state.config.max_disk), rows, ", ".join(behind), seg.first_seq,
+                          end - 1)
         return freed
 
 

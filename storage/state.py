@@ -15,8 +15,9 @@ the disk budget from changing the file list at the same time.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from storage import wal
 from storage.latest import LatestIndex
+from storage.recovery import Quarantined
 from storage.snapshot import Record, Snapshot
 
 
@@ -49,6 +51,25 @@ class StoreStats:
     disk_bytes: int = 0
 
 
+@dataclass
+class DiskState:
+    """What the store knows of its disk (``/health`` shows it)."""
+
+    used: int = 0
+    free: int | None = None
+    refusing: str | None = None  # why writes are refused, None while they are accepted
+    checked_at: float | None = None  # monotonic seconds of the last probe
+
+    def as_dict(self, max_disk: int, reserve: int) -> dict[str, object]:
+        return {"state": "full" if self.refusing else "ok", "usedBytes": self.used, "freeBytes": self.free,
+                "maxDiskBytes": max_disk, "reserveBytes": reserve, "refusing": self.refusing}
+
+
+def free_bytes(path: Path) -> int:
+    """The free space of the file system holding ``path`` (what an unprivileged process may use)."""
+    return shutil.disk_usage(path).free
+
+
 @dataclass(eq=False)
 class StoreState:
     """What the writer, the compaction, the retention and the cursors of one store share."""
@@ -59,6 +80,8 @@ class StoreState:
     stats: StoreStats = field(default_factory=StoreStats)
     maintenance: asyncio.Lock = field(default_factory=asyncio.Lock)
     log: wal.WalWriter | None = None  # the open WAL; None before open and after close
+    free_space: Callable[[Path], int] = free_bytes  # the probe of the file system's free space (tests inject one)
+    disk: DiskState = field(default_factory=DiskState)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # --- guarded by ``lock`` ---
     resident: list[Record] = field(default_factory=list)  # durable, not yet compacted, oldest first
@@ -69,6 +92,7 @@ class StoreState:
     visible_seq: int = 1  # one past the last record queries and publishers can read
     latest: LatestIndex = field(default_factory=LatestIndex)
     cursors: dict[str, Position] = field(default_factory=dict)
+    quarantine: list[Quarantined] = field(default_factory=list)  # WAL damage ever found (storage/recovery.py)
 
     @property
     def wal_dir(self) -> Path:
@@ -81,6 +105,10 @@ class StoreState:
     @property
     def cursor_dir(self) -> Path:
         return self.data_dir / "cursors"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_dir / "quarantine"
 
     @property
     def next_seq(self) -> int:

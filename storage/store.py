@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,16 @@ import pyarrow as pa
 
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
-from sitewise_edge.errors import StoreError
-from storage import encoding, layout, wal
+from sitewise_edge.errors import DiskFull, StoreError
+from storage import encoding, layout
 from storage.compaction import Compaction
 from storage.cursors import Cursors, LogReader
 from storage.layout import LAYOUT_VERSION
 from storage.query import Reader
+from storage.recovery import Quarantined, Recovery
 from storage.retention import Retention
 from storage.snapshot import Snapshot
-from storage.state import Position, StoreState, StoreStats
+from storage.state import Position, StoreState, StoreStats, free_bytes
 from storage.writer import LogWriter
 
 __all__ = ["LAYOUT_VERSION", "Position", "Store", "StoreStats"]
@@ -59,8 +60,10 @@ MAX_RESIDENT_ROWS = 8_000_000  # ... and that make appends wait for it, so memor
 class Store:
     """The store of one data directory; see the module docstring for its use."""
 
-    def __init__(self, data_dir: Path, config: StorageConfig, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.state = StoreState(Path(data_dir), config, clock)  # shared by the parts; read-only from outside storage/
+    def __init__(self, data_dir: Path, config: StorageConfig, clock: Clock = SYSTEM_CLOCK,
+                 free_space: Callable[[Path], int] = free_bytes) -> None:
+        # shared by the parts; read-only from outside storage/. ``free_space``: the file system's free bytes
+        self.state = StoreState(Path(data_dir), config, clock, free_space=free_space)
         self.data_dir = self.state.data_dir
         self.wal_dir = self.state.wal_dir
         self.parquet_dir = self.state.parquet_dir
@@ -85,19 +88,24 @@ class Store:
     def stats(self) -> StoreStats:
         return self.state.stats
 
+    @property
+    def quarantine(self) -> list[Quarantined]:
+        """Every damage of the WAL found so far, kept in ``data_dir/quarantine`` until the operator removes it."""
+        return list(self.state.quarantine)
+
     # --- life cycle -----------------------------------------------------------------
 
-    async def open(self) -> wal.Recovery:
+    async def open(self) -> Recovery:
         self._duck = duckdb.connect(":memory:")
         report = await asyncio.to_thread(self._open_sync)
         self._tasks.append(asyncio.create_task(self._maintain(), name="store-compactor"))
         if self.config.fsync_interval is not None:
             self._tasks.append(asyncio.create_task(self._writer.run_syncer(self.config.fsync_interval),
                                                    name="store-fsync"))
-        log.info("store open at %s: %s", self.data_dir, report.describe())
+        (log.error if report.damage else log.info)("store open at %s: %s", self.data_dir, report.describe())
         return report
 
-    def _open_sync(self) -> wal.Recovery:
+    def _open_sync(self) -> Recovery:
         assert self._duck is not None
         state = self.state
         layout.open_parquet(state, self._duck)
@@ -106,6 +114,8 @@ class Store:
         # never reuse a sequence number a cursor or a compaction has already seen (a lost WAL tail)
         next_seq = max([last_seq + 1, state.compacted_through + 1, *(c.seq for c in state.cursors.values())])
         self._writer.start(next_seq)
+        state.disk.used = state.stats.disk_bytes = self._retention.disk_usage()
+        self._retention.probe()
         state.visible_seq = max(last_seq, state.compacted_through) + 1
         return report
 
@@ -139,7 +149,12 @@ class Store:
             return 0
         while self.state.resident_rows >= MAX_RESIDENT_ROWS:  # compaction fell behind: writers wait (back-pressure)
             await self.compact()
-        seq = await self._writer.append(batch)
+        await self._retention.check_writable()  # DiskFull under storage.disk_reserve
+        try:
+            seq = await self._writer.append(batch)
+        except DiskFull:
+            self.state.disk.checked_at = None  # the file system is full: probe again on the next append
+            raise
         self.stats.values_accepted += batch.num_rows
         self.stats.batches_accepted += 1
         self._log.notify()
@@ -198,12 +213,17 @@ class Store:
         return self._retention.disk_usage()
 
     def budget(self) -> int:
-        """``max_disk``, or less when the file system itself runs short (never fill the disk)."""
+        """``max_disk``: the bytes the store may occupy."""
         return self._retention.budget()
 
     async def enforce_budget(self) -> int:
-        """Keep the store within its budget (oldest history first, then unforwarded data, counted as lost)."""
+        """Keep the store within ``max_disk`` (oldest history first, then unforwarded data, counted as lost) and
+        the file system above ``disk_reserve`` (oldest history only; then writes are refused)."""
         return await self._retention.enforce_budget()
+
+    def disk_status(self) -> dict[str, object]:
+        """The disk as the store saw it last: used, free, the limits, and why writes are refused (if they are)."""
+        return self.state.disk.as_dict(self.config.max_disk, self.config.disk_reserve)
 
     # --- reading ------------------------------------------------------------------------
 

@@ -6,13 +6,14 @@ and holds frames::
     <u32 payload length> <u64 sequence number> <u32 crc32 of the two before and the payload> <payload>
 
 The payload is one Arrow IPC stream (schema + one batch). Sequence numbers increase by one
-per frame across segments; a frame whose checksum fails, whose length is zero or whose sequence
-does not increase ends the readable log.
+per frame across segments (a gap is a record lost to damage). A frame is whole when its length
+fits, its checksum holds and its sequence number is greater than the one before; :func:`scan`
+yields the whole frames and, between them, :class:`Damage`: after a bad byte it resynchronises on
+the next whole frame, so damage costs only the frames it touches.
 
 Each frame is one accepted sample batch. A frame is *durable* once the file is
-fsynced after it; only then is its batch acknowledged. Recovery reads every
-frame whose length and checksum hold and cuts the file at the first that does not
-(a torn tail after a crash), reporting what it cut.
+fsynced after it; only then is its batch acknowledged. What recovery does with damage (a torn
+tail is cut; damage in the middle is quarantined and counted) is in :mod:`storage.recovery`.
 
 The writer is not thread-safe: one owner (the store) calls it from one thread at a time.
 
@@ -25,19 +26,21 @@ Errors (all :class:`~sitewise_edge.errors.StoreError`, with ``path`` and, where 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from sitewise_edge.errors import StoreError
+from sitewise_edge.errors import DiskFull, StoreError
 from sitewise_edge.files import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -61,23 +64,6 @@ class FrameError(StoreError):
 
 class IncompleteFrame(FrameError):
     """The segment ends inside a frame (its header or payload is cut short)."""
-
-
-@dataclass
-class Recovery:
-    """What opening the log found."""
-
-    segments: int = 0
-    records: int = 0
-    rows: int = 0
-    truncated_bytes: int = 0
-    truncated_at: str | None = None  # "file:offset" of the cut
-
-    def describe(self) -> str:
-        text = f"{self.records} records ({self.rows} values) in {self.segments} WAL segments"
-        if self.truncated_bytes:
-            text += f"; dropped a torn tail of {self.truncated_bytes} bytes at {self.truncated_at}"
-        return text
 
 
 @dataclass(frozen=True)
@@ -121,104 +107,158 @@ def list_segments(directory: Path) -> list[Segment]:
     return sorted(segs, key=lambda s: s.first_seq)
 
 
-def read_frames(path: Path, *, repair: bool = False, after_seq: int = 0) -> Iterator[tuple[int, bytes]]:
-    """Yield (seq, payload) of every whole frame; with ``repair``, cut a torn tail off the file.
+@dataclass(frozen=True)
+class Frame:
+    """One whole frame of a segment: where it starts, its sequence number and its payload."""
 
-    Frames must continue the sequence after ``after_seq`` (0: any start).
+    offset: int
+    seq: int
+    payload: bytes
+
+    @property
+    def end(self) -> int:
+        return self.offset + FRAME_OVERHEAD + len(self.payload)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Bytes of a segment that hold no readable frame: from ``offset`` to ``end`` (where the next whole
+    frame starts, or the file's end when ``next_seq`` is None). ``previous_seq`` is the frame before."""
+
+    path: Path
+    offset: int
+    end: int
+    reason: str
+    previous_seq: int
+    next_seq: int | None
+    incomplete: bool  # the file ends inside a frame, or in zeros (what a crash in the middle of a write leaves)
+    seq: int | None = None  # what the first bad header claims, when it is whole
+
+
+    @property
+    def size(self) -> int:
+        return self.end - self.offset
+
+    def error(self) -> FrameError:
+        kind = IncompleteFrame if self.incomplete else FrameError
+        return kind(self.path, self.offset, self.reason, seq=self.seq)
+
+
+def _check(header: bytes, payload: bytes, previous: int) -> str | None:
+    """Why ``header`` + ``payload`` is not the frame that may follow ``previous`` (None: it is)."""
+    length, seq = HEADER.unpack_from(header)
+    (crc,) = CRC.unpack_from(header, HEADER.size)
+    if length == 0 or length >= MAX_FRAME:
+        return f"impossible frame length {length}"
+    if len(payload) < length:
+        return "incomplete frame"
+    if zlib.crc32(payload, zlib.crc32(header[: HEADER.size])) != crc:
+        return "checksum mismatch"
+    if seq <= previous:
+        return f"sequence {seq} does not follow {previous}"
+    return None
+
+
+_RESYNC_SPAN = 1 << 32  # a frame after damage has a sequence number at most this far past the last good one
+
+
+def _resync(data: bytes, previous: int) -> int | None:
+    """The offset in ``data`` of the first whole frame that can follow ``previous``, or None.
+
+    Candidates are found with numpy (an 8-byte sequence number in range, at every byte offset), then
+    checked one by one with their checksum: a damaged megabyte costs milliseconds, not a Python loop per byte.
+    """
+    n = len(data)
+    if n <= FRAME_OVERHEAD:
+        return None
+    u8 = np.frombuffer(data, dtype=np.uint8)
+    candidates: list[np.ndarray] = []
+    for k in range(8):  # the u64 sequence numbers starting at offsets k, k + 8, ... belong to frames at k - 4 + 8i
+        count = (n - k) // 8
+        if count <= 0:
+            continue
+        seqs = u8[k: k + 8 * count].view("<u8")
+        hit = np.flatnonzero((seqs > previous) & (seqs <= previous + _RESYNC_SPAN))
+        starts = k - 4 + 8 * hit
+        candidates.append(starts[(starts >= 0) & (starts + FRAME_OVERHEAD < n)])
+    for start in np.sort(np.concatenate(candidates)) if candidates else ():
+        p = int(start)
+        header = data[p: p + FRAME_OVERHEAD]
+        (length, _) = HEADER.unpack_from(header)
+        if not 0 < length <= n - p - FRAME_OVERHEAD:
+            continue
+        if _check(header, data[p + FRAME_OVERHEAD: p + FRAME_OVERHEAD + length], previous) is None:
+            return p
+    return None
+
+
+def scan(path: Path, after_seq: int = 0) -> Iterator[Frame | Damage]:
+    """Every whole frame of a segment, and every run of bytes between them that is not one.
+
+    A frame must checksum (header and payload) and carry a greater sequence number than the one before
+    (``after_seq`` for the first). After damage the scan resynchronises on the next whole frame, so one
+    bad byte costs the frames it touches, never the ones after it.
     """
     with open(path, "rb") as f:
         head = f.read(len(MAGIC))
         if head != MAGIC:
-            if len(head) < len(MAGIC) and repair:
-                # a segment created just before a crash, header never completed
-                f.close()
-                path.write_bytes(MAGIC)
-                return
             raise StoreError(f"{path}: not a WAL segment of this layout (header {head!r}, expected {MAGIC!r})",
                              path=path, segment=path.name)
         offset = len(MAGIC)
         previous = after_seq
         while True:
+            f.seek(offset)
             header = f.read(FRAME_OVERHEAD)
             if not header:
                 return
-            error: FrameError | None = None
-            length = seq = 0
             if len(header) < FRAME_OVERHEAD:
-                error = IncompleteFrame(path, offset, "incomplete frame header")
-            else:
-                length, seq = HEADER.unpack_from(header)
-                (crc,) = CRC.unpack_from(header, HEADER.size)
-                payload = f.read(length) if 0 < length < MAX_FRAME else b""
-                if length == 0 or length >= MAX_FRAME:
-                    error = FrameError(path, offset, f"impossible frame length {length}", seq=seq)
-                elif len(payload) < length:
-                    error = IncompleteFrame(path, offset, "incomplete frame", seq=seq)
-                elif zlib.crc32(payload, zlib.crc32(header[: HEADER.size])) != crc:
-                    error = FrameError(path, offset, "checksum mismatch", seq=seq)
-                elif previous and seq != previous + 1:
-                    error = FrameError(path, offset, f"sequence {seq} does not follow {previous}", seq=seq)
-            if error is not None:
-                if not repair:
-                    raise error
-                f.close()
-                dropped = _cut(path, offset, error.reason)
-                raise _Truncated(offset, dropped)
-            previous = seq
-            yield seq, payload
-            offset += FRAME_OVERHEAD + length
+                yield Damage(path, offset, offset + len(header), "incomplete frame header", previous, None, True)
+                return
+            length, seq = HEADER.unpack_from(header)
+            payload = f.read(length) if 0 < length < MAX_FRAME else b""
+            reason = _check(header, payload, previous)
+            if reason is None:
+                yield Frame(offset, seq, payload)
+                previous = seq
+                offset += FRAME_OVERHEAD + length
+                continue
+            f.seek(offset + 1)
+            rest = f.read()
+            found = _resync(rest, previous)
+            if found is None:
+                incomplete = reason == "incomplete frame" or not any(rest)
+                yield Damage(path, offset, offset + 1 + len(rest), reason, previous, None, incomplete, seq)
+                return
+            end = offset + 1 + found
+            yield Damage(path, offset, end, reason, previous, HEADER.unpack_from(rest, found)[1], False, seq)
+            offset = end
 
 
-def _cut(path: Path, offset: int, why: str) -> int:
-    size = path.stat().st_size
-    log.warning("WAL %s: %s at offset %d: dropping %d bytes of torn tail", path.name, why, offset, size - offset)
-    with open(path, "r+b") as w:
-        w.truncate(offset)
-        w.flush()
-        os.fsync(w.fileno())
-    return size - offset
+def read_frames(path: Path, *, after_seq: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Yield (seq, payload) of every whole frame; raise FrameError (IncompleteFrame at a cut end) at damage."""
+    for item in scan(path, after_seq):
+        if isinstance(item, Damage):
+            raise item.error()
+        yield item.seq, item.payload
 
 
-class _Truncated(Exception):
-    def __init__(self, offset: int, dropped: int) -> None:
-        super().__init__(offset, dropped)
-        self.offset = offset
-        self.dropped = dropped
+def read_segment(path: Path, on_damage: Callable[[Damage], None] | None = None
+                 ) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """The records of one (sealed or active) segment, for readers that are behind memory.
 
-
-def recover(directory: Path, decode_after: int = 0) -> tuple[list[tuple[int, pa.RecordBatch]], int, Recovery]:
-    """Check the whole log, cutting a torn tail.
-
-    Returns the decoded records with seq > ``decode_after`` (older frames are only checked, not
-    decoded: they are compacted and kept on disk for publishers), the last sequence number, and a report.
+    The end of the active segment may be a frame being written right now: the read stops there, quietly.
+    Other damage (it appeared after the store opened: recovery quarantines what it finds) raises its
+    FrameError, or, given ``on_damage``, is handed to it and skipped.
     """
-    out: list[tuple[int, pa.RecordBatch]] = []
-    report = Recovery()
-    last = 0
-    for seg in list_segments(directory):
-        report.segments += 1
-        try:
-            for seq, payload in read_frames(seg.path, repair=True, after_seq=last):
-                last = seq
-                report.records += 1
-                if seq > decode_after:
-                    batch = decode_batch(payload, path=seg.path, seq=seq)
-                    out.append((seq, batch))
-                    report.rows += batch.num_rows
-        except _Truncated as cut:
-            report.truncated_bytes += cut.dropped
-            report.truncated_at = f"{seg.path.name}:{cut.offset}"
-    return out, last, report
-
-
-def read_segment(path: Path) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """The records of one (sealed or active) segment, for readers that are behind memory."""
-    try:
-        for seq, payload in read_frames(path):
-            yield seq, decode_batch(payload, path=path, seq=seq)
-    except IncompleteFrame:
-        # the active segment may end in a frame being written right now: stop there
-        return
+    for item in scan(path):
+        if isinstance(item, Frame):
+            yield item.seq, decode_batch(item.payload, path=path, seq=item.seq)
+        elif item.next_seq is None and item.incomplete:
+            return
+        elif on_damage is None:
+            raise item.error()
+        else:
+            on_damage(item)
 
 
 class WalWriter:
@@ -293,8 +333,9 @@ class WalWriter:
         the first record lost (every frame after the last fsync is cut)."""
         path, seq = self._path, self._synced_seq + 1
         self._abandon()
-        return StoreError(f"cannot {doing} the WAL in {self.directory}: {exc.strerror or exc}",
-                          path=path or self.directory, segment=path.name if path else None, seq=seq)
+        kind = DiskFull if exc.errno == errno.ENOSPC else StoreError
+        return kind(f"cannot {doing} the WAL in {self.directory}: {exc.strerror or exc}",
+                    path=path or self.directory, segment=path.name if path else None, seq=seq)
 
     def _abandon(self) -> None:
         """Cut the active segment back to its last durable frame and leave it."""

@@ -1,7 +1,7 @@
 """The store's single writer: batches into the WAL, made durable (fsync per batch or group commit), then visible.
 
     writer = LogWriter(state)
-    records, last_seq = writer.recover()     # blocking: the WAL read back, a torn tail cut
+    report, last_seq = writer.recover()      # blocking: the WAL read back, a torn tail cut, damage quarantined
     writer.start(next_seq)                   # blocking: the log opens for appends
     seq = await writer.append(batch)         # returns once the batch is durable and visible
     await writer.sync()                      # group commit (``fsync: 100ms``): acknowledges what is pending
@@ -23,6 +23,7 @@ import pyarrow as pa
 from sitewise_edge.errors import StoreError
 from sitewise_edge.samples import SCHEMA
 from storage import wal
+from storage.recovery import Recovery, load_quarantine, recover
 from storage.snapshot import Record
 from storage.state import StoreState
 
@@ -42,10 +43,14 @@ class LogWriter:
         """Batches written to the WAL and waiting for the group commit that makes them durable."""
         return len(self._pending)
 
-    def recover(self) -> tuple[wal.Recovery, int]:
-        """Read the WAL back (blocking): uncompacted records become resident. Returns the report and last seq."""
+    def recover(self) -> tuple[Recovery, int]:
+        """Read the WAL back (blocking): uncompacted records become resident, damage is quarantined
+        (storage/recovery.py). Returns the report and the last seq."""
         state = self.state
-        records, last_seq, report = wal.recover(state.wal_dir, decode_after=state.compacted_through)
+        records, last_seq, report = recover(state.wal_dir, state.quarantine_dir, decode_after=state.compacted_through,
+                                            now=state.clock.time())
+        state.stats.values_lost += report.values_lost
+        state.quarantine = load_quarantine(state.quarantine_dir)
         state.segments = wal.list_segments(state.wal_dir)
         state.publish(Record(seq, batch) for seq, batch in records)
         return report, last_seq

@@ -84,6 +84,7 @@ class Gateway:
                         for p in config.publishers if isinstance(p, S3Export)]
         self.rejected_values = 0
         self.store_error: str | None = None
+        self._store_error_kind: type[StoreError] = StoreError
         self.api_port: int | None = None
         self._queue: asyncio.Queue[tuple[ConnectorStatus, pa.RecordBatch]] = asyncio.Queue(QUEUE_BATCHES)
         self._source_tasks: list[asyncio.Task[None]] = []
@@ -220,9 +221,10 @@ class Gateway:
                         self.store_error = None
                         break
                     except StoreError as exc:
-                        if self.store_error != str(exc):
-                            log.error("cannot store %d values, retrying: %s", batch.num_rows, exc)
-                        self.store_error = str(exc)
+                        if self.store_error is None or type(exc) is not self._store_error_kind:  # once per kind
+                            log.error("cannot store %d values read from the sources, retrying (the sources wait): %s",
+                                      batch.num_rows, exc)
+                        self.store_error, self._store_error_kind = str(exc), type(exc)
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, MAX_BACKOFF)
                     except pa.ArrowException as exc:  # a malformed batch from a connector: a bug, never accepted
@@ -364,8 +366,17 @@ class Gateway:
                       "compactions": s.compactions, "valuesRejected": self.rejected_values,
                       "valuesLost": s.values_lost, "diskBytes": s.disk_bytes,
                       "state": "error" if self.store_error else "ok", "lastError": self.store_error,
-                      "dataDir": str(self.store.data_dir)},
+                      "dataDir": str(self.store.data_dir), "disk": self.store.disk_status(),
+                      "walDamage": self._wal_damage()},
         }
+
+    def _wal_damage(self) -> dict[str, Any]:
+        """Damage the WAL ever had (kept in data_dir/quarantine until the operator removes the files)."""
+        found = self.store.quarantine
+        return {"places": len(found), "recordsLost": sum(q.records_lost for q in found),
+                "valuesLost": sum(q.values_lost for q in found), "exact": all(q.exact for q in found),
+                "recordsInParquetOnly": sum(q.compacted for q in found),
+                "quarantine": [q.to_json() for q in found]}
 
 
 class _EmbeddedServer(uvicorn.Server):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sitewise_edge.errors import StoreError
+from sitewise_edge.errors import DiskFull, StoreError
 from sitewise_edge.samples import from_columns
 from storage import wal
 
@@ -89,7 +89,7 @@ def test_a_failed_write_names_the_segment_and_the_first_record_lost(tmp_path: Pa
     path = writer.active_path
     assert path is not None and writer._file is not None
     writer._file = _FailingWrites(writer._file)  # type: ignore[assignment]
-    with pytest.raises(StoreError, match="No space left") as info:
+    with pytest.raises(DiskFull, match="No space left") as info:  # a StoreError the API answers with 503
         writer.append(batch(2))
     assert (info.value.path, info.value.segment, info.value.seq) == (path, path.name, 2)
     assert writer.next_seq == 2  # the next append reuses the lost record's number, in a new segment
