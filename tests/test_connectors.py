@@ -4,10 +4,12 @@ The state the runtime sets is tested against the Modbus simulator in tests/modbu
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import importlib.metadata
 import re
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,14 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from connectors.base import Connector, ConnectorState, ConnectorStatus, ConnectorType, PollingConnector
+from connectors.base import (
+    Connector,
+    ConnectorState,
+    ConnectorStatus,
+    ConnectorType,
+    PollingConnector,
+    StreamingConnector,
+)
 from sitewise_edge.config import CONNECTORS_ENTRY_POINTS, SourceConfig, load_config, source_types
 from sitewise_edge.runtime import Gateway, make_connector
 from sitewise_edge.samples import SCHEMA
@@ -122,3 +131,45 @@ async def test_a_malformed_batch_is_dropped_and_counted_for_its_source(tmp_path:
         assert source["sources"]["buggy"]["state"] == "connected"  # the runtime goes on reading it
     finally:
         await gw.stop()
+
+
+class _DeafSource(StreamingConnector):
+    """A connector whose first cancellation is lost, as one inside ``asyncio.wait_for`` is on Python 3.11 when
+    the device's answer arrives in the same loop iteration."""
+
+    def __init__(self) -> None:
+        self.name = "deaf"
+        self.status = ConnectorStatus()
+        self.cancels_lost = 0
+        self.reading = asyncio.Event()
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def stream(self) -> AsyncIterator[pa.RecordBatch]:
+        while True:
+            self.reading.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if self.cancels_lost:
+                    raise
+                self.cancels_lost += 1  # swallowed: the task reads on
+                current = asyncio.current_task()
+                assert current is not None
+                current.uncancel()
+        yield pa.RecordBatch.from_pylist([], schema=SCHEMA)  # pragma: no cover - never reached
+
+
+async def test_stop_ends_a_source_that_loses_its_cancellation(tmp_path: Path) -> None:
+    gw = Gateway(gateway_config(tmp_path))
+    deaf = _DeafSource()
+    gw.connectors = [deaf]
+    await gw.start()
+    await deaf.reading.wait()
+    async with asyncio.timeout(10):  # before: stop() waited for ever
+        await gw.stop()
+    assert deaf.cancels_lost == 1 and deaf.status.state is ConnectorState.STOPPED

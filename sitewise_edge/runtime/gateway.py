@@ -47,6 +47,8 @@ T = TypeVar("T")
 QUEUE_BATCHES = 256
 MAX_BACKOFF = 30.0
 DRAIN_TIMEOUT = 5.0
+RECANCEL_INTERVAL = 0.5
+"""How long a cancelled task may take to end before it is cancelled again (see :func:`cancel_all`)."""
 
 
 def make_connector(config: SourceConfig, clock: Clock = SYSTEM_CLOCK) -> Connector:
@@ -140,17 +142,14 @@ class Gateway:
     async def stop(self) -> None:
         """Stop sources, drain what they produced into the store, then stop the rest."""
         self._stopping.set()
-        for t in self._source_tasks:
-            t.cancel()
-        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        await cancel_all(self._source_tasks)
         try:
             await asyncio.wait_for(self._queue.join(), DRAIN_TIMEOUT)
         except TimeoutError:
             log.error("stop: %d batches could not be stored within %.0fs", self._queue.qsize(), DRAIN_TIMEOUT)
         if self._server is not None:
             self._server.should_exit = True
-        for t in self._tasks[1:]:
-            t.cancel()
+        await cancel_all(self._tasks[1:])
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
         log.info("gateway %s stopped", self.name)
@@ -390,3 +389,23 @@ class _EmbeddedServer(uvicorn.Server):
 def dashboard_url(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return f"http://{shown}:{port}/"
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until they have ended, cancelling again any that goes on.
+
+    A cancellation can be lost: on Python 3.11, ``asyncio.wait_for`` (which asyncua and pymodbus use for every
+    request) returns the result when the awaited answer arrives in the same loop iteration as the cancel, and the
+    task goes on reading. A single ``cancel()`` then leaves ``stop()`` waiting for ever; a second one, at the task's
+    next await, ends it."""
+    pending = {t for t in tasks if not t.done()}
+    rounds = 0
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_INTERVAL)
+        rounds += 1
+        if pending and rounds == 10:
+            log.warning("stop: %s still running after %d cancellations",
+                        ", ".join(sorted(t.get_name() for t in pending)), rounds)
+    await asyncio.gather(*tasks, return_exceptions=True)
