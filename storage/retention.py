@@ -177,6 +177,7 @@ class Retention:
                 await asyncio.to_thread(self.cursors.save, name, Position(end, 0))
             if behind:
                 state.stats.values_lost += rows
+                state.stats.values_lost_to_budget += rows
                 log.error("storage.max_disk %s exceeded: %d values not yet forwarded by %s were deleted "
                           "(records %d..%d)", mib(state.config.max_disk), rows, ", ".join(behind), seg.first_seq,
                           end - 1)
