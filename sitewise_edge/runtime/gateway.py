@@ -51,6 +51,7 @@ QUEUE_BATCHES = 256
 MAX_BACKOFF = 30.0
 DRAIN_TIMEOUT = 5.0
 HEALTH_INTERVAL = 1.0  # seconds between two checks of the verdict
+DROP_QUIET = 60.0  # seconds without a new dropped value before a source's drop reason clears
 
 
 def make_connector(config: SourceConfig, clock: Clock = SYSTEM_CLOCK) -> Connector:
@@ -82,6 +83,7 @@ class Gateway:
         self._source_of = {alias: conn for src, conn in zip(config.sources, self.connectors, strict=True)
                            for alias in src.aliases()}
         self._down_since: dict[str, float] = {}  # source name -> wall-clock time it went down
+        self._drops: dict[str, tuple[int, float]] = {}  # source name -> (values dropped, monotonic time it grew)
         self._started_at = clock.time()
         deadletter = config.gateway.data_dir / "deadletter"
         s3_exports = [p for p in config.publishers if isinstance(p, S3Export)]
@@ -431,6 +433,7 @@ class Gateway:
                 reason = f"down: {st.last_error}" + ("; its latest values read as UNCERTAIN" if conn.name in stale
                                                      else "")
             report(f"source {conn.name}", reason)
+            report(f"source {conn.name} drops", self._dropping(conn.name, st.values_dropped))
             bad = sorted(st.tag_errors) if st.state == ConnectorState.CONNECTED else []
             report(f"source {conn.name} tags", f"{len(bad)} tag(s) fail, e.g. {bad[0]}: {st.tag_errors[bad[0]]}"
                    if bad else None)
@@ -449,6 +452,18 @@ class Gateway:
         lost = self.store.stats.values_lost_to_budget
         report("retention", f"{lost} values not yet forwarded were deleted to stay within storage.max_disk"
                if lost else None)
+
+    def _dropping(self, source: str, dropped: int) -> str | None:
+        """A reason while a source's dropped-values count grew in the last DROP_QUIET seconds."""
+        now = self.clock.monotonic()
+        seen, since = self._drops.get(source, (0, now))
+        if dropped > seen:
+            self._drops[source] = (dropped, now)
+            since = now
+        elif dropped == 0 or now - since > DROP_QUIET:
+            return None
+        return (f"values read from the device are dropped ({dropped} so far this run): its buffer is full "
+                "because the store refuses or is slower than the source")
 
     def verdict(self) -> dict[str, Any]:
         self._update_health()

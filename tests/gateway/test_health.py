@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 
+from connectors.base import ConnectorStatus, PollingConnector
 from sitewise_edge.clock import ManualClock
 from sitewise_edge.health import Health
+from sitewise_edge.runtime import Gateway
+from sitewise_edge.samples import from_columns
 from sitewise_edge.simulators.opcua import OpcUaSimulator, generate_certificate
 from tests.conftest import ended, eventually, free_port, gateway_config
 from tests.storage.test_crash import start
@@ -128,3 +132,63 @@ async def test_a_wrong_password_is_logged_once_and_shown(tmp_path: Path, start_g
         assert sum("health: source press: down" in r.message for r in caplog.records) == 1
     finally:
         await sim.stop()
+
+
+class _Counter(PollingConnector):
+    """A device that gives one new value per poll; ``produced`` is what it handed over."""
+
+    def __init__(self) -> None:
+        self.name = "counter"
+        self.interval = 0.01
+        self.status = ConnectorStatus()
+        self.produced = 0
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def poll(self) -> pa.RecordBatch:
+        self.produced += 1
+        return from_columns(["/counter/n"], [T0_NS + self.produced * 10**6], double=[float(self.produced)])
+
+
+T0_NS = 1_764_000_000 * 10**9
+
+
+async def test_a_full_disk_back_pressures_the_sources_and_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sitewise_edge.runtime.gateway.QUEUE_BATCHES", 8)  # the queue fills in a moment
+    gw = Gateway(gateway_config(tmp_path))
+    free = {"bytes": 10**12}
+    gw.store.state.free_space = lambda _: free["bytes"]  # the disk probe, as a full file system would answer
+    counter = _Counter()
+    gw.connectors = [counter]
+    await gw.start()
+    try:
+        await eventually(lambda: gw.store.stats.values_accepted > 5)
+        free["bytes"] = 0  # the disk is full
+        # the store refuses (its probe runs once a second): the queue fills and the source waits
+        await eventually(lambda: gw.store.disk_status()["state"] == "full" and gw.store_error and gw._queue.full())
+        waiting_at = counter.produced
+        code, body = await get(gw.api_port, "/health")
+        assert code == 503 and body["status"] == "unavailable" and body["store"]["disk"]["state"] == "full"
+        assert (await get(gw.api_port, "/ready"))[0] == 503
+        assert counter.produced <= waiting_at + 1  # it is not polled while it cannot hand over (back-pressure)
+        free["bytes"] = 10**12
+        await eventually(lambda: gw.store.stats.values_accepted >= waiting_at + 1 and not gw._queue.qsize())
+        assert (await get(gw.api_port, "/health"))[1]["status"] == "ok"
+    finally:
+        await gw.stop()
+    gw = Gateway(gateway_config(tmp_path))
+    await gw.start()
+    try:
+        def stored() -> list[float]:
+            with gw.store.reader() as r:
+                return list(r.history("/counter/n", None, None).column("double").to_pylist())
+        values = stored()
+        assert values == [float(i) for i in range(1, counter.produced + 1)]  # every value read, in order, none lost
+        assert counter.status.values_dropped == 0
+    finally:
+        await gw.stop()
