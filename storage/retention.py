@@ -39,10 +39,12 @@ PROBE_INTERVAL = 1.0  # seconds between two free-space probes on the append path
 
 
 def mib(n: int) -> str:
-    """A size for a message: ``812.0 KiB``, ``41.0 MiB``, ``20.00 GiB``."""
+    """A size for a message: ``812.0 KiB``, ``41.0 MiB``, ``20.00 GiB``, ``1.00 TiB``."""
     if n < 2**20:
         return f"{n / 2**10:.1f} KiB"
-    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+    if n < 2**30:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**30:.2f} GiB" if n < 2**40 else f"{n / 2**40:.2f} TiB"
 
 
 class Retention:

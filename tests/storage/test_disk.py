@@ -129,7 +129,7 @@ def test_a_gateway_under_its_reserve_answers_503_with_the_reason(tmp_path: Path)
         err = info.value.response
         assert err["ResponseMetadata"]["HTTPStatusCode"] == 503
         assert err["Error"]["Code"] == "ServiceUnavailableException"
-        assert "under storage.disk_reserve 1024000.00 GiB: writes are refused" in err["Error"]["Message"]
+        assert "under storage.disk_reserve 1000.00 TiB: writes are refused" in err["Error"]["Message"]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             health = http.get("/health")
             assert health.status_code == 503 and health.json()["status"] == "unavailable"
