@@ -106,9 +106,20 @@ def create_app(backend: Backend) -> FastAPI:
                 )
         return await call_next(request)
 
-    @app.get("/health", tags=["operations"], summary="Liveness and the state of every component")
-    async def health() -> dict[str, object]:
-        return {"status": "ok", **backend.status()}
+    @app.get("/health", tags=["operations"], summary="The verdict (ok, degraded, unavailable), its reasons, and "
+             "the state of every component")
+    async def health() -> JSONResponse:
+        # 200 while data is accepted (ok or degraded: a liveness probe must not restart a buffering gateway),
+        # 503 when it cannot accept data
+        verdict = backend.verdict()
+        return JSONResponse({**verdict, **backend.status()}, 503 if verdict["status"] == "unavailable" else 200)
+
+    @app.get("/ready", tags=["operations"], summary="For orchestrators: 200 when the gateway accepts data, else 503")
+    async def ready() -> JSONResponse:
+        ok = backend.ready()
+        verdict = backend.verdict()
+        return JSONResponse({"ready": ok, "status": verdict["status"], "reasons": verdict["reasons"]},
+                            200 if ok else 503)
 
     app.include_router(data_router)
     app.include_router(query_router)

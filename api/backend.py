@@ -99,6 +99,14 @@ class Backend(Protocol):
         """Sources, store and publishers, for /health and the dashboard."""
         ...
 
+    def verdict(self) -> dict[str, Any]:
+        """``{"status": "ok" | "degraded" | "unavailable", "reasons": [...]}`` (sitewise_edge/health.py)."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether the gateway accepts data now (started, not stopping, nothing blocks ingest)."""
+        ...
+
     async def dead_letters(self, publisher: str | None, reason: str | None, alias: str | None,
                            state: str | None) -> list[dict[str, Any]]:
         """The dead letters of one SiteWise publisher (or all) matching the filter, as JSON records."""

@@ -216,6 +216,8 @@ def _sources_adapter() -> TypeAdapter[list[SourceConfig]] | None:
 class GatewayConfig(_Model):
     name: str = "sitewise-edge"
     data_dir: Path = Path("./data")
+    stale_after: Duration = 60.0
+    """A source down for longer than this: its streams' latest values read as UNCERTAIN (history stays)."""
 
 
 class ApiConfig(_Model):

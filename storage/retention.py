@@ -39,10 +39,12 @@ PROBE_INTERVAL = 1.0  # seconds between two free-space probes on the append path
 
 
 def mib(n: int) -> str:
-    """A size for a message: ``812.0 KiB``, ``41.0 MiB``, ``20.00 GiB``."""
+    """A size for a message: ``812.0 KiB``, ``41.0 MiB``, ``20.00 GiB``, ``1.00 TiB``."""
     if n < 2**20:
         return f"{n / 2**10:.1f} KiB"
-    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+    if n < 2**30:
+        return f"{n / 2**20:.1f} MiB"
+    return f"{n / 2**30:.2f} GiB" if n < 2**40 else f"{n / 2**40:.2f} TiB"
 
 
 class Retention:
@@ -177,6 +179,7 @@ class Retention:
                 await asyncio.to_thread(self.cursors.save, name, Position(end, 0))
             if behind:
                 state.stats.values_lost += rows
+                state.stats.values_lost_to_budget += rows
                 log.error("storage.max_disk %s exceeded: %d values not yet forwarded by %s were deleted "
                           "(records %d..%d)", mib(state.config.max_disk), rows, ", ".join(behind), seg.first_seq,
                           end - 1)

@@ -47,7 +47,8 @@ class StoreStats:
     compactions: int = 0
     last_compaction: float | None = None
     values_expired: int = 0
-    values_lost: int = 0
+    values_lost: int = 0  # this run: WAL damage and the disk budget
+    values_lost_to_budget: int = 0  # of those, not yet forwarded values deleted past max_disk
     disk_bytes: int = 0
 
 

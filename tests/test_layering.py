@@ -1,6 +1,6 @@
 """The import directions of the architecture, checked on the source (a wrong import fails here, not in review).
 
-    core        sitewise_edge.{samples, errors, config, files, clock}: imports nothing else of the project
+    core        sitewise_edge.{samples, errors, config, files, clock, health}: imports nothing else of the project
     components  connectors, asset_models, storage, sitewise_edge.publish, sitewise_edge.simulators,
                 sitewise_edge.models_pull: core and themselves
     api         core, asset_models (model types it renders) and itself; never storage, connectors or the runtime
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("sitewise_edge", "connectors", "asset_models", "storage", "api")
 
 CORE = frozenset({"sitewise_edge", "sitewise_edge.samples", "sitewise_edge.errors", "sitewise_edge.config",
-                  "sitewise_edge.files", "sitewise_edge.clock"})
+                  "sitewise_edge.files", "sitewise_edge.clock", "sitewise_edge.health"})
 COMPONENTS = ("connectors", "asset_models", "storage", "sitewise_edge.publish", "sitewise_edge.simulators",
               "sitewise_edge.models_pull")
 TOP = ("sitewise_edge.runtime", "sitewise_edge.cli", "sitewise_edge.__main__")

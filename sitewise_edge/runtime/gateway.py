@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import uvicorn
 
 from api.app import create_app
@@ -33,12 +34,14 @@ from connectors.base import Connector, ConnectorState, ConnectorStatus, PollingC
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import Config, S3Export, SourceConfig
 from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
+from sitewise_edge.health import Health
 from sitewise_edge.publish.base import Publisher
 from sitewise_edge.publish.deadletter import DeadLetterFilter
 from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.runtime.metrics import MetricRunner
 from sitewise_edge.runtime.models import ModelStore, TokenCache
+from sitewise_edge.samples import Quality
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,8 @@ MAX_BACKOFF = 30.0
 DRAIN_TIMEOUT = 5.0
 RECANCEL_INTERVAL = 0.5
 """How long a cancelled task may take to end before it is cancelled again (see :func:`cancel_all`)."""
+HEALTH_INTERVAL = 1.0  # seconds between two checks of the verdict
+DROP_QUIET = 60.0  # seconds without a new dropped value before a source's drop reason clears
 
 
 def make_connector(config: SourceConfig, clock: Clock = SYSTEM_CLOCK) -> Connector:
@@ -76,6 +81,12 @@ class Gateway:
         self._compute_registry = self.registry
         self._compute_lock = asyncio.Lock()
         self.connectors = [make_connector(s, clock) for s in config.sources]
+        self.health = Health(clock)  # the verdict of /health and /ready; any part may report(component, reason)
+        self._source_of = {alias: conn for src, conn in zip(config.sources, self.connectors, strict=True)
+                           for alias in src.aliases()}
+        self._down_since: dict[str, float] = {}  # source name -> wall-clock time it went down
+        self._drops: dict[str, tuple[int, float]] = {}  # source name -> (values dropped, monotonic time it grew)
+        self._started_at = clock.time()
         deadletter = config.gateway.data_dir / "deadletter"
         s3_exports = [p for p in config.publishers if isinstance(p, S3Export)]
         # SiteWise publishers hold store cursors and dead letters; S3 exports hold neither (see destinations)
@@ -110,6 +121,7 @@ class Gateway:
         self._server = server
         self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="api"))
         self._tasks.append(asyncio.create_task(self._ingest_loop(), name="ingest"))
+        self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
         if self.metrics.plan.groups:
             self._tasks.append(asyncio.create_task(self._supervise("metrics", self.metrics.run), name="metrics"))
         for pub in self.destinations:
@@ -160,15 +172,23 @@ class Gateway:
         """Open, read, and on failure reopen with exponential back-off; other sources are unaffected.
 
         The one writer of ``status.state``: starting until the first open, then connected or error
-        (also while it reconnects), stopped at shutdown."""
+        (also while it reconnects), stopped at shutdown. Every change of state or of error is logged once
+        (the connector may have recorded the error in its status already: the runtime keeps its own note)."""
         backoff = 1.0
         status: ConnectorStatus = conn.status
+        logged: str | None = None  # the error last logged; None: connected (or not failed yet)
+        failures = 0
         while True:
             try:
                 await conn.open()
                 status.state = ConnectorState.CONNECTED
                 status.last_error = None
-                log.info("source %s connected", conn.name)
+                if logged is None:
+                    log.info("source %s connected", conn.name)
+                else:
+                    log.warning("source %s connected again after %d failed attempts", conn.name, failures)
+                logged, failures = None, 0
+                self._down_since.pop(conn.name, None)
                 backoff = 1.0
                 if isinstance(conn, PollingConnector):
                     await self._poll(conn)
@@ -177,8 +197,6 @@ class Gateway:
                         await self._queue.put((status, batch))
             except ConnectorError as exc:
                 status.state = ConnectorState.ERROR
-                if status.last_error != str(exc):
-                    log.warning("source %s: %s (retrying in %.0fs)", conn.name, exc, backoff)
                 status.last_error = str(exc)
             except asyncio.CancelledError:
                 status.state = ConnectorState.STOPPED
@@ -188,8 +206,16 @@ class Gateway:
                 status.state = ConnectorState.ERROR
                 status.last_error = f"internal error: {exc!r}"
                 log.exception("source %s failed unexpectedly; restarting in %.0fs", conn.name, backoff)
+                logged = status.last_error
             await conn.close()
             status.state = ConnectorState.ERROR  # also after a stream that ended: the source is not read
+            if status.last_error is None:
+                status.last_error = "the source stopped delivering (stream ended)"
+            failures += 1
+            if status.last_error != logged:
+                log.warning("source %s down: %s (retrying in %.0fs)", conn.name, status.last_error, backoff)
+                logged = status.last_error
+            self._down_since.setdefault(conn.name, self.clock.time())
             status.reconnects += 1
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -309,10 +335,28 @@ class Gateway:
         return prop.data_type, f"the property {prop.property_name} of asset {prop.asset_name}", prop.kind
 
     def latest(self, stream: str) -> pa.Table:
-        return self.store.latest(stream)
+        table = self.store.latest(stream)
+        conn = self._source_of.get(stream)
+        if table.num_rows and conn is not None and conn.name in self._stale_sources():
+            return _uncertain(table, None)
+        return table
 
     def latest_all(self) -> pa.Table:
-        return self.store.latest_all()
+        table = self.store.latest_all()
+        stale = self._stale_sources()
+        if not stale or not table.num_rows:
+            return table
+        aliases = [a for a, c in self._source_of.items() if c.name in stale]
+        return _uncertain(table, pc.is_in(table.column("stream").cast(pa.string()), value_set=pa.array(aliases)))
+
+    def _stale_sources(self) -> set[str]:
+        """Sources down, without a value for longer than ``gateway.stale_after``: their latest values are stale."""
+        if not self._down_since:
+            return set()
+        now = self.clock.time()
+        limit = self.config.gateway.stale_after
+        return {c.name for c in self.connectors if c.name in self._down_since
+                and now - max(c.status.last_read or self._started_at, self._started_at) > limit}
 
     async def query(self, fn: Callable[[Any], T]) -> T:
         def run() -> T:
@@ -369,6 +413,66 @@ class Gateway:
                       "walDamage": self._wal_damage()},
         }
 
+    # --- health ---------------------------------------------------------------------------
+
+    async def _watch_health(self) -> None:
+        """Keep the verdict current (so each change is logged once, when it happens, polled or not)."""
+        while True:
+            self._update_health()
+            await asyncio.sleep(HEALTH_INTERVAL)
+
+    def _update_health(self) -> None:
+        report = self.health.report
+        stale = self._stale_sources()
+        for conn in self.connectors:
+            st = conn.status
+            down = st.state == ConnectorState.ERROR
+            reason = None
+            if down:
+                reason = f"down: {st.last_error}" + ("; its latest values read as UNCERTAIN" if conn.name in stale
+                                                     else "")
+            report(f"source {conn.name}", reason)
+            report(f"source {conn.name} drops", self._dropping(conn.name, st.values_dropped))
+            bad = sorted(st.tag_errors) if st.state == ConnectorState.CONNECTED else []
+            report(f"source {conn.name} tags", f"{len(bad)} tag(s) fail, e.g. {bad[0]}: {st.tag_errors[bad[0]]}"
+                   if bad else None)
+        for pub in self.destinations:
+            s = pub.status()
+            state = str(s.get("state"))
+            failing = state in ("retrying", "throttled", "auth-error", "error")
+            report(f"publisher {pub.name}", f"{state}: {s.get('lastError')}" if failing else None)
+        disk = self.store.disk_status()
+        report("disk", str(disk["refusing"]) if disk["refusing"] else None, blocks_ingest=True)
+        report("store", f"cannot write: {self.store_error}" if self.store_error else None, blocks_ingest=True)
+        damage = self._wal_damage()
+        report("wal", f"damage in {damage['places']} place(s): {damage['recordsLost']} records "
+               f"({'' if damage['exact'] else 'at least '}{damage['valuesLost']} values) lost; see "
+               f"{self.store.data_dir / 'quarantine'} (remove the files once read)" if damage["places"] else None)
+        lost = self.store.stats.values_lost_to_budget
+        report("retention", f"{lost} values not yet forwarded were deleted to stay within storage.max_disk"
+               if lost else None)
+
+    def _dropping(self, source: str, dropped: int) -> str | None:
+        """A reason while a source's dropped-values count grew in the last DROP_QUIET seconds."""
+        now = self.clock.monotonic()
+        seen, since = self._drops.get(source, (0, now))
+        if dropped > seen:
+            self._drops[source] = (dropped, now)
+            since = now
+        elif dropped == 0 or now - since > DROP_QUIET:
+            return None
+        return (f"values read from the device are dropped ({dropped} so far this run): its buffer is full "
+                "because the store refuses or is slower than the source")
+
+    def verdict(self) -> dict[str, Any]:
+        self._update_health()
+        return self.health.verdict()
+
+    def ready(self) -> bool:
+        self._update_health()
+        return self._server is not None and self._server.started and not self._stopping.is_set() \
+            and self.health.ready
+
     def _wal_damage(self) -> dict[str, Any]:
         """Damage the WAL ever had (kept in data_dir/quarantine until the operator removes the files)."""
         found = self.store.quarantine
@@ -376,6 +480,15 @@ class Gateway:
                 "valuesLost": sum(q.values_lost for q in found), "exact": all(q.exact for q in found),
                 "recordsInParquetOnly": sum(q.compacted for q in found),
                 "quarantine": [q.to_json() for q in found]}
+
+
+def _uncertain(table: pa.Table, rows: pa.ChunkedArray | pa.Array | None) -> pa.Table:
+    """``table`` with its GOOD values among ``rows`` (a mask; None: all) read as UNCERTAIN (a stale source)."""
+    quality = table.column("quality")
+    good = pc.equal(quality, int(Quality.GOOD))
+    mask = good if rows is None else pc.and_(good, rows)
+    replaced = pc.if_else(mask, pa.scalar(int(Quality.UNCERTAIN), quality.type), quality)
+    return table.set_column(table.schema.get_field_index("quality"), table.schema.field("quality"), replaced)
 
 
 class _EmbeddedServer(uvicorn.Server):

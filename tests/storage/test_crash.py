@@ -20,6 +20,8 @@ ALIASES = [f"/crash/s{i}" for i in range(5)]
 
 
 def start(cfg: Path) -> subprocess.Popen[str]:
+    """A gateway process on ``cfg``, once it listens (its log, warnings and up, on a pipe nobody reads: keep it
+    short)."""
     proc = subprocess.Popen([sys.executable, "-m", "sitewise_edge", "--log-level", "warning", "run", "-c", str(cfg)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

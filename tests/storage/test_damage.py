@@ -190,3 +190,23 @@ def test_resync_finds_the_next_frame_in_a_large_damaged_segment(tmp_path: Path) 
     [d] = [i for i in items if isinstance(i, wal.Damage)]
     assert (d.previous_seq, d.next_seq, d.end) == (0, 12, fs[11].offset)
     assert [i.seq for i in items if isinstance(i, wal.Frame)] == list(range(12, 21))
+
+
+async def test_damage_that_appears_while_running_is_skipped_by_readers_and_logged_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = await open_store(tmp_path, "2KiB")
+    pos = store.cursor("publisher-cloud")
+    for i in range(20):
+        await store.append(batch(i))
+    await store.compact()  # the records leave memory: a publisher behind reads them from the segments
+    first = segments(tmp_path)[0]
+    victim = frames(first)[1]
+    damage(first, 0, flip(victim.offset + wal.FRAME_OVERHEAD + 30))  # the disk goes bad under a running store
+    for _ in range(2):
+        rows, end = store.read(pos, 10**6)
+        assert rows.num_rows == 19 * ROWS and end == Position(21, 0)
+    assert sum("unreadable bytes skipped" in r.message for r in caplog.records) == 1
+    await store.close()
+    store = await open_store(tmp_path, "2KiB")  # the next start quarantines it
+    assert [(q.first_seq, q.compacted) for q in store.quarantine] == [(victim.seq, 1)]
+    await store.close()

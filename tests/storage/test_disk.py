@@ -129,10 +129,15 @@ def test_a_gateway_under_its_reserve_answers_503_with_the_reason(tmp_path: Path)
         err = info.value.response
         assert err["ResponseMetadata"]["HTTPStatusCode"] == 503
         assert err["Error"]["Code"] == "ServiceUnavailableException"
-        assert "under storage.disk_reserve 1024000.00 GiB: writes are refused" in err["Error"]["Message"]
+        assert "under storage.disk_reserve 1000.00 TiB: writes are refused" in err["Error"]["Message"]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            disk = http.get("/health").json()["store"]["disk"]
+            health = http.get("/health")
+            assert health.status_code == 503 and health.json()["status"] == "unavailable"
+            assert health.json()["reasons"][0]["component"] == "disk" and health.json()["reasons"][0]["blocksIngest"]
+            disk = health.json()["store"]["disk"]
             assert disk["state"] == "full" and "writes are refused" in disk["refusing"]
+            ready = http.get("/ready")
+            assert ready.status_code == 503 and ready.json()["ready"] is False
             assert http.get("/properties/latest", params={"propertyAlias": "/disk/a"}).status_code in (200, 404)
     finally:
         proc.send_signal(signal.SIGTERM)
