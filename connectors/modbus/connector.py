@@ -145,6 +145,8 @@ class _Group:
         self.due = 0.0
         self.failing: set[int] = set()
         """Rows whose tag has an error (in ``status.tag_errors``)."""
+        self.quiet = False
+        """The errors of ``failing`` are those of a device down (logged once for the device, not per tag)."""
 
     def replan(self, requests: Sequence[ReadRequest]) -> None:
         self.requests = tuple(requests)
@@ -467,9 +469,11 @@ class ModbusConnector(StreamingConnector):
             tag_errors[alias] = message
         for index in group.failing - errors.keys():
             alias = group.aliases[index]
-            log.info("modbus source %r: tag %r reads again", self.name, alias)
+            if not group.quiet:  # the tags of a device that was down: its own line says it is back
+                log.info("modbus source %r: tag %r reads again", self.name, alias)
             tag_errors.pop(alias, None)
         group.failing = set(errors)
+        group.quiet = not log_changes
 
     def _fail(self, what: str) -> ConnectorError:
         """The error of this source, recorded as its last error; the attributes carry source and endpoint."""

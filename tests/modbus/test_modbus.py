@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import struct
@@ -555,6 +556,35 @@ async def test_a_hung_unit_goes_bad_and_backs_off_while_its_neighbour_goes_on() 
     assert device.state == "down" and device.errors["timeout"] == log.per_unit()[2]
     assert device.last_error == "no answer within 0.2 s (1 tries) reading holding register 0 of unit 2"
     assert conn.status.devices["fast"].state == "ok"
+
+
+async def test_a_device_down_and_back_is_logged_once_each_way(caplog: pytest.LogCaptureFixture) -> None:
+    release = asyncio.Event()
+    units = [Unit(unit_id=1, holding={0: [7]}), Unit(unit_id=2, holding={0: list(range(50))},
+                                                    action=hang_until(release))]
+    devices = [{"name": "fast", "unit_id": 1, "tags": [{"alias": "/fast", "address": 40001}]},
+               {"name": "meter", "unit_id": 2, "tags": [{"alias": f"/meter/{k}", "address": 40001 + k}
+                                                        for k in range(50)]}]
+    caplog.set_level(logging.INFO, logger="connectors.modbus.connector")
+    async with tcp_server(*units) as port:
+        conn = ModbusConnector(source(port, devices=devices, timeout=0.2, retries=0, interval=0.05, max_backoff=0.2))
+        await conn.open()
+        meter = conn.status.devices["meter"]
+        try:
+            async with asyncio.timeout(10):
+                async for _ in conn.stream():
+                    if meter.failures >= 3:
+                        release.set()
+                    if release.is_set() and meter.state == "ok":
+                        break
+        finally:
+            release.set()
+            await conn.close()
+    lines = [r.getMessage() for r in caplog.records if "meter" in r.getMessage()]
+    assert lines == ["modbus source 'press-line': device 'meter' (unit 2) is down: no answer within 0.2 s (1 tries) "
+                     "reading holding registers 0..49 of unit 2; its tags are BAD, next try in 0.05 s",
+                     "modbus source 'press-line': device 'meter' (unit 2) answers again"]
+    assert conn.status.tag_errors == {} and meter.errors["timeout"] >= 3
 
 
 async def test_an_absent_unit_behind_a_gateway_is_down() -> None:
