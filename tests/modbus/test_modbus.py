@@ -7,6 +7,8 @@ import logging
 import math
 import re
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -825,3 +827,30 @@ def test_readme_and_sample_show_every_setting() -> None:
     cfg = parse_config({"sources": sample["sources"]}, env={})
     assert all(isinstance(s, ModbusSource) for s in cfg.sources) and len(cfg.sources) >= 2
     assert [len(p.requests) for p in plan_source(cfg.sources[0])] == [4, 1, 1]
+
+
+def test_validate_prints_the_plan_and_refuses_a_bad_address(tmp_path: Path) -> None:
+    def validate(sources: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump({"gateway": {"name": "t", "data_dir": str(tmp_path / "data")},
+                                        "sources": sources}), encoding="utf-8")
+        return subprocess.run([sys.executable, "-m", "sitewise_edge", "validate", "-c", str(path)],
+                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+
+    devices = [{"name": "meter", "unit_id": 4, "tags": [{"alias": f"/m/{k}", "address": 30001 + 2 * k,
+                                                          "type": "float32"} for k in range(70)]}]
+    out = validate([{"name": "rs485", "type": "modbus", "transport": "serial", "serial": {"port": "/dev/ttyUSB0"},
+                     "devices": devices}])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "source 'rs485':",
+        "  device 'meter' (unit 4), group 'default' every 1 s: 70 tags in 2 requests (140 registers)",
+        "    input registers 0..123: 62 tags",
+        "    input registers 124..139: 8 tags",
+        "ok"]
+    devices[0]["tags"][69]["address"] = 365536
+    out = validate([{"name": "rs485", "type": "modbus", "transport": "serial", "serial": {"port": "/dev/ttyUSB0"},
+                     "devices": devices}])
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert ("sources[0].devices[0].tags[69]: float32 at input register address 65535 needs addresses up to 65536, "
+            "past the last address 65535") in out.stderr
