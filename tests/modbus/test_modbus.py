@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -854,3 +855,29 @@ def test_validate_prints_the_plan_and_refuses_a_bad_address(tmp_path: Path) -> N
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert ("sources[0].devices[0].tags[69]: float32 at input register address 65535 needs addresses up to 65536, "
             "past the last address 65535") in out.stderr
+
+
+@pytest.mark.parametrize("transport", ["rtu_over_tcp", "serial"])
+async def test_the_simulator_over_rtu(transport: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if transport == "serial":
+            server_end, client_end = await stack.enter_async_context(serial_line())
+            sim = ModbusSimulator(serial_port=server_end, baudrate=115200, update_interval=3600)
+            where: dict[str, Any] = {"serial": {"port": client_end, "baudrate": 115200}}
+        else:
+            sim = ModbusSimulator(port=0, framer="rtu", update_interval=3600)
+            where = {"host": HOST}
+        await sim.start()
+        stack.push_async_callback(sim.stop)
+        if transport != "serial":
+            where["port"] = sim.port
+        conn = ModbusConnector(ModbusSource.model_validate({"name": "sim", "type": "modbus", "transport": transport,
+                                                            "timeout": 1.0, "tags": example_tags(), **where}))
+        await conn.open()
+        stack.push_async_callback(conn.close)
+        got = await one_round(conn)
+    assert all(r["quality"] == Quality.GOOD for r in got.values()) and len(got) == len(example_tags())
+    written = sim.snapshot()["Press1"]["GoodCount"]
+    assert got[plant.alias("Press1", "GoodCount")]["integer"] == written
+    shown = "serial RTU on /dev/" if transport == "serial" else f"{HOST}:{sim.port} (RTU over TCP)"
+    assert sim.where.startswith(shown)
