@@ -68,6 +68,19 @@ RATE_WINDOW = 10.0
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 
+class _RepeatedByUs(logging.Filter):
+    """Drops pymodbus's own line for every request without an answer (ERROR, each time): the connector
+    reports a device that does not answer once, with the device, unit and registers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("No response received after") or "No response received of the last" in message
+                    or message.startswith("ERROR: No response received"))
+
+
+_PYMODBUS_FILTER = _RepeatedByUs()
+
+
 class DeviceDown(Exception):
     """A device did not answer (or its gateway says it is absent): internal to this module."""
 
@@ -163,6 +176,9 @@ class ModbusConnector(StreamingConnector):
         self.config = config
         self.clock = clock
         self.name = config.name
+        pymodbus_log = logging.getLogger("pymodbus.logging")
+        if _PYMODBUS_FILTER not in pymodbus_log.filters:
+            pymodbus_log.addFilter(_PYMODBUS_FILTER)
         self.plans = plan_source(config)
         groups = config.groups()
         self.groups = [_Group(p, groups[p.group].interval, groups[p.group].deadband, groups[p.group].heartbeat)
@@ -314,8 +330,7 @@ class ModbusConnector(StreamingConnector):
         if errors:
             quality[list(errors)] = int(Quality.BAD)
         self._tag_errors(group, errors, log_changes=True)
-        if len(errors) < decoder.n:
-            self._device_up(group, device)
+        self._device_up(group, device, read_any=len(errors) < decoder.n)  # it answered, if only with exceptions
         mono = self.clock.monotonic()
         report = group.report.select(decoded.double, decoded.integer, decoded.string, decoded.boolean, quality, mono)
         batch = from_columns(group.streams, np.full(decoder.n, now_ns, dtype=np.int64), double=decoded.double,
@@ -435,12 +450,13 @@ class ModbusConnector(StreamingConnector):
         batch = self._bad_rows([g for g in self.groups if g.device is group.device], reason)
         return [batch]
 
-    def _device_up(self, group: _Group, device: DeviceStatus) -> None:
+    def _device_up(self, group: _Group, device: DeviceStatus, *, read_any: bool) -> None:
         if device.state == "down":
             log.info("modbus source %r: device %r (unit %d) answers again", self.name, group.device.name,
                      device.unit_id)
         device.state, device.failures, device.retry_at = "ok", 0, 0.0
-        device.last_good_poll = self.clock.time()
+        if read_any:
+            device.last_good_poll = self.clock.time()
 
     def _bad_rows(self, groups: Sequence[_Group], reason: str) -> pa.RecordBatch:
         """One BAD row (null value) per tag of ``groups``; their report state and tag errors follow."""
