@@ -180,6 +180,16 @@ def test_config_errors_name_the_key_path(doc: dict[str, Any], expected: str) -> 
     assert [str(i) for i in err.value.issues] == [expected]
 
 
+def test_one_source_per_serial_line() -> None:
+    line = {"type": "modbus", "transport": "serial", "serial": {"port": "/dev/ttyUSB0"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config({"sources": [{"name": "a", **line, "tags": [{"alias": "/a", "address": 40001}]},
+                                  {"name": "b", **line, "tags": [{"alias": "/b", "address": 40001}]}]}, env={})
+    assert [str(i) for i in err.value.issues] == [
+        "sources[1]: serial port /dev/ttyUSB0 is already used by sources[0]: one source per line (put its devices "
+        "into that source)"]
+
+
 def test_earlier_configurations_still_load() -> None:
     """``table`` + zero-based ``address``, ``word_order`` big/little, ``unit_id`` and ``tags`` at the top."""
     src = source(502, [{"alias": "/a", "table": "holding", "address": 100, "type": "float32", "word_order": "little"},
