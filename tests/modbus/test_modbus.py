@@ -531,8 +531,10 @@ async def test_several_units_on_one_connection() -> None:
                for u in (1, 2, 17)]
     log = RequestLog()
     async with tcp_server(*units, log=log) as port:
-        conn = ModbusConnector(source(port, devices=devices))
+        conn = ModbusConnector(source(port, devices=devices, interval=0.06))
         await conn.open()
+        # staggered: the three devices' polls start spread over their interval, not all at once
+        assert [g.due - conn.groups[0].due for g in conn.groups] == pytest.approx([0.0, 0.02, 0.04])
         try:
             batches = await read_batches(conn, 6)
         finally:
