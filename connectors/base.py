@@ -7,9 +7,10 @@ the poll interval, reconnects with back-off, shutdown timeouts.
 Two shapes, by how the device delivers data:
 
 * :class:`PollingConnector` — the runtime calls :meth:`~PollingConnector.poll` every
-  ``interval`` seconds (Modbus, OPC UA read mode).
+  ``interval`` seconds (OPC UA read mode).
 * :class:`StreamingConnector` — the runtime iterates :meth:`~StreamingConnector.stream`
-  (an OPC UA subscription).
+  (an OPC UA subscription; Modbus, which schedules the poll groups of the devices behind one
+  connection itself, each on its own interval, and backs off a failing device alone).
 
 Life cycle, driven by the runtime: ``await open()`` (connect; may raise
 :class:`~sitewise_edge.errors.ConnectorError`), then poll or stream until an error or

@@ -3,7 +3,7 @@
     sitewise-edge run -c gateway.yaml          run a gateway
     sitewise-edge validate -c gateway.yaml     check a configuration (and its asset models)
     sitewise-edge demo [--port 8080]           simulators + gateway + local SiteWise endpoint
-    sitewise-edge simulate opcua|modbus        one simulator on its own
+    sitewise-edge simulate opcua|modbus        one simulator on its own (modbus: --framer rtu, --serial PORT)
     sitewise-edge models pull --out DIR        copy asset models and assets from SiteWise (or a gateway)
     sitewise-edge deadletter list|replay -c gateway.yaml   what a SiteWise destination refused
 
@@ -225,9 +225,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         else:
             from sitewise_edge.simulators.modbus import ModbusSimulator
 
-            sim = ModbusSimulator(host=args.host, port=args.port or 5020, unit_id=args.unit_id)
+            sim = ModbusSimulator(host=args.host, port=args.port or 5020, unit_id=args.unit_id, framer=args.framer,
+                                  serial_port=args.serial, baudrate=args.baudrate)
             await sim.start()
-            print(f"Modbus simulator serving {args.host}:{sim.port} unit {args.unit_id}", flush=True)
+            print(f"Modbus simulator serving {sim.where} unit {args.unit_id}", flush=True)
         try:
             await stop.wait()
         finally:
@@ -299,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default 4840 (OPC UA) or 5020 (Modbus)")
     p.add_argument("--unit-id", type=int, default=1)
+    p.add_argument("--framer", choices=["socket", "rtu"], default="socket",
+                   help="Modbus: socket (Modbus TCP, default) or rtu (RTU frames over TCP)")
+    p.add_argument("--serial", default=None, metavar="PORT", help="Modbus: serve serial RTU on this port instead")
+    p.add_argument("--baudrate", type=int, default=19200, help="Modbus serial: default 19200")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("models", help="asset models and assets")

@@ -162,6 +162,10 @@ class SourceConfig(_Model):
         """This source with its file-relative paths made absolute (see :func:`resolve_path`); none by default."""
         return self
 
+    def exclusive_line(self) -> str | None:
+        """A line only one source may use at a time (a serial port); none by default."""
+        return None
+
     def plan_lines(self) -> list[str]:
         """What ``sitewise-edge validate`` prints of this source's read plan (Modbus requests); none by default."""
         return []
@@ -374,6 +378,14 @@ class Config(_Model):
                 if item.alias in seen:
                     raise ValueError(f"{where}.alias: alias {item.alias!r} is already used by {seen[item.alias]}")
                 seen[item.alias] = where
+        lines: dict[str, int] = {}
+        for i, src in enumerate(self.sources):
+            line = src.exclusive_line()
+            if line is not None and line in lines:
+                raise ValueError(f"sources[{i}]: {line} is already used by sources[{lines[line]}]: one source per "
+                                 "line (put its devices into that source)")
+            if line is not None:
+                lines[line] = i
         return self
 
 

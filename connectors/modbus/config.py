@@ -336,6 +336,10 @@ class ModbusSource(SourceConfig, _DeviceSettings):
             return self.serial.port
         return f"{self.host}:{self.port}"
 
+    def exclusive_line(self) -> str | None:
+        """A serial port: two sources on one line would interleave their frames."""
+        return f"serial port {self.serial.port}" if self.transport == "serial" and self.serial else None
+
     def plan_lines(self) -> list[str]:
         from connectors.modbus.plan import describe, plan_source
 

@@ -21,11 +21,9 @@ with at least a device's ``pause`` between two requests to that device. Errors, 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,11 +33,12 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from connectors.base import ConnectorStatus, StreamingConnector
+from connectors.base import StreamingConnector
 from connectors.modbus.config import ModbusSource
 from connectors.modbus.decode import Decoder
 from connectors.modbus.plan import GroupPlan, ReadRequest, bisect, plan_source, rejoin
 from connectors.modbus.report import ReportFilter
+from connectors.modbus.status import DeviceStatus, ModbusStatus
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.errors import ConnectorError
 from sitewise_edge.samples import STREAM_TYPE, Quality, from_columns
@@ -62,10 +61,21 @@ BISECT_ON = frozenset({2, 3})
 """Exception codes after which a merged request is bisected (devices that refuse to read unmapped registers)."""
 DEVICE_ABSENT = frozenset({10, 11})
 """Exception codes that say the device itself is not there (a TCP gateway's answer for a silent unit)."""
-RATE_WINDOW = 10.0
-"""Seconds over which ``requestsPerSecond`` is counted."""
 
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+
+
+class _RepeatedByUs(logging.Filter):
+    """Drops pymodbus's own line for every request without an answer (ERROR, each time): the connector
+    reports a device that does not answer once, with the device, unit and registers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("No response received after") or "No response received of the last" in message
+                    or message.startswith("ERROR: No response received"))
+
+
+_PYMODBUS_FILTER = _RepeatedByUs()
 
 
 class DeviceDown(Exception):
@@ -74,59 +84,6 @@ class DeviceDown(Exception):
     def __init__(self, reason: str, kind: str) -> None:
         super().__init__(reason)
         self.kind = kind
-
-
-@dataclass
-class DeviceStatus:
-    """What ``/health`` shows of one device of a source."""
-
-    unit_id: int
-    state: str = "starting"
-    """``starting`` (not polled yet), ``ok``, ``down`` (not answering, backed off) or ``disconnected``."""
-    requests: int = 0
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
-    last_error: str | None = None
-    last_good_poll: float | None = None
-    """Wall-clock seconds of the last poll that read at least one tag of the device."""
-    failures: int = 0
-    """Polls that failed in a row (the back-off doubles with each)."""
-    retry_at: float = 0.0
-    """Monotonic seconds before which the device is not polled."""
-    last_end: float = -math.inf
-    """Monotonic seconds at the end of the last request (for ``pause``)."""
-    _times: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=4096))
-
-    def count_request(self, now: float) -> None:
-        self.requests += 1
-        self._times.append(now)
-
-    def rate(self, now: float) -> float:
-        recent = sum(1 for t in self._times if now - t <= RATE_WINDOW)
-        return round(recent / RATE_WINDOW, 2)
-
-    def as_dict(self, now: float) -> dict[str, object]:
-        return {
-            "unitId": self.unit_id,
-            "state": self.state,
-            "connected": self.state == "ok",
-            "requests": self.requests,
-            "requestsPerSecond": self.rate(now),
-            "errors": dict(self.errors),
-            "lastError": self.last_error,
-            "lastGoodPoll": self.last_good_poll,
-        }
-
-
-@dataclass
-class ModbusStatus(ConnectorStatus):
-    """The source's status, with one entry per device under ``devices``."""
-
-    devices: dict[str, DeviceStatus] = field(default_factory=dict)
-    clock: Clock = SYSTEM_CLOCK
-
-    def as_dict(self) -> dict[str, object]:
-        now = self.clock.monotonic()
-        return {**super().as_dict(), "devices": {n: d.as_dict(now) for n, d in self.devices.items()}}
 
 
 class _Group:
@@ -145,6 +102,8 @@ class _Group:
         self.due = 0.0
         self.failing: set[int] = set()
         """Rows whose tag has an error (in ``status.tag_errors``)."""
+        self.quiet = False
+        """The errors of ``failing`` are those of a device down (logged once for the device, not per tag)."""
 
     def replan(self, requests: Sequence[ReadRequest]) -> None:
         self.requests = tuple(requests)
@@ -161,6 +120,9 @@ class ModbusConnector(StreamingConnector):
         self.config = config
         self.clock = clock
         self.name = config.name
+        pymodbus_log = logging.getLogger("pymodbus.logging")
+        if _PYMODBUS_FILTER not in pymodbus_log.filters:
+            pymodbus_log.addFilter(_PYMODBUS_FILTER)
         self.plans = plan_source(config)
         groups = config.groups()
         self.groups = [_Group(p, groups[p.group].interval, groups[p.group].deadband, groups[p.group].heartbeat)
@@ -312,8 +274,7 @@ class ModbusConnector(StreamingConnector):
         if errors:
             quality[list(errors)] = int(Quality.BAD)
         self._tag_errors(group, errors, log_changes=True)
-        if len(errors) < decoder.n:
-            self._device_up(group, device)
+        self._device_up(group, device, read_any=len(errors) < decoder.n)  # it answered, if only with exceptions
         mono = self.clock.monotonic()
         report = group.report.select(decoded.double, decoded.integer, decoded.string, decoded.boolean, quality, mono)
         batch = from_columns(group.streams, np.full(decoder.n, now_ns, dtype=np.int64), double=decoded.double,
@@ -433,12 +394,13 @@ class ModbusConnector(StreamingConnector):
         batch = self._bad_rows([g for g in self.groups if g.device is group.device], reason)
         return [batch]
 
-    def _device_up(self, group: _Group, device: DeviceStatus) -> None:
+    def _device_up(self, group: _Group, device: DeviceStatus, *, read_any: bool) -> None:
         if device.state == "down":
             log.info("modbus source %r: device %r (unit %d) answers again", self.name, group.device.name,
                      device.unit_id)
         device.state, device.failures, device.retry_at = "ok", 0, 0.0
-        device.last_good_poll = self.clock.time()
+        if read_any:
+            device.last_good_poll = self.clock.time()
 
     def _bad_rows(self, groups: Sequence[_Group], reason: str) -> pa.RecordBatch:
         """One BAD row (null value) per tag of ``groups``; their report state and tag errors follow."""
@@ -467,9 +429,11 @@ class ModbusConnector(StreamingConnector):
             tag_errors[alias] = message
         for index in group.failing - errors.keys():
             alias = group.aliases[index]
-            log.info("modbus source %r: tag %r reads again", self.name, alias)
+            if not group.quiet:  # the tags of a device that was down: its own line says it is back
+                log.info("modbus source %r: tag %r reads again", self.name, alias)
             tag_errors.pop(alias, None)
         group.failing = set(errors)
+        group.quiet = not log_changes
 
     def _fail(self, what: str) -> ConnectorError:
         """The error of this source, recorded as its last error; the attributes carry source and endpoint."""

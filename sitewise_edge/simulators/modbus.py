@@ -1,9 +1,12 @@
-"""A Modbus TCP simulator serving the simulated plant of :mod:`sitewise_edge.simulators.plant`.
+"""A Modbus simulator serving the simulated plant of :mod:`sitewise_edge.simulators.plant`.
 
     sim = ModbusSimulator(port=0)          # 0: any free port, read back from sim.port
     await sim.start()
     ...
     await sim.stop()
+
+Modbus TCP by default; ``framer="rtu"`` serves RTU frames over TCP (a serial-to-Ethernet server),
+``serial_port="/dev/ttyUSB1"`` serves serial RTU on that port (``transport: serial`` of the connector).
 
 Every machine ``i`` occupies 12 registers at ``base_address(i)`` (100, 200, 300) in both the
 holding and the input registers, laid out as ``plant.REGISTER_MAP`` says, and 2 bits at the same
@@ -27,9 +30,10 @@ import logging
 import time
 from typing import Any
 
+from pymodbus import FramerType
 from pymodbus.client.mixin import ModbusClientMixin
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from sitewise_edge.simulators.plant import (
@@ -115,14 +119,20 @@ class ModbusSimulator:
     """The plant's machines behind one Modbus TCP server, in the running event loop."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 5020, unit_id: int = 1, update_interval: float = 0.5
+        self, host: str = "127.0.0.1", port: int = 5020, unit_id: int = 1, update_interval: float = 0.5, *,
+        framer: str = "socket", serial_port: str | None = None, baudrate: int = 19200,
     ) -> None:
+        if framer not in ("socket", "rtu"):
+            raise ValueError(f"unknown framer {framer!r}; expected socket or rtu")
         self.host = host
         self.port = port
         self.unit_id = unit_id
+        self.framer = FramerType.RTU if framer == "rtu" or serial_port else FramerType.SOCKET
+        self.serial_port = serial_port
+        self.baudrate = baudrate
         self.update_interval = update_interval
         self.started_at: float = 0.0
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._updater: asyncio.Task[None] | None = None
         self._values: dict[str, dict[str, Any]] = {}
         self._updated = asyncio.Event()
@@ -147,22 +157,34 @@ class ModbusSimulator:
         """Fill the registers and listen; with ``port=0`` the bound port is then in :attr:`port`."""
         if self._server is not None:
             return
-        server = ModbusTcpServer(self._devices(), address=(self.host, self.port))
+        server: ModbusTcpServer | ModbusSerialServer
+        if self.serial_port:
+            server = ModbusSerialServer(self._devices(), port=self.serial_port, baudrate=self.baudrate,
+                                        framer=FramerType.RTU)
+        else:
+            server = ModbusTcpServer(self._devices(), address=(self.host, self.port), framer=self.framer)
         self.started_at = time.time()
         await self._update(server, self.started_at)
         try:
             await server.serve_forever(background=True)
         except RuntimeError:  # pymodbus logs the OS error and raises this when it cannot listen
             raise RuntimeError(
-                f"Modbus simulator cannot listen on {self.host}:{self.port} (port in use, or not a local address)"
+                f"Modbus simulator cannot listen on {self.where} (port in use, or not a local address)"
             ) from None
         self._server = server
         sockets = getattr(server.transport, "sockets", None) or ()
         if sockets:
             self.port = sockets[0].getsockname()[1]
         self._updater = asyncio.create_task(self._update_loop(server), name="modbus-simulator-update")
-        log.info("Modbus simulator serving %d machines on %s:%d, unit %d",
-                    len(MACHINES), self.host, self.port, self.unit_id)
+        log.info("Modbus simulator serving %d machines on %s, unit %d", len(MACHINES), self.where, self.unit_id)
+
+    @property
+    def where(self) -> str:
+        """``host:port`` (with ``RTU over TCP`` for RTU frames), or ``serial RTU on PORT``."""
+        if self.serial_port:
+            return f"serial RTU on {self.serial_port}"
+        rtu = " (RTU over TCP)" if self.framer == FramerType.RTU else ""
+        return f"{self.host}:{self.port}{rtu}"
 
     async def stop(self) -> None:
         """Stop updating, close the listener and every client connection."""
@@ -192,12 +214,12 @@ class ModbusSimulator:
         self._updated.clear()
         await self._updated.wait()
 
-    async def _update_loop(self, server: ModbusTcpServer) -> None:
+    async def _update_loop(self, server: ModbusTcpServer | ModbusSerialServer) -> None:
         while True:
             await asyncio.sleep(self.update_interval)
             await self._update(server, time.time())
 
-    async def _update(self, server: ModbusTcpServer, now: float) -> None:
+    async def _update(self, server: ModbusTcpServer | ModbusSerialServer, now: float) -> None:
         for i, machine in enumerate(MACHINES):
             values = machine_values(i, now, self.started_at)
             self._values[machine] = values

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import re
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -174,6 +178,16 @@ def test_config_errors_name_the_key_path(doc: dict[str, Any], expected: str) -> 
     with pytest.raises(ConfigError) as err:
         parse_config({"sources": [{"name": "plc", "type": "modbus", "host": HOST, **doc}]}, env={})
     assert [str(i) for i in err.value.issues] == [expected]
+
+
+def test_one_source_per_serial_line() -> None:
+    line = {"type": "modbus", "transport": "serial", "serial": {"port": "/dev/ttyUSB0"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config({"sources": [{"name": "a", **line, "tags": [{"alias": "/a", "address": 40001}]},
+                                  {"name": "b", **line, "tags": [{"alias": "/b", "address": 40001}]}]}, env={})
+    assert [str(i) for i in err.value.issues] == [
+        "sources[1]: serial port /dev/ttyUSB0 is already used by sources[0]: one source per line (put its devices "
+        "into that source)"]
 
 
 def test_earlier_configurations_still_load() -> None:
@@ -517,8 +531,10 @@ async def test_several_units_on_one_connection() -> None:
                for u in (1, 2, 17)]
     log = RequestLog()
     async with tcp_server(*units, log=log) as port:
-        conn = ModbusConnector(source(port, devices=devices))
+        conn = ModbusConnector(source(port, devices=devices, interval=0.06))
         await conn.open()
+        # staggered: the three devices' polls start spread over their interval, not all at once
+        assert [g.due - conn.groups[0].due for g in conn.groups] == pytest.approx([0.0, 0.02, 0.04])
         try:
             batches = await read_batches(conn, 6)
         finally:
@@ -541,7 +557,9 @@ async def test_a_hung_unit_goes_bad_and_backs_off_while_its_neighbour_goes_on() 
         conn = ModbusConnector(source(port, devices=devices, timeout=0.2, retries=0, interval=0.05, max_backoff=30))
         await conn.open()
         try:
+            start = time.monotonic()
             batches = await read_batches(conn, 30)
+            elapsed = time.monotonic() - start
         finally:
             release.set()
             await conn.close()
@@ -549,12 +567,45 @@ async def test_a_hung_unit_goes_bad_and_backs_off_while_its_neighbour_goes_on() 
     fast = [rows(b)["/fast"] for b in batches if "/fast" in rows(b)]
     assert hung and all(r["quality"] == Quality.BAD and value_of(r) is None for r in hung)
     assert all(r["integer"] == 7 and r["quality"] == Quality.GOOD for r in fast)
-    assert len(fast) >= 20  # the back-off keeps the hung unit from taking the line's time
-    assert log.per_unit()[2] <= 6
+    # the back-off (0.05 s doubling) keeps the hung unit from taking the line's time: a handful of tries, not
+    # one per interval (which would be ~elapsed / 0.25 s)
+    assert len(hung) == log.per_unit()[2] <= 2 + math.log2(elapsed / 0.05)
+    assert len(fast) == 30 - len(hung)
     device = conn.status.devices["hung"]
     assert device.state == "down" and device.errors["timeout"] == log.per_unit()[2]
     assert device.last_error == "no answer within 0.2 s (1 tries) reading holding register 0 of unit 2"
     assert conn.status.devices["fast"].state == "ok"
+
+
+async def test_a_device_down_and_back_is_logged_once_each_way(caplog: pytest.LogCaptureFixture) -> None:
+    release = asyncio.Event()
+    units = [Unit(unit_id=1, holding={0: [7]}), Unit(unit_id=2, holding={0: list(range(50))},
+                                                    action=hang_until(release))]
+    devices = [{"name": "fast", "unit_id": 1, "tags": [{"alias": "/fast", "address": 40001}]},
+               {"name": "meter", "unit_id": 2, "tags": [{"alias": f"/meter/{k}", "address": 40001 + k}
+                                                        for k in range(50)]}]
+    caplog.set_level(logging.INFO, logger="connectors.modbus.connector")
+    async with tcp_server(*units) as port:
+        conn = ModbusConnector(source(port, devices=devices, timeout=0.2, retries=0, interval=0.05, max_backoff=0.2))
+        await conn.open()
+        meter = conn.status.devices["meter"]
+        try:
+            async with asyncio.timeout(10):
+                async for _ in conn.stream():
+                    if meter.failures >= 3:
+                        release.set()
+                    if release.is_set() and meter.state == "ok":
+                        break
+        finally:
+            release.set()
+            await conn.close()
+    lines = [r.getMessage() for r in caplog.records if "meter" in r.getMessage()]
+    assert lines == ["modbus source 'press-line': device 'meter' (unit 2) is down: no answer within 0.2 s (1 tries) "
+                     "reading holding registers 0..49 of unit 2; its tags are BAD, next try in 0.05 s",
+                     "modbus source 'press-line': device 'meter' (unit 2) answers again"]
+    assert conn.status.tag_errors == {} and meter.errors["timeout"] >= 3
+    # pymodbus's own ERROR line for each unanswered request is dropped: the device's line says it once
+    assert not [r for r in caplog.records if r.name.startswith("pymodbus") and "No response" in r.getMessage()]
 
 
 async def test_an_absent_unit_behind_a_gateway_is_down() -> None:
@@ -587,6 +638,8 @@ async def test_a_busy_answer_fails_its_tags_and_clears() -> None:
             assert conn.status.tag_errors["/a"] == \
                 "server device busy (exception 6) reading holding registers 0..1 of unit 1"
             assert len(conn.requests) == 1  # busy is not a reason to bisect
+            device = conn.status.devices["press-line"]
+            assert device.state == "ok" and device.last_good_poll is None  # it answers, but no tag is read
             busy = False
             got = await one_round(conn)
         finally:
@@ -795,3 +848,56 @@ def test_readme_and_sample_show_every_setting() -> None:
     cfg = parse_config({"sources": sample["sources"]}, env={})
     assert all(isinstance(s, ModbusSource) for s in cfg.sources) and len(cfg.sources) >= 2
     assert [len(p.requests) for p in plan_source(cfg.sources[0])] == [4, 1, 1]
+
+
+def test_validate_prints_the_plan_and_refuses_a_bad_address(tmp_path: Path) -> None:
+    def validate(sources: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(yaml.safe_dump({"gateway": {"name": "t", "data_dir": str(tmp_path / "data")},
+                                        "sources": sources}), encoding="utf-8")
+        return subprocess.run([sys.executable, "-m", "sitewise_edge", "validate", "-c", str(path)],
+                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+
+    devices = [{"name": "meter", "unit_id": 4, "tags": [{"alias": f"/m/{k}", "address": 30001 + 2 * k,
+                                                          "type": "float32"} for k in range(70)]}]
+    out = validate([{"name": "rs485", "type": "modbus", "transport": "serial", "serial": {"port": "/dev/ttyUSB0"},
+                     "devices": devices}])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "source 'rs485':",
+        "  device 'meter' (unit 4), group 'default' every 1 s: 70 tags in 2 requests (140 registers)",
+        "    input registers 0..123: 62 tags",
+        "    input registers 124..139: 8 tags",
+        "ok"]
+    devices[0]["tags"][69]["address"] = 365536
+    out = validate([{"name": "rs485", "type": "modbus", "transport": "serial", "serial": {"port": "/dev/ttyUSB0"},
+                     "devices": devices}])
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert ("sources[0].devices[0].tags[69]: float32 at input register address 65535 needs addresses up to 65536, "
+            "past the last address 65535") in out.stderr
+
+
+@pytest.mark.parametrize("transport", ["rtu_over_tcp", "serial"])
+async def test_the_simulator_over_rtu(transport: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if transport == "serial":
+            server_end, client_end = await stack.enter_async_context(serial_line())
+            sim = ModbusSimulator(serial_port=server_end, baudrate=115200, update_interval=3600)
+            where: dict[str, Any] = {"serial": {"port": client_end, "baudrate": 115200}}
+        else:
+            sim = ModbusSimulator(port=0, framer="rtu", update_interval=3600)
+            where = {"host": HOST}
+        await sim.start()
+        stack.push_async_callback(sim.stop)
+        if transport != "serial":
+            where["port"] = sim.port
+        conn = ModbusConnector(ModbusSource.model_validate({"name": "sim", "type": "modbus", "transport": transport,
+                                                            "timeout": 1.0, "tags": example_tags(), **where}))
+        await conn.open()
+        stack.push_async_callback(conn.close)
+        got = await one_round(conn)
+    assert all(r["quality"] == Quality.GOOD for r in got.values()) and len(got) == len(example_tags())
+    written = sim.snapshot()["Press1"]["GoodCount"]
+    assert got[plant.alias("Press1", "GoodCount")]["integer"] == written
+    shown = "serial RTU on /dev/" if transport == "serial" else f"{HOST}:{sim.port} (RTU over TCP)"
+    assert sim.where.startswith(shown)
