@@ -40,7 +40,7 @@ from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK, Clock
 from sitewise_edge.config import SitewisePublisher
 from sitewise_edge.files import write_json_atomic
 from sitewise_edge.publish.base import LogSource, P
-from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES, Entry
+from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES, Entry, entry_key
 from sitewise_edge.publish.stats import SitewiseStats
 
 log = logging.getLogger(__name__)
@@ -77,28 +77,81 @@ class _Chunk(Generic[P]):
     oldest_ns: int | None
 
 
-class _Lane(Generic[P]):
-    """Sends its requests one after the other; live work before backlog work."""
+@dataclass
+class _Group(Generic[P]):
+    """The requests of one chunk in one lane: the chunk is told once all are done."""
 
-    def __init__(self, deliver: Deliver) -> None:
+    drain: _Drain[P]
+    chunk: _Chunk[P]
+    left: int
+
+
+@dataclass
+class _Job(Generic[P]):
+    group: _Group[P]
+    entries: list[Entry]
+    keys: list[tuple[int, str]]  # (drain, stream) of every entry
+
+
+class _Lane(Generic[P]):
+    """Sends its requests in order, several at a time; live work before backlog work.
+
+    A request starts once no earlier unfinished request of its drain holds one of its streams, so the
+    requests of a stream go one after the other (time order per stream), while a request waiting out a
+    back-off lets the others of the lane go on. At most ``parallel`` requests of a lane are under way;
+    how many are on the wire at once is the publisher's adaptive limit."""
+
+    def __init__(self, deliver: Deliver, parallel: int) -> None:
         self.deliver = deliver
-        self.live: collections.deque[tuple[_Drain[P], _Chunk[P], list[list[Entry]]]] = collections.deque()
-        self.backlog: collections.deque[tuple[_Drain[P], _Chunk[P], list[list[Entry]]]] = collections.deque()
+        self.parallel = parallel
+        self.live: collections.deque[_Job[P]] = collections.deque()
+        self.backlog: collections.deque[_Job[P]] = collections.deque()
+        self.busy: dict[tuple[int, str], int] = {}  # streams of the requests under way, with their count
+        self.running = 0
         self.wake = asyncio.Event()
 
     def put(self, drain: _Drain[P], chunk: _Chunk[P], requests: list[list[Entry]]) -> None:
-        (self.live if drain.live else self.backlog).append((drain, chunk, requests))
+        group = _Group(drain, chunk, len(requests))
+        queue = self.live if drain.live else self.backlog
+        d = id(drain)
+        queue.extend(_Job(group, entries, [(d, entry_key(e)) for e in entries]) for entries in requests)
         self.wake.set()
 
+    def _next(self) -> _Job[P] | None:
+        if self.running >= self.parallel:
+            return None
+        for queue in (self.live, self.backlog):  # the drains' ranges are disjoint: one never waits for the other
+            if queue and not any(k in self.busy for k in queue[0].keys):
+                return queue.popleft()
+        return None
+
     async def run(self) -> None:
-        while True:
-            while not self.live and not self.backlog:
-                self.wake.clear()
-                await self.wake.wait()
-            drain, chunk, requests = (self.live or self.backlog).popleft()
-            for entries in requests:
-                await self.deliver(entries)
-            drain.done(chunk)
+        async with asyncio.TaskGroup() as tasks:  # a failed request raises here; a cancel cancels them all
+            while True:
+                job = self._next()
+                if job is None:
+                    self.wake.clear()
+                    await self.wake.wait()
+                    continue
+                self.running += 1
+                for k in job.keys:
+                    self.busy[k] = self.busy.get(k, 0) + 1
+                tasks.create_task(self._send(job))
+
+    async def _send(self, job: _Job[P]) -> None:
+        await self.deliver(job.entries)
+        self.running -= 1
+        for k in job.keys:
+            n = self.busy[k] - 1
+            if n:
+                self.busy[k] = n
+            else:
+                del self.busy[k]
+        group = job.group
+        group.left -= 1
+        if group.left == 0:
+            group.drain.done(group.chunk)
+        self.wake.set()
 
 
 class _Drain(Generic[P]):
@@ -118,6 +171,7 @@ class _Drain(Generic[P]):
         self._changed = asyncio.Event()
         self._dirty = asyncio.Event()
         self._save_lock = asyncio.Lock()  # one save at a time, so a later position is never overwritten
+        self._saving: asyncio.Future[None] | None = None  # the save in a worker thread (it outlives a cancel)
         self.tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -149,8 +203,18 @@ class _Drain(Generic[P]):
         async with self._save_lock:
             pos = self.acked
             if pos != self.saved:
-                await asyncio.to_thread(self.save, pos)
+                self._saving = asyncio.ensure_future(asyncio.to_thread(self.save, pos))
+                await asyncio.shield(self._saving)
                 self.saved = pos
+
+    async def settle(self) -> None:
+        """After a cancel: wait for a save still running in its thread, then save what was acknowledged
+        (two saves at once would race on the same temporary file)."""
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+        if self.acked != self.saved:
+            await asyncio.to_thread(self.save, self.acked)
+            self.saved = self.acked
 
     async def _wait_changed(self) -> None:
         self._changed.clear()
@@ -232,7 +296,7 @@ class Pipeline(Generic[P]):
         self.cursor_name = cursor_name
         self.state_path = state_path
         self.chunk_rows = config.max_in_flight * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
-        self.lanes: list[_Lane[P]] = [_Lane(deliver) for _ in range(config.max_in_flight)]
+        self.lanes: list[_Lane[P]] = [_Lane(deliver, 2 * config.max_in_flight) for _ in range(config.max_in_flight)]
         self.drains: list[_Drain[P]] = []
 
     @property
@@ -260,8 +324,7 @@ class Pipeline(Generic[P]):
             await asyncio.gather(*tasks, *drain_tasks, return_exceptions=True)
             # keep what was acknowledged: the next start sends less again (a cancelled task may still await)
             for d in self.drains:
-                if d.acked != d.saved:
-                    await asyncio.shield(asyncio.to_thread(d.save, d.acked))
+                await asyncio.shield(d.settle())
 
     async def _resume(self, main_pos: P) -> list[_Drain[P]]:
         """The drains to start with: one from the cursor, and a live one when a split was saved."""

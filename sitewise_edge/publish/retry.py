@@ -10,8 +10,8 @@
     delay = policy.backoff.delay(attempt)           # exponential, with jitter, between min and max
 
 Pure: no I/O, no clock, no sleeping; the publishers act on the decisions. :class:`FailureStreak`
-is the one piece of state: consecutive whole-request failures of a destination, which every
-sender of it waits out together (so a throttled account is not hammered by the other lanes).
+is the one piece of state: the back-off pressure of a destination, which failures raise and answers
+partly undo; only the sender of the failed request waits (the others go on).
 
 What the two policies decide (the full table is in sitewise_edge/publish/README.md):
 
@@ -218,30 +218,32 @@ class RetryPolicy:
 
 
 class FailureStreak:
-    """Whole-request failures in a row at one destination, and when its senders may try again.
+    """Whole-request failures at one destination: how long the sender of a failed request waits.
 
         streak = FailureStreak(policy.backoff)
-        delay = streak.failed(now)        # one more failure: the pause grows (never shrinks)
-        streak.remaining(now)             # > 0: wait that long before the next request
-        streak.recovered()                # the endpoint answered: the streak that ended (0: none)
+        delay = streak.failed(senders=4)  # that sender waits ``delay`` (jittered); the others go on
+        streak.succeeded()                # an answer: the pressure halves; the streak that ended (0: none)
 
-    Pure: the caller passes the (monotonic) time."""
+    The back-off's step is a *pressure* that every failure raises by ``1 / senders`` (the requests in
+    flight at once: a round of failures of all of them is one step) and every answer halves: a success
+    partly undoes it. Under a steady share of failures the pressure stays low (a long step needs a long
+    run of failures with no answer among them), so the waits stay short and throughput falls with the
+    failures alone; an outage (nothing answers) raises it a step per round, up to ``max_interval``.
+    ``failures`` counts the failures since the last answer, for the log. Pure: no clock, no sleeping.
+    """
 
     def __init__(self, backoff: Backoff) -> None:
         self.backoff = backoff
         self.failures = 0
-        self.pause_until = 0.0
+        self.pressure = 0.0
 
-    def failed(self, now: float) -> float:
+    def failed(self, senders: int = 1) -> float:
         self.failures += 1
-        delay = self.backoff.delay(self.failures)
-        self.pause_until = max(self.pause_until, now + delay)
-        return delay
+        self.pressure += 1.0 / max(1, senders)
+        return self.backoff.delay(max(1, math.ceil(self.pressure - 1e-9)))
 
-    def remaining(self, now: float) -> float:
-        return self.pause_until - now
-
-    def recovered(self) -> int:
+    def succeeded(self) -> int:
+        self.pressure /= 2.0
         ended, self.failures = self.failures, 0
         return ended
 

@@ -16,8 +16,9 @@ at-least-once, in time order per stream. Its parts:
 - :mod:`~sitewise_edge.publish.ratelimit`: token buckets for SiteWise's quotas.
 
 This module is the publisher itself: it sends one request until nothing retryable is left
-(:meth:`SitewisePublisherTask.send`), shares one back-off across its lanes when the endpoint fails
-whole requests, splits a request refused whole as invalid to find the bad entry, and keeps the stats.
+(:meth:`SitewisePublisherTask.send`) within an adaptive limit of requests in flight (AIMD), backs off
+the lane of a failed request alone, splits a request refused whole as invalid to find the bad entry,
+and keeps the stats.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import S3Export, SitewisePublisher
 from sitewise_edge.publish.base import LogSource, P
 from sitewise_edge.publish.clients import SitewiseClient, endpoint_name, sitewise_client
+from sitewise_edge.publish.concurrency import AdaptiveLimit
 from sitewise_edge.publish.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from sitewise_edge.publish.pipeline import Pipeline, Prepared
 from sitewise_edge.publish.ratelimit import RateLimits
@@ -44,6 +46,9 @@ from sitewise_edge.publish.routing import Router
 from sitewise_edge.publish.stats import SitewiseStats
 
 log = logging.getLogger(__name__)
+
+LOUD_STREAK = 8
+"""Failures in a row from which every power of two is logged, and the recovery too (an outage)."""
 
 
 class SitewisePublisherTask(Generic[P]):
@@ -69,9 +74,11 @@ class SitewisePublisherTask(Generic[P]):
                                  clock=clock.monotonic)
         self.retry = sitewise_policy(config.min_retry_interval, config.max_retry_interval)
         self.streak = FailureStreak(self.retry.backoff)
+        self.concurrency = AdaptiveLimit(config.max_in_flight)
         self.router = Router(config, self.deadletters, self.stats, self.send, lanes=config.max_in_flight,
                              exports=exports, skip=skip, clock=clock)
         self.pipeline: Pipeline[P] | None = None
+        self._quiet_until = 0.0
 
     # --- running ------------------------------------------------------------------------
 
@@ -80,6 +87,7 @@ class SitewisePublisherTask(Generic[P]):
             self.client = await asyncio.to_thread(sitewise_client, self.config)  # reads credentials: not on the loop
         # a restart after a failure starts clean: requests queued by the last run are read again from the cursor
         self.streak = FailureStreak(self.retry.backoff)
+        self.concurrency = AdaptiveLimit(self.config.max_in_flight)
         self.pipeline = Pipeline(self.config, self.store, self.stats, self.prepare, self.deliver,
                                  cursor_name=self.cursor_name, state_path=self.state_path, endpoint=self.endpoint,
                                  clock=self.clock)
@@ -100,25 +108,33 @@ class SitewisePublisherTask(Generic[P]):
             await self.router.dead_letter(failures)
 
     async def send(self, entries: list[Entry]) -> list[Failure]:
-        """Send until nothing retryable is left; returns the permanent per-entry failures."""
+        """Send until nothing retryable is left; returns the permanent per-entry failures.
+
+        A failure makes this sender alone wait (its lane): the other lanes go on, within the adaptive
+        limit of requests in flight, which throttling shrinks."""
         attempt = 0
         pending = entries
         failures: list[Failure] = []
         while pending:
-            await self._wait_pause()
-            await self.limits.acquire(entry_values(pending), [entry_key(e) for e in pending])
-            self.stats.rate_wait_s = self.limits.waited
-            try:
-                response = await asyncio.to_thread(self._client().batch_put_asset_property_value,
-                                                   entries=pending, enablePartialEntryProcessing=True)
-            except REQUEST_ERRORS as exc:
-                failure = self.retry.classify_error(exc)
+            async with self.concurrency.slot() as slot:
+                await self.limits.acquire(entry_values(pending), [entry_key(e) for e in pending])
+                self.stats.rate_wait_s = self.limits.waited
+                try:
+                    response = await asyncio.to_thread(self._client().batch_put_asset_property_value,
+                                                       entries=pending, enablePartialEntryProcessing=True)
+                except REQUEST_ERRORS as exc:
+                    failure = self.retry.classify_error(exc)
+                    if failure.throttled:
+                        slot.throttled()
+                    response = None
+            if response is None:
+                self.stats.requests_failed += 1
                 self.stats.failed(failure)
                 if not failure.retryable:  # refused whole: never as it is
                     return failures + await self._split_invalid(pending, failure.message)
                 attempt += 1
                 self.stats.retries += 1
-                self._pause(failure)
+                await asyncio.sleep(self._backoff(failure))
                 continue
             self._recovered()
             outcome = self.retry.classify_response(pending, response)
@@ -133,6 +149,8 @@ class SitewisePublisherTask(Generic[P]):
             if pending:  # some values again, after a back-off of this request's own
                 attempt += 1
                 self.stats.retries += 1
+                if outcome.throttled:
+                    self.concurrency.on_answer(True, self.concurrency.in_flight + 1)
                 await asyncio.sleep(self.retry.backoff.delay(attempt))
         return failures
 
@@ -150,25 +168,27 @@ class SitewisePublisherTask(Generic[P]):
             out += await self.send([{**e, "entryId": "e0"}])
         return out
 
-    async def _wait_pause(self) -> None:
-        while (delay := self.streak.remaining(self.clock.monotonic())) > 0:  # noqa: ASYNC110 - a deadline that may move on
-            await asyncio.sleep(delay)
-
-    def _pause(self, failure: RequestFailure) -> None:
-        """A whole request failed with something that passes: every lane pauses (shared back-off)."""
-        delay = self.streak.failed(self.clock.monotonic())
+    def _backoff(self, failure: RequestFailure) -> float:
+        """A whole request failed with something that passes: how long its lane waits (the others go on)."""
+        delay = self.streak.failed(self.concurrency.allowed)
         if failure.throttled:
             self.stats.state = "throttled"
         else:
             self.stats.state = "auth-error" if failure.auth else "retrying"
-        if self.streak.worth_logging:
+        # the first failure of a streak and every power of two, but the short streaks of a steady share of
+        # failures (partial throttling) only once per status interval: the status line gives the success rate
+        now = self.clock.monotonic()
+        if self.streak.worth_logging and (self.streak.failures >= LOUD_STREAK or now >= self._quiet_until):
+            self._quiet_until = now + self.config.status_log_interval
             log.warning("publisher %s: %s; retrying in %.1fs (%d failures in a row)", self.name, failure.message,
                         delay, self.streak.failures)
+        return delay
 
     def _recovered(self) -> None:
-        ended = self.streak.recovered()
+        ended = self.streak.succeeded()
         if ended:
-            log.info("publisher %s: the endpoint answers again after %d failed requests", self.name, ended)
+            if ended >= LOUD_STREAK:
+                log.info("publisher %s: the endpoint answers again after %d failed requests", self.name, ended)
             if self.stats.state in ("retrying", "auth-error", "throttled"):
                 self.stats.state = "sending"
 
@@ -191,31 +211,41 @@ class SitewisePublisherTask(Generic[P]):
 
     def _snapshot(self) -> dict[str, object]:
         self.stats.oldest_unsent_ns = self.pipeline.oldest_ns if self.pipeline is not None else None
+        self.stats.in_flight_limit = self.concurrency.limit
         return self.stats.as_dict(self.clock.time())
 
     async def _status_loop(self) -> None:
         """Values/s over the last 10 s, and a summary line every ``status_log_interval``."""
-        samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=11)
+        samples: collections.deque[tuple[float, int, int, int]] = collections.deque(maxlen=11)
         next_log = self.clock.monotonic() + self.config.status_log_interval
         logged = (-1, -1)
         while True:
             await asyncio.sleep(1.0)
             now = self.clock.monotonic()
-            samples.append((now, self.stats.values_sent))
-            t0, v0 = samples[0]
-            self.stats.rate = (self.stats.values_sent - v0) / (now - t0) if now > t0 else 0.0
+            st = self.stats
+            samples.append((now, st.values_sent, st.requests_tried, st.requests_sent))
+            t0, v0, tried0, sent0 = samples[0]
+            st.rate = (st.values_sent - v0) / (now - t0) if now > t0 else 0.0
+            tried = st.requests_tried - tried0
+            st.success_rate = (st.requests_sent - sent0) / tried if tried else None
             if now >= next_log:
                 next_log = now + self.config.status_log_interval
                 s = self._snapshot()
                 mark = (self.stats.values_sent, self.stats.values_rejected + self.stats.retries)
                 if mark != logged or s["oldestUnsentAgeSeconds"] is not None:
                     logged = mark
-                    log.info("publisher %s: %s, %d values sent (%.0f/s), oldest unsent %s, %d retries, %d "
-                             "dead-lettered, %d parked, %d to S3, errors %s%s", self.name, s["state"],
+                    log.info("publisher %s: %s, %d values sent (%.0f/s), oldest unsent %s, %d retries, "
+                             "success rate %s, %d in flight at most, %d dead-lettered, %d parked, %d to S3, "
+                             "errors %s%s", self.name, s["state"],
                              self.stats.values_sent, self.stats.rate, _age(s["oldestUnsentAgeSeconds"]),
-                             self.stats.retries, self.stats.values_rejected, self.stats.values_parked,
+                             self.stats.retries, _pct(self.stats.success_rate), self.concurrency.allowed,
+                             self.stats.values_rejected, self.stats.values_parked,
                              self.stats.values_to_s3, self.stats.errors or "none",
                              ", live lane on" if self.stats.live_lane else "")
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
 
 
 def _age(seconds: object) -> str:

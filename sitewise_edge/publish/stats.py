@@ -62,6 +62,16 @@ class SitewiseStats(PublishStats):
     live_lane: bool = False
     rate: float = 0.0
     rate_wait_s: float = 0.0
+    requests_failed: int = 0
+    """Requests that failed whole (``requestsSent`` counts the answered ones)."""
+    success_rate: float | None = None
+    """Answered / tried over the last 10 s (None: nothing tried)."""
+    in_flight_limit: float = 0.0
+    """The adaptive limit of requests in flight (AIMD, up to ``max_in_flight``)."""
+
+    @property
+    def requests_tried(self) -> int:
+        return self.requests_sent + self.requests_failed
 
     def as_dict(self, now: float | None = None) -> dict[str, object]:
         """The status keys; ``now`` (wall-clock seconds) dates the backlog's age."""
@@ -71,7 +81,10 @@ class SitewiseStats(PublishStats):
             "valuesParked": self.values_parked, "valuesToS3": self.values_to_s3,
             "valuesReplayed": self.values_replayed, "valuesPerSecond": round(self.rate, 1),
             "oldestUnsentAgeSeconds": None if age is None else round(age, 1), "liveLane": self.live_lane,
-            "rateLimitWaitSeconds": round(self.rate_wait_s, 1),
+            "rateLimitWaitSeconds": round(self.rate_wait_s, 1), "requestsFailed": self.requests_failed,
+            "successRate": None if self.success_rate is None else round(self.success_rate, 3),
+            "successRateTotal": round(self.requests_sent / tried, 3) if (tried := self.requests_tried) else None,
+            "inFlightLimit": round(self.in_flight_limit, 1),
         }
 
 

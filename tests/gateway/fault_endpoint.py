@@ -5,6 +5,7 @@
     ep.fail_next(20, 429, "ThrottlingException")
     ep.reject["/bad/alias"] = "ResourceNotFoundException"   # per-entry errorEntries, until removed
     ep.flaky["/flaky"] = 2                 # InternalFailureException for the next 2 entries of it
+    ep.random_faults = [(0.3, 429, "ThrottlingException"), (0.1, 503, "ServiceUnavailableException")]
     await ep.down(); await ep.up()         # the port refuses connections, then listens again
     await ep.wait_for(lambda: ep.distinct() == 1000, within=10)
     await ep.stop()
@@ -15,12 +16,22 @@ arrived, duplicates included), failing entries are listed in ``errorEntries`` wi
 timestamps, whole-request faults answer SiteWise's error shape (``x-amzn-ErrorType``).
 ``hold_after(n)`` lets the first n requests through and then stores but does not answer the
 following ones until ``release()``: requests delivered but never acknowledged, as in a crash.
+``random_faults`` fails each request with the given probabilities (a seeded generator, ``seed``);
+``in_flight_max`` is the most requests it was answering at once (``in_flight_max = 0`` starts again).
+
+``python -m tests.gateway.fault_endpoint --faults 0.3:429:ThrottlingException --delay 0.03`` runs one in
+its own process (benchmarks/forwarding.py does), prints its port, and serves until SIGTERM; it keeps no
+values then, only the counts (``GET /counts``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import random
+import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +72,10 @@ class FaultEndpoint:
     requests: list[Received] = field(default_factory=list)
     received: list[Value] = field(default_factory=list)
     partial_flags: list[bool] = field(default_factory=list)
+    random_faults: list[tuple[float, int, str]] = field(default_factory=list)
+    seed: int = 1
+    keep: bool = True
+    """False: count what arrives (``counts``) but keep no request or value (a long benchmark run)."""
 
     def __post_init__(self) -> None:
         self._failures: list[tuple[int, str]] = []
@@ -71,6 +86,10 @@ class FaultEndpoint:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.held = 0
+        self.rng = random.Random(self.seed)
+        self.in_flight = 0
+        self.in_flight_max = 0
+        self.counts = {"requests": 0, "values": 0, "faults": 0}
 
     # --- control ------------------------------------------------------------------------
 
@@ -79,7 +98,8 @@ class FaultEndpoint:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        app = Starlette(routes=[Route("/properties", self._batch_put, methods=["POST"])])
+        app = Starlette(routes=[Route("/properties", self._batch_put, methods=["POST"]),
+                                Route("/counts", self._counts, methods=["GET"])])
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
@@ -144,25 +164,46 @@ class FaultEndpoint:
 
     # --- the route ------------------------------------------------------------------------
 
+    async def _counts(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.counts | {"inFlightMax": self.in_flight_max})
+
+    def _fault(self) -> tuple[int, str] | None:
+        if self._failures:
+            n, what = self._failures[0]
+            self._failures[0] = (n - 1, what)
+            if n - 1 <= 0:
+                self._failures.pop(0)
+            status, _, code = what.partition(":")
+            return int(status), code
+        if self.random_faults:
+            draw = self.rng.random()
+            for p, status, code in self.random_faults:
+                if draw < p:
+                    return status, code
+                draw -= p
+        return None
+
     async def _batch_put(self, request: Request) -> JSONResponse:
         body = await request.json()
         entries = body.get("entries") or []
         index = len(self.requests)
         rec = Received(time.monotonic(), [_key(e) for e in entries],
                        sum(len(e.get("propertyValues", [])) for e in entries))
-        self.requests.append(rec)
-        self.partial_flags.append(bool(body.get("enablePartialEntryProcessing")))
+        if self.keep:
+            self.requests.append(rec)
+            self.partial_flags.append(bool(body.get("enablePartialEntryProcessing")))
+        self.counts["requests"] += 1
+        self.in_flight += 1
+        self.in_flight_max = max(self.in_flight_max, self.in_flight)
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
-            if self._failures:
-                n, what = self._failures[0]
-                self._failures[0] = (n - 1, what)
-                if n - 1 <= 0:
-                    self._failures.pop(0)
-                status, _, code = what.partition(":")
-                rec.status = int(status)
-                return JSONResponse({"message": f"injected {code}"}, status_code=int(status),
+            fault = self._fault()
+            if fault is not None:
+                status, code = fault
+                rec.status = status
+                self.counts["faults"] += 1
+                return JSONResponse({"message": f"injected {code}"}, status_code=status,
                                     headers={"x-amzn-ErrorType": code})
             if len(entries) > 10 or any(len(e.get("propertyValues", [])) > 10 for e in entries):
                 rec.status = 400
@@ -180,6 +221,9 @@ class FaultEndpoint:
                         "errorCode": code, "errorMessage": f"injected {code} for {key}",
                         "timestamps": [v["timestamp"] for v in e["propertyValues"]]}]})
                     continue
+                self.counts["values"] += len(e["propertyValues"])
+                if not self.keep:
+                    continue
                 for v in e["propertyValues"]:
                     ts = v["timestamp"]
                     self.received.append(Value(key, ts["timeInSeconds"], ts.get("offsetInNanos", 0), v["value"],
@@ -192,6 +236,7 @@ class FaultEndpoint:
                 await self._gate.wait()  # stored, but the answer never reaches a killed client
             return JSONResponse({"errorEntries": errors})
         finally:
+            self.in_flight -= 1
             async with self._changed:
                 self._changed.notify_all()
 
@@ -200,3 +245,28 @@ def _key(entry: dict[str, Any]) -> str:
     if "propertyAlias" in entry:
         return str(entry["propertyAlias"])
     return f"{entry.get('assetId')}/{entry.get('propertyId')}"
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    faults = []
+    for spec in args.faults:
+        p, status, code = spec.split(":")
+        faults.append((float(p), int(status), code))
+    ep = FaultEndpoint(port=args.port, delay=args.delay, random_faults=faults, seed=args.seed, keep=False)
+    await ep.start()
+    print(ep.port, flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await ep.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="a fault-injecting BatchPut endpoint on 127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer (a WAN round trip)")
+    parser.add_argument("--faults", nargs="*", default=[],
+                        help="PROBABILITY:STATUS:CODE, e.g. 0.3:429:ThrottlingException")
+    parser.add_argument("--seed", type=int, default=1)
+    asyncio.run(_serve(parser.parse_args()))
+    sys.exit(0)

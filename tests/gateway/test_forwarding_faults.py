@@ -107,6 +107,44 @@ async def test_a_storm_of_refusals_then_delivery(tmp_path: Path, start_gateway: 
     assert_time_order(endpoint)
 
 
+async def test_a_failed_request_pauses_its_own_retry_not_the_other_lanes(tmp_path: Path, start_gateway: Any,
+                                                                       endpoint: FaultEndpoint) -> None:
+    """One 503 with a 1 s back-off: the other requests keep going meanwhile (they all paused before)."""
+    endpoint.fail_next(1, 503, "ServiceUnavailableException")
+    gw = await start_gateway(edge(tmp_path, endpoint.url, max_in_flight=4, min_retry_interval="2s",
+                                  max_retry_interval="2s"))
+    await gw.ingest(values(40, 100))  # 40 requests of 100 values
+    await endpoint.wait_for(lambda: endpoint.distinct() == 4000)
+    failed = next(i for i, r in enumerate(endpoint.requests) if r.status == 503)
+    retry = next(i for i, r in enumerate(endpoint.requests) if i > failed and r.keys == endpoint.requests[failed].keys)
+    assert endpoint.requests[retry].at - endpoint.requests[failed].at >= 0.9  # its back-off: 1-2 s
+    assert retry - failed > 20  # the rest were delivered meanwhile (at most 3 were in flight already)
+    assert endpoint.duplicates() == 0
+    assert_time_order(endpoint)
+
+
+async def test_partial_throttling_delivers_everything_and_reports_the_success_rate(
+        tmp_path: Path, start_gateway: Any, endpoint: FaultEndpoint) -> None:
+    """The issue's mix, 30 % 429 and 10 % 503 at random: everything arrives once, in order; the publisher
+    reports its success rate, and random throttles do not collapse its limit of requests in flight."""
+    endpoint.random_faults = [(0.3, 429, "ThrottlingException"), (0.1, 503, "ServiceUnavailableException")]
+    endpoint.delay = 0.005
+    gw = await start_gateway(edge(tmp_path, endpoint.url, max_in_flight=4))
+    await gw.ingest(values(50, 200))  # 100 requests of 100 values
+    await endpoint.wait_for(lambda: endpoint.distinct() == 10_000, within=30)
+    assert endpoint.duplicates() == 0
+    assert_time_order(endpoint)
+    faults = sum(r.status != 200 for r in endpoint.requests)
+    assert 0.25 * len(endpoint.requests) <= faults <= 0.55 * len(endpoint.requests)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as api:
+        status = (await api.get("/publishers")).json()["publishers"]["cloud"]
+    assert status["requestsFailed"] == faults and status["requestsSent"] == len(endpoint.requests) - faults
+    assert status["successRateTotal"] == round(status["requestsSent"] / len(endpoint.requests), 3)
+    assert status["successRate"] is not None and 0.3 <= status["successRate"] <= 0.8  # the last 10 s
+    assert status["inFlightLimit"] >= 3  # AIMD: x 0.9 per throttle, +1 per answer; 4 at most
+    assert endpoint.in_flight_max >= 3  # the lanes went on while others waited out their back-off
+
+
 async def test_partial_errors_parking_dead_letters_and_replay(tmp_path: Path, start_gateway: Any,
                                                               endpoint: FaultEndpoint) -> None:
     endpoint.reject["/dl/unknown"] = "ResourceNotFoundException"

@@ -1,8 +1,9 @@
 """The retry policy of both publishers (pure): classification of whole-request errors and of 200 answers
-with ``errorEntries``, back-off with jitter, the shared failure streak."""
+with ``errorEntries``, back-off with jitter, the back-off pressure a success partly undoes."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import boto3.exceptions
@@ -168,18 +169,36 @@ def test_the_s3_backoff(interval: float, delays: list[float]) -> None:
     assert [s3_policy(interval).backoff.delay(n, jitter=1.0) for n in range(1, 8)] == delays
 
 
-def test_a_failure_streak_pauses_every_sender_and_ends_when_one_gets_through() -> None:
+def test_the_back_off_grows_in_an_outage_and_a_success_partly_undoes_it() -> None:
     streak = FailureStreak(Backoff(1.0, 8.0))
-    assert streak.remaining(100.0) <= 0 and not streak.worth_logging
-    logged = []
-    for _ in range(9):
-        delay = streak.failed(100.0)
+    assert not streak.worth_logging
+    logged, delays = [], []
+    for _ in range(9):  # an outage: every sender fails
+        delays.append(streak.failed())
         logged.append(streak.worth_logging)
-    assert 4.0 <= delay <= 8.0 and streak.pause_until >= 100.0 + delay  # remaining() would round
     assert logged == [True, True, False, True, False, False, False, True, False]  # 1, 2, 4, 8
-    assert streak.remaining(100.0 + 8.0) <= 0
-    before = streak.pause_until
-    streak.failed(90.0)  # a late report of an older failure never shortens the pause
-    assert streak.pause_until >= before
-    assert streak.recovered() == 10 and streak.recovered() == 0
-    assert streak.backoff.delay(streak.failures + 1, jitter=1.0) == 1.0  # back to the minimum
+    assert 0.5 <= delays[0] <= 1.0 and 4.0 <= delays[-1] <= 8.0
+    assert streak.succeeded() == 9 and streak.succeeded() == 0  # the streak that ended, for the log
+    assert streak.pressure < 9 / 2  # one answer halves the pressure: the back-off is not reset...
+    assert streak.failed() >= 2.0  # ...so a failure right after waits longer than the first did
+    shared = FailureStreak(Backoff(1.0, 8.0))
+    steps = [shared.failed(senders=4) for _ in range(8)]  # 4 requests in flight: a round of 4 failures is a step
+    assert all(d <= 1.0 for d in steps[:4]) and all(1.0 <= d <= 2.0 for d in steps[4:])
+
+
+@pytest.mark.parametrize(("share", "median"), [(0.1, 1.0), (0.3, 1.0), (0.4, 1.0), (0.5, 1.0)],
+                         ids=["10%", "30%", "40%", "50%"])
+def test_a_steady_share_of_failures_keeps_the_back_off_short(share: float, median: float) -> None:
+    """Failures that do not depend on the load (a share of requests refused at random) do not build the
+    back-off up to the maximum as an outage does: most waits stay at the first steps."""
+    streak = FailureStreak(Backoff(1.0, 60.0))
+    rng = random.Random(7)
+    delays = []
+    for _ in range(10_000):
+        if rng.random() < share:
+            delays.append(streak.failed(senders=4))
+        else:
+            streak.succeeded()
+    delays.sort()
+    assert delays[len(delays) // 2] <= median  # the first step: 0.5-1 s
+    assert sum(delays) / len(delays) < 1.5 and max(delays) <= 16.0  # an outage waits 30-60 s
