@@ -97,6 +97,11 @@ class Backend(Protocol):
         """Run ``fn(reader)`` on a store reader in a worker thread."""
         ...
 
+    async def run_query(self, fn: Callable[[Reader], T]) -> T:
+        """Run ``fn(reader)`` on ExecuteQuery's own threads (``api.query.concurrency``, never the worker
+        threads that store and forward); ThrottlingException when ``api.query.queue`` more already wait."""
+        ...
+
     def status(self) -> dict[str, Any]:
         """Sources, store and publishers, for /health and the dashboard."""
         ...

@@ -242,14 +242,15 @@ class QueryLimits(_Model):
     queue: int = Field(default=8, ge=0, le=1024)
     """Queries that wait for a thread; past that a query is refused at once (ThrottlingException)."""
     memory_limit: Size = 256 * 2**20
-    """DuckDB's ``memory_limit`` of each query: past it the query fails (LimitExceededException)."""
+    """DuckDB's ``memory_limit`` of each query; a query that grows the process by more is stopped too
+    (ValidationException)."""
     threads: int = Field(default=1, ge=1, le=64)
     """DuckDB's ``threads`` of each query."""
     timeout: Duration = 30.0
     """A query running longer is interrupted (QueryTimeoutException)."""
     max_page_bytes: Size = 4 * 2**20
-    """A page of results holds at most this many bytes (as Arrow counts them); the rest comes with
-    ``nextToken``. A single row larger than this is refused (LimitExceededException)."""
+    """A page of results holds at most about this many bytes of JSON; the rest comes with ``nextToken``.
+    A single row larger than this is refused (ValidationException)."""
 
 
 class ApiConfig(_Model):
@@ -273,7 +274,7 @@ class ApiConfig(_Model):
     future_limit: Duration = 600.0
     """BatchPutAssetPropertyValue refuses a value stamped further ahead of the gateway's clock
     (TimestampOutOfRangeException for that value, as SiteWise does beyond +10 minutes)."""
-    # QUERY-LIMITS-NEXT
+    query: QueryLimits = QueryLimits()
 
     @model_validator(mode="after")
     def _token_when_exposed(self) -> ApiConfig:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -90,6 +91,10 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._server: uvicorn.Server | None = None
         self._stopping = asyncio.Event()
+        # ExecuteQuery's own threads: slow queries must not take the default executor's threads, which
+        # the WAL writes, compaction and the other reads use (8 slow queries stalled BatchPut for 28 s)
+        self._query_threads = ThreadPoolExecutor(config.api.query.concurrency, "ThreadPoolExecutor-query")
+        self._queries = 0
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -154,6 +159,7 @@ class Gateway:
         for t in self._tasks[1:]:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._query_threads.shutdown(wait=False, cancel_futures=True)  # a running query ends at its timeout
         await self.store.close()
         log.info("gateway %s stopped", self.name)
 
@@ -316,12 +322,26 @@ class Gateway:
     def latest_all(self) -> pa.Table:
         return self.store.latest_all()
 
-    async def query(self, fn: Callable[[Any], T]) -> T:
+    def _read(self, fn: Callable[[Any], T]) -> Callable[[], T]:
         def run() -> T:
             with self.store.reader() as reader:
                 return fn(reader)
 
-        return await asyncio.to_thread(run)
+        return run
+
+    async def query(self, fn: Callable[[Any], T]) -> T:
+        return await asyncio.to_thread(self._read(fn))
+
+    async def run_query(self, fn: Callable[[Any], T]) -> T:
+        limits = self.api_config.query
+        if self._queries >= limits.concurrency + limits.queue:
+            raise ApiError("ThrottlingException", f"{self._queries} queries are running or waiting "
+                           "(api.query.concurrency + api.query.queue): try again later")
+        self._queries += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._query_threads, self._read(fn))
+        finally:
+            self._queries -= 1
 
     @property
     def destinations(self) -> list[Publisher]:
