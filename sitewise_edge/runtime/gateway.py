@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -93,7 +95,8 @@ class Gateway:
         self._stopping = asyncio.Event()
         # ExecuteQuery's own threads: slow queries must not take the default executor's threads, which
         # the WAL writes, compaction and the other reads use (8 slow queries stalled BatchPut for 28 s)
-        self._query_threads = ThreadPoolExecutor(config.api.query.concurrency, "ThreadPoolExecutor-query")
+        self._query_threads = ThreadPoolExecutor(config.api.query.concurrency, "ThreadPoolExecutor-query",
+                                                 initializer=_lower_priority)
         self._queries = 0
 
     # --- life cycle -------------------------------------------------------------------
@@ -393,6 +396,15 @@ class Gateway:
                       "state": "error" if self.store_error else "ok", "lastError": self.store_error,
                       "dataDir": str(self.store.data_dir)},
         }
+
+
+QUERY_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """A query thread yields the CPU to ingest and forwarding (Linux: a thread has its own nice value)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), QUERY_NICENESS)
 
 
 class _EmbeddedServer(uvicorn.Server):
