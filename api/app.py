@@ -12,17 +12,16 @@ the handler here, through the one mapping in that module.
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.backend import Backend
 from api.dashboard.routes import router as dashboard_router
+from api.guard import Guard
 from api.ops import router as ops_router
 from api.sitewise.assets import router as assets_router
 from api.sitewise.batch import router as batch_router
@@ -33,12 +32,6 @@ from api.sitewise.sql import router as sql_router
 from sitewise_edge.errors import ApiError, ModelError, StoreError
 
 log = logging.getLogger(__name__)
-
-
-# SiteWise reads that travel as POST: they need no write token (Grafana and dashboards use them)
-READ_ONLY_POSTS = frozenset({
-    "/properties/batch/latest", "/properties/batch/history", "/properties/batch/aggregates", "/queries/execution",
-})
 
 
 def _error(code: str, message: str, status: int | None = None) -> JSONResponse:
@@ -89,22 +82,7 @@ def create_app(backend: Backend) -> FastAPI:
         log.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
         return _error("InternalFailureException", f"internal error: {type(exc).__name__}")
 
-    @app.middleware("http")
-    async def _write_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        token = backend.api_token
-        writes = request.method in ("PUT", "DELETE", "PATCH") or (
-            request.method == "POST" and request.url.path not in READ_ONLY_POSTS)
-        if token and writes:
-            given = request.headers.get("x-api-token") or ""
-            auth = request.headers.get("authorization") or ""
-            if auth.lower().startswith("bearer "):
-                given = auth[7:].strip()
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                return _error(
-                    "UnauthorizedException",
-                    "this route needs the API token: send 'Authorization: Bearer <token>' or 'x-api-token'",
-                )
-        return await call_next(request)
+    app.add_middleware(Guard, config=backend.api_config)
 
     @app.get("/health", tags=["operations"], summary="The verdict (ok, degraded, unavailable), its reasons, and "
              "the state of every component")

@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 
 from asset_models.registry import Change, Registry
 from sitewise_edge.clock import Clock
+from sitewise_edge.config import ApiConfig
 
 T = TypeVar("T")
 
@@ -55,7 +56,8 @@ class Reader(Protocol):
 
 class Backend(Protocol):
     name: str
-    api_token: str | None
+    api_config: ApiConfig
+    """The ``api`` section: token, auth, limits (``api/guard.py``, the routes' limits)."""
     clock: Clock
     """The gateway's clock: creation dates of models and assets, the age of a paging token."""
     registry: Registry
@@ -93,6 +95,11 @@ class Backend(Protocol):
 
     async def query(self, fn: Callable[[Reader], T]) -> T:
         """Run ``fn(reader)`` on a store reader in a worker thread."""
+        ...
+
+    async def run_query(self, fn: Callable[[Reader], T]) -> T:
+        """Run ``fn(reader)`` on ExecuteQuery's own threads (``api.query.concurrency``, never the worker
+        threads that store and forward); ThrottlingException when ``api.query.queue`` more already wait."""
         ...
 
     def status(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sitewise_edge.config import Config, load_config
+from sitewise_edge.config import Config, load_config, redact
 from sitewise_edge.errors import ConfigError, ModelError, SitewiseEdgeError
 
 if TYPE_CHECKING:
@@ -35,11 +35,23 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXIT_CONFIG = 2
 
 
+class _Redacting(logging.Filter):
+    """Passwords inside URLs (``opc.tcp://user:pass@host``) leave no log line, whoever logs them (asyncua too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "@" in message:
+            record.msg, record.args = redact(message), None
+        return True
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Redacting())
     for noisy in ("asyncua", "pymodbus", "botocore", "urllib3", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -56,7 +68,7 @@ def _load_error(exc: ConfigError | ModelError) -> int:
 def _print_config_error(exc: ConfigError) -> None:
     print(f"{exc.source or 'configuration'}: {len(exc.issues)} error(s)", file=sys.stderr)
     for issue in exc.issues:
-        print(f"  {issue}", file=sys.stderr)
+        print(f"  {redact(str(issue))}", file=sys.stderr)
 
 
 # --- validate ---------------------------------------------------------------------------------

@@ -124,6 +124,25 @@ def resolve_path(path: Path, base: Path) -> Path:
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        # pydantic reads ``true`` as 1 for a number field (``port: true`` would listen on port 1): handed on
+        # as the text ``true``, it fails that field's own check, which names the key
+        if not isinstance(data, dict):
+            return data
+        fields = cls.model_fields
+        return {k: str(v).lower() if isinstance(v, bool) and k in fields
+                and _is_number_annotation(fields[k].annotation) else v for k, v in data.items()}
+
+
+def _is_number_annotation(annotation: Any) -> bool:
+    """int, float, or an optional one (the fields a YAML ``true`` must not fill)."""
+    if annotation in (int, float):
+        return True
+    args = get_args(annotation)
+    return bool(args) and all(a in (int, float, type(None)) for a in args) and type(None) in args
+
 
 # --- sources: the shared base; each connector defines (and registers) its own model ------
 
@@ -224,23 +243,63 @@ class GatewayConfig(_Model):
     """A source down for longer than this: its streams' latest values read as UNCERTAIN (history stays)."""
 
 
+class QueryLimits(_Model):
+    """ExecuteQuery's limits. Each query runs in a DuckDB of its own on the query threads (never on the
+    worker threads that storing and forwarding use), so a hostile query costs at most these."""
+
+    concurrency: int = Field(default=2, ge=1, le=64)
+    """Queries that run at once, each on a thread of its own."""
+    queue: int = Field(default=8, ge=0, le=1024)
+    """Queries that wait for a thread; past that a query is refused at once (ThrottlingException)."""
+    memory_limit: Size = 256 * 2**20
+    """DuckDB's ``memory_limit`` of each query; a query that grows the process by more is stopped too
+    (ValidationException)."""
+    threads: int = Field(default=1, ge=1, le=64)
+    """DuckDB's ``threads`` of each query."""
+    timeout: Duration = 30.0
+    """A query running longer is interrupted (QueryTimeoutException)."""
+    max_page_bytes: Size = 4 * 2**20
+    """A page of results holds at most about this many bytes of JSON; the rest comes with ``nextToken``.
+    A single row larger than this is refused (ValidationException)."""
+
+
 class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: Port = 8080
     token: str | None = Field(default=None, repr=False)
-    """Bearer token required by write routes. Required when ``host`` is not a loopback address."""
+    """Bearer token required by write routes (and by reads with ``auth: read``). Required when ``host`` is
+    not a loopback address."""
+    auth: Annotated[Literal["write", "read"], closed("auth", Literal["write", "read"])] = "write"
+    """``write``: the token guards writes; ``read``: every route but ``/health`` needs it."""
+    allowed_hosts: list[str] = []
+    """Host names the API answers to besides the loopback ones (``localhost``, ``*.localhost``, 127.x.x.x,
+    ``::1``); ``*.example.com`` allows the subdomains. Checked when ``host`` is a loopback address (DNS
+    rebinding) or when this list is not empty."""
+    allowed_origins: list[str] = []
+    """Origins (``https://grafana.example.com``) whose pages may write besides the API's own."""
+    max_body_size: Size = 4 * 2**20
+    """Largest request body accepted (413 past it), counted as it arrives."""
+    max_json_depth: int = Field(default=32, ge=4, le=256)
+    """Deepest nesting of a JSON request body (SiteWise documents nest about 8 deep)."""
+    future_limit: Duration = 600.0
+    """BatchPutAssetPropertyValue refuses a value stamped further ahead of the gateway's clock
+    (TimestampOutOfRangeException for that value, as SiteWise does beyond +10 minutes)."""
+    query: QueryLimits = QueryLimits()
 
     @model_validator(mode="after")
     def _token_when_exposed(self) -> ApiConfig:
-        if not _is_loopback(self.host) and not self.token:
+        if not is_loopback(self.host) and not self.token:
             raise ValueError(
                 f"host {self.host!r} exposes the API beyond this machine: set token "
                 "(for example token: ${SITEWISE_EDGE_TOKEN})"
             )
+        if self.auth == "read" and not self.token:
+            raise ValueError("auth: read needs a token (for example token: ${SITEWISE_EDGE_TOKEN})")
         return self
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """A host name or address that only this machine reaches."""
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
@@ -397,6 +456,28 @@ def _unique_names(section: str, names: list[str]) -> None:
         seen.add(n)
 
 
+# --- secrets in text -------------------------------------------------------------------
+
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@")
+
+
+def redact(text: str) -> str:
+    """``opc.tcp://operator:s3cret@plc:4840`` -> ``opc.tcp://operator:***@plc:4840``: the password inside
+    any URL of ``text`` (an endpoint, an error naming it) never reaches a log or ``/health``."""
+    return _URL_PASSWORD.sub(r"\1:***@", text) if "@" in text else text
+
+
+def redact_all(value: Any) -> Any:
+    """:func:`redact` applied to every string of a JSON-like value (a status document)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_all(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_all(v) for v in value]
+    return value
+
+
 # --- loading --------------------------------------------------------------------------
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -409,10 +490,10 @@ def substitute_env(data: Any, env: dict[str, str], path: str = "") -> tuple[Any,
     if isinstance(data, str):
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
+            if default is not None and not env.get(name):
+                return default  # as the shell: ``${VAR:-default}`` also when VAR is set but empty
             if name in env:
                 return env[name]
-            if default is not None:
-                return default
             issues.append(ConfigIssue(path, f"environment variable {name} is not set"))
             return ""
         return _VAR.sub(repl, data), issues
@@ -492,20 +573,56 @@ def parse_config(data: Any, env: dict[str, str] | None = None, source: str = "")
         raise ConfigError([_issue_from_error(e) for e in exc.errors()], source) from None
 
 
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    """A key written twice in one mapping (valid YAML, refused here)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is an error (PyYAML keeps
+    the last value silently: a second ``api:`` section would replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if first is not None:
+                raise _DuplicateKey(
+                    f"while reading the mapping of line {node.start_mark.line + 1}", node.start_mark,
+                    f"the key {key!r} is written twice in one mapping (first at line {first.start_mark.line + 1}): "
+                    "the second would silently replace the first", key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
     """Read and validate a configuration file. Relative paths inside are taken from the file's folder."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigIssue("", f"cannot read the file: {exc.strerror}")], str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([ConfigIssue(f"line {line}, column {column}", f"not UTF-8 text: byte "
+                                       f"0x{raw[exc.start]:02x} (save the file as UTF-8)")], str(path)) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigIssue(where, f"not valid YAML: {problem}")], str(path)) from None
+        if not isinstance(exc, _DuplicateKey):
+            problem = f"not valid YAML: {problem}"
+        raise ConfigError([ConfigIssue(where, problem)], str(path)) from None
+    except RecursionError:
+        raise ConfigError([ConfigIssue("", "not valid YAML: nested too deeply")], str(path)) from None
     config = parse_config(data, env, str(path))
     return resolve_paths(config, path.parent)
 

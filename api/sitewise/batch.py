@@ -46,7 +46,7 @@ from api.sitewise.query import (
 )
 from api.sitewise.requests import check_entries, invalid, json_body
 from sitewise_edge.errors import ApiError
-from sitewise_edge.samples import NS_PER_S, Quality, to_sitewise_values
+from sitewise_edge.samples import MAX_SECONDS, NS_PER_S, Quality, to_sitewise_values
 
 router = APIRouter(tags=["SiteWise data plane"])
 
@@ -86,10 +86,10 @@ def _body_date(name: str, value: Any) -> int:
     """A body timestamp: epoch seconds (what boto3 sends) or an ISO-8601 string -> ns."""
     if isinstance(value, bool) or value is None:
         raise invalid(f"{name}: required, epoch seconds")
-    if isinstance(value, int):
-        return value * NS_PER_S
-    if isinstance(value, float):
-        return round(value * NS_PER_S)
+    if isinstance(value, int | float):
+        if not 0 <= value <= MAX_SECONDS:  # also NaN, which compares false; JSON allows it in Python
+            raise invalid(f"{name}: epoch seconds must be 0..{MAX_SECONDS}, got {value!r}")
+        return value * NS_PER_S if isinstance(value, int) else round(value * NS_PER_S)
     parsed = parse_date(name, str(value))
     if parsed is None:
         raise invalid(f"{name}: required, epoch seconds")

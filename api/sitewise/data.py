@@ -57,13 +57,14 @@ async def batch_put(request: Request, backend: BackendDep) -> dict[str, Any]:
     partial = bool(body.get("enablePartialEntryProcessing", False))
     builder = SampleBuilder()
     error_entries: list[dict[str, Any]] = []
+    latest_ns = int((backend.clock.time() + backend.api_config.future_limit) * NS_PER_S)
     for i, entry in enumerate(entries):
         values = entry.get("propertyValues")
         if not isinstance(values, list) or not values:
             raise invalid(f"entries[{i}].propertyValues: required, a list of 1 to 10 values")
         if len(values) > MAX_VALUES:
             raise invalid(f"entries[{i}].propertyValues: at most {MAX_VALUES} values per entry, got {len(values)}")
-        errors = _put_entry(backend, entry, values, partial, builder)
+        errors = _put_entry(backend, entry, values, partial, builder, latest_ns)
         if errors:
             error_entries.append({"entryId": entry["entryId"], "errors": errors})
     if len(builder):
@@ -72,9 +73,14 @@ async def batch_put(request: Request, backend: BackendDep) -> dict[str, Any]:
 
 
 def _put_entry(
-    backend: Backend, entry: dict[str, Any], values: list[Any], partial: bool, builder: SampleBuilder
+    backend: Backend, entry: dict[str, Any], values: list[Any], partial: bool, builder: SampleBuilder,
+    latest_ns: int,
 ) -> list[dict[str, Any]]:
-    """Stage the entry's good values in ``builder``; return its error list (SiteWise ``errors``)."""
+    """Stage the entry's good values in ``builder``; return its error list (SiteWise ``errors``).
+
+    A value stamped after ``latest_ns`` (the clock plus ``api.future_limit``) is refused with
+    TimestampOutOfRangeException, as SiteWise refuses one more than 10 minutes ahead: else a wrong
+    device clock (year 2200) would become the stream's latest value for good."""
     failures: dict[tuple[str, str], list[dict[str, int]]] = {}
 
     def fail(code: str, message: str, ts: dict[str, int]) -> None:
@@ -97,6 +103,9 @@ def _put_entry(
     for v in values:
         try:
             t, column, value, q = parse_sitewise_value(v)
+            if t > latest_ns:
+                raise InvalidValue(f"the timestamp is more than {backend.api_config.future_limit:g} s ahead of the "
+                                   "gateway's clock (api.future_limit)", "TimestampOutOfRangeException")
             if expected is not None and column is not None and column != _DATA_TYPE_COLUMN.get(expected[0]):
                 raise InvalidValue(
                     f"{expected[1]} has data type {expected[0]}; the value is {column_type(column).value}"

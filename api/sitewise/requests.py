@@ -1,6 +1,7 @@
 """Reading SiteWise requests: the JSON body, the entries of a batch operation, the error for a bad one.
 
-    body = await json_body(request)                       # InvalidRequestException if not a JSON object
+    body = await json_body(request)                       # InvalidRequestException if not a JSON object,
+                                                          # nested deeper than api.max_json_depth
     entries = check_entries(body, MAX_ENTRIES)            # 1..max objects, each with a unique valid entryId
 
 Problems with the request as a whole are ``InvalidRequestException`` and fail it; problems with
@@ -16,6 +17,7 @@ from typing import Any
 from fastapi import Request
 
 from sitewise_edge.errors import ApiError
+from sitewise_edge.files import loads_bounded
 
 ENTRY_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -30,10 +32,13 @@ async def json_body(request: Request, *, empty_ok: bool = False) -> dict[str, An
     raw = await request.body()
     if not raw and empty_ok:
         return {}
+    max_depth = request.app.state.backend.api_config.max_json_depth
     try:
-        body = json.loads(raw)
+        body = loads_bounded(raw, max_depth)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise invalid("the request body is not valid JSON") from None
+    except ValueError as exc:  # too deep (api.max_json_depth), a key written twice
+        raise invalid(f"the request body is refused: {exc}") from None
     if not isinstance(body, dict):
         raise invalid("the request body must be a JSON object")
     return body

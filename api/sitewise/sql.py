@@ -1,22 +1,33 @@
-"""ExecuteQuery: the user's SQL over SiteWise's five views, in a sandbox.
+"""ExecuteQuery: the user's SQL over SiteWise's five views, in a sandbox with limits.
 
 The user's SQL runs in a fresh in-memory DuckDB connection without file access
 (``enable_external_access=false``, configuration locked, no Python replacement scans) that holds
 nothing but the five SiteWise views over Arrow tables taken from the store and the registry.
 Before that, DuckDB's own parser checks the text: one SELECT statement, no table functions
-(read_csv, glob, ...), no table but the five views (and the query's own CTEs). Every error of
-the statement is a ``ValidationException``; a query running past ``QUERY_TIMEOUT_S`` is
-interrupted (``QueryTimeoutException``).
+(read_csv, glob, ...), no table but the five views (and the query's own CTEs), and none of the
+functions that build a value of any size from a number (``generate_series``, ``repeat``, ``lpad``...).
+Every error of the statement is a ``ValidationException``.
+
+Limits (``api.query``): queries run on threads of their own (``Backend.run_query``: ``concurrency`` at
+once, ``queue`` waiting, then ThrottlingException), never on the worker threads that store and forward;
+each DuckDB gets ``memory_limit`` and ``threads``. DuckDB's ``memory_limit`` bounds its operators (joins,
+sorts, aggregates) but not the lists and strings an expression builds (``SELECT len(generate_series(1,
+100000000))`` took 7 GB with a 256 MB limit), hence the refused functions, and a watchdog that
+interrupts a query when the process grows by more than ``memory_limit`` while it runs, or when it runs
+past ``timeout`` (QueryTimeoutException). A page holds at most ``max_page_bytes`` of results (estimated
+JSON), the rest comes with ``nextToken``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import APIRouter, Request
@@ -26,12 +37,12 @@ from api.sitewise.paging import decode_bound, encode_state, page_size, request_d
 from api.sitewise.query import parse_resolution
 from api.sitewise.requests import json_body
 from asset_models.registry import Registry
+from sitewise_edge.config import QueryLimits
 from sitewise_edge.errors import ApiError
 
 router = APIRouter(tags=["SiteWise data plane"])
 
 QUERY_VIEWS = ("asset", "asset_property", "raw_time_series", "latest_value_time_series", "precomputed_aggregates")
-QUERY_TIMEOUT_S = 30.0
 MAX_QUERY_RESULTS = 20_000
 MAX_STATEMENT_CHARS = 10_000
 PRECOMPUTED_RESOLUTIONS = ("1m", "15m", "1h", "1d")
@@ -53,6 +64,17 @@ _VIEW_SQL = {
         "LEFT JOIN __sw_streams m ON r.stream = m.stream"
     ),
 }
+
+
+UNBOUNDED_FUNCTIONS = frozenset({
+    "generate_series", "range", "repeat", "lpad", "rpad", "list_resize", "array_resize", "bar", "printf",
+    "format",
+})
+"""Functions whose result grows with an argument (a count, a width) instead of the data: outside DuckDB's
+memory accounting, one call can take the process down."""
+_DATUM_BYTES = 24  # a datum's JSON besides its value: {"scalarValue": ""},
+_WATCH_INTERVAL_S = 0.05
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def validation(message: str) -> ApiError:
@@ -83,6 +105,9 @@ def checked_views(con: duckdb.DuckDBPyConnection, statement: str) -> set[str]:
         if not isinstance(node, dict):
             continue
         kind = node.get("type")
+        if kind == "FUNCTION" and str(node.get("function_name", "")).lower() in UNBOUNDED_FUNCTIONS:
+            raise validation(f"the function {node['function_name']}() is not available in ExecuteQuery: its "
+                             "result grows with an argument, not with the data")
         if kind == "TABLE_FUNCTION":
             name = (node.get("function") or {}).get("function_name", "?")
             raise validation(f"table functions such as {name}() cannot be used; query the views "
@@ -201,37 +226,102 @@ def build_sandbox(con: duckdb.DuckDBPyConnection, views: set[str], reader: Reade
     con.execute("SET lock_configuration = true")
 
 
-def run_statement(reader: Reader, backend: Backend, statement: str, offset: int, limit: int) -> pa.Table:
-    """Rows ``offset`` .. ``offset + limit`` of the statement's result (one more if there are more)."""
-    con = duckdb.connect(":memory:", config=_SANDBOX_CONFIG)
+def _rss() -> int:
+    """The process's resident memory in bytes (Linux)."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * _PAGE_SIZE
+
+
+class _Watchdog(threading.Thread):
+    """Interrupts a query that runs past ``timeout`` or grows the process by more than ``memory``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, limits: QueryLimits) -> None:
+        super().__init__(name="query-watchdog", daemon=True)
+        self.con, self.limits = con, limits
+        self.done = threading.Event()
+        self.reason: str | None = None
+
+    def run(self) -> None:
+        base, waited = _rss(), 0.0
+        while not self.done.wait(_WATCH_INTERVAL_S):
+            waited += _WATCH_INTERVAL_S
+            if waited >= self.limits.timeout:
+                self.reason = "timeout"
+            elif _rss() - base > self.limits.memory_limit:
+                self.reason = "memory"
+            if self.reason:
+                self.con.interrupt()
+                return
+
+    def error(self) -> ApiError:
+        if self.reason == "memory":
+            return validation(f"the query needs more memory than api.query.memory_limit "
+                              f"({self.limits.memory_limit} bytes) and was stopped")
+        return ApiError("QueryTimeoutException",
+                        f"the query ran longer than {self.limits.timeout:g} s (api.query.timeout) and was stopped")
+
+
+def _row_bytes(batch: pa.RecordBatch) -> np.ndarray:
+    """The estimated JSON bytes of each row of a batch in an ExecuteQuery response."""
+    sizes = np.full(batch.num_rows, _DATUM_BYTES * batch.num_columns + 16, dtype=np.int64)
+    for column in batch.columns:
+        t = column.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+            sizes += pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
+        elif pa.types.is_nested(t):
+            sizes += 2 * column.nbytes // max(1, batch.num_rows)  # lists, structs: as JSON, about twice Arrow
+        else:
+            sizes += 24  # a number or a date as text
+    return sizes
+
+
+def run_statement(reader: Reader, backend: Backend, statement: str, offset: int,
+                  limit: int) -> tuple[pa.Table, bool]:
+    """Rows ``offset`` .. ``offset + limit`` of the statement's result that fit ``max_page_bytes``, and
+    whether more follow."""
+    limits = backend.api_config.query
+    con = duckdb.connect(":memory:", config={**_SANDBOX_CONFIG, "memory_limit": f"{limits.memory_limit}B",
+                                              "threads": limits.threads})
     try:
         views = checked_views(con, statement)
         build_sandbox(con, views, reader, backend)
-        timer = threading.Timer(QUERY_TIMEOUT_S, con.interrupt)
-        timer.start()
+        watchdog = _Watchdog(con, limits)
+        watchdog.start()
         try:
             batches: list[pa.RecordBatch] = []
-            skip, want = offset, limit + 1
+            skip, want, room = offset, limit, limits.max_page_bytes
             stream = con.sql(statement).to_arrow_reader(4096)
             schema = stream.schema
             for batch in stream:
                 if skip >= batch.num_rows:
                     skip -= batch.num_rows
                     continue
-                batch = batch.slice(skip, want)
+                batch = batch.slice(skip)
                 skip = 0
-                batches.append(batch)
-                want -= batch.num_rows
-                if want == 0:
-                    break
-            return pa.Table.from_batches(batches, schema=schema)
+                if want == 0 or room <= 0:
+                    return pa.Table.from_batches(batches, schema=schema), True
+                part = batch.slice(0, want)
+                used = np.cumsum(_row_bytes(part))
+                fits = int(np.searchsorted(used, room, side="right"))
+                if fits == 0 and not batches:
+                    raise validation(f"a row of the result is larger than api.query.max_page_bytes "
+                                     f"({limits.max_page_bytes} bytes)")
+                batches.append(part.slice(0, fits))
+                want -= fits
+                room -= int(used[fits - 1]) if fits else room
+                if fits < batch.num_rows:
+                    return pa.Table.from_batches(batches, schema=schema), True
+            return pa.Table.from_batches(batches, schema=schema), False
         except duckdb.InterruptException:
-            raise ApiError("QueryTimeoutException",
-                           f"the query ran longer than {QUERY_TIMEOUT_S:g} s and was stopped") from None
+            raise (watchdog.error() if watchdog.reason else validation("the query was interrupted")) from None
+        except duckdb.OutOfMemoryException:
+            raise validation(f"the query needs more memory than api.query.memory_limit "
+                             f"({limits.memory_limit} bytes)") from None
         except duckdb.Error as exc:
             raise validation(str(exc)) from None
         finally:
-            timer.cancel()
+            watchdog.done.set()
+            watchdog.join()
     finally:
         con.close()
 
@@ -291,8 +381,8 @@ async def execute_query(request: Request, backend: BackendDep) -> dict[str, Any]
         if not isinstance(token, str):
             raise validation("nextToken: not a token this API issued")
         offset = token_int(decode_bound(token, digest, "queryStatement", code="ValidationException"), "o")
-    table = await backend.query(lambda r: run_statement(r, backend, statement, offset, limit))
-    response = query_response(table.slice(0, limit))
-    if table.num_rows > limit:
-        response["nextToken"] = encode_state({"o": offset + limit, "h": digest})
+    table, more = await backend.run_query(lambda r: run_statement(r, backend, statement, offset, limit))
+    response = query_response(table)
+    if more:
+        response["nextToken"] = encode_state({"o": offset + table.num_rows, "h": digest})
     return response

@@ -6,11 +6,16 @@ Precedence, loosest first (all binary operators left-associative except ``^``)::
 
 Postfix: calls ``f(...)``, UFCS ``x.f(...)``, indexing ``s[i]`` and slicing ``s[a:b:c]``.
 ``-2^2`` is ``-(2^2)``; ``2^-1`` is allowed; ``2^3^2`` is ``2^(3^2)``.
+
+Nesting (parentheses, arguments, unary operators, ``^``) is limited to ``MAX_DEPTH`` levels: the
+parser recurses once per level, and 300 nested parentheses must be an ExpressionError, not a
+RecursionError. The tree it returns is at most ``MAX_TREE_DEPTH`` deep (a chain ``1+1+...+1`` nests
+one level per operator), as the compiler recurses once per level.
 """
 
 from __future__ import annotations
 
-from .ast import Binary, Call, Format, FString, Index, Name, Node, Num, Slice, Str, Unary
+from .ast import Binary, Call, Format, FString, Index, Name, Node, Num, Slice, Str, Unary, children
 from .errors import ExpressionError
 from .lexer import Kind, Token, tokenize
 
@@ -22,6 +27,8 @@ _BINARY: dict[str, int] = {
     "*": 5, "/": 5, "%": 5,
 }
 _UNARY_LEVEL = 6
+MAX_DEPTH = 100
+MAX_TREE_DEPTH = 256
 
 
 def parse(text: str) -> Node:
@@ -29,7 +36,18 @@ def parse(text: str) -> Node:
     p = _Parser(text, tokenize(text))
     tree = p.expression(0)
     p.expect_eof()
+    _check_depth(text, tree)
     return tree
+
+
+def _check_depth(text: str, tree: Node) -> None:
+    """ExpressionError for a tree deeper than MAX_TREE_DEPTH: the compiler recurses once per level."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            raise ExpressionError(text, node.pos, f"nested deeper than {MAX_TREE_DEPTH} operations")
+        stack.extend((child, depth + 1) for child in children(node))
 
 
 class _Parser:
@@ -37,6 +55,7 @@ class _Parser:
         self.text = text
         self.tokens = tokens
         self.i = 0
+        self.depth = 0
 
     # --- token helpers ---------------------------------------------------------------------------------
     @property
@@ -78,6 +97,16 @@ class _Parser:
         return left
 
     def unary(self) -> Node:
+        # every operand passes here: the one place that bounds the parser's own recursion
+        if self.depth >= MAX_DEPTH:
+            raise self.error(f"nested deeper than {MAX_DEPTH} levels")
+        self.depth += 1
+        try:
+            return self._unary()
+        finally:
+            self.depth -= 1
+
+    def _unary(self) -> Node:
         if self.tok.kind is Kind.OP and self.tok.text in ("-", "!", "not"):
             op = self.advance()
             operand = self.unary()

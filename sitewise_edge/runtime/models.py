@@ -48,7 +48,7 @@ from asset_models.model import Association, Catalog
 from asset_models.registry import Change, Registry
 from sitewise_edge.clock import SYSTEM_CLOCK
 from sitewise_edge.errors import ApiError
-from sitewise_edge.files import fsync_dir, write_json_atomic
+from sitewise_edge.files import fsync_dir, loads_bounded, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -248,11 +248,13 @@ def _read_folder(folder: Path, problems: list[str]) -> list[tuple[str, Any]]:
 
 def _read_json(path: Path, problems: list[str]) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads_bounded(path.read_bytes())
     except json.JSONDecodeError as exc:
         problems.append(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read: {exc}")
+    except ValueError as exc:  # nested too deeply, a key written twice
+        problems.append(f"{path}: not a SiteWise document: {exc}")
     return None
 
 

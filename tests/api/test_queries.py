@@ -13,7 +13,7 @@ import botocore.exceptions
 import httpx
 import pytest
 
-from api.sitewise import sql as sql_module
+from sitewise_edge.config import QueryLimits
 from sitewise_edge.samples import NS_PER_S, from_columns
 from tests.botocore_shapes import assert_valid_output
 from tests.conftest import gateway_config, sitewise_client
@@ -453,9 +453,9 @@ async def test_execute_query_refuses_what_is_not_a_select_over_the_views(api: An
     assert code == "ValidationException" and needle in message
 
 
-async def test_execute_query_times_out(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, client = api
-    monkeypatch.setattr(sql_module, "QUERY_TIMEOUT_S", 0.2)
+async def test_execute_query_times_out(api: Any) -> None:
+    gw, client = api
+    gw.api_config = gw.api_config.model_copy(update={"query": QueryLimits(timeout=0.2)})
     code, _ = await error_code(call(client, "execute_query", queryStatement=(
         "SELECT count(*) FROM raw_time_series a, raw_time_series b, raw_time_series c, raw_time_series d "
         "WHERE a.double_value + b.double_value + c.double_value + d.double_value = -1")))

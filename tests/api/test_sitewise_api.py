@@ -181,7 +181,7 @@ async def test_too_many_entries_is_refused_whole(api: Any) -> None:
 async def test_malformed_json_body(api: Any) -> None:
     gw, _ = api
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
-        r = await http.post("/properties", content=b"{not json")
+        r = await http.post("/properties", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400
     assert r.headers["x-amzn-errortype"] == "InvalidRequestException"
     assert r.json() == {"message": "the request body is not valid JSON"}
