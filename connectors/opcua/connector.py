@@ -75,6 +75,7 @@ class OpcUaConnector(Connector):
         self._rules = PathRules(config.browse.include, config.browse.exclude) if config.browse else None
         self._browsed: dict[str, _Node] = {}  # alias -> variable, from the last browse (kept across reconnects)
         self._next_browse = 0.0  # clock.monotonic() of the next scheduled browse
+        self._types_loaded = False  # asyncua keeps decoders process-wide: once per connector is enough
         self._client: Client | None = None
         self._present: dict[ua.NodeId, tuple[_Node, ...]] = {}  # nodes that exist, by node id
         self._failed: list[_Node] = []  # nodes that owe one BAD row after open
@@ -111,6 +112,8 @@ class OpcUaConnector(Connector):
         try:
             await self._connect(client)
             await self._read_limits(client)
+            if not self._types_loaded:
+                await self._load_types(client)
             if self._rules is not None:
                 await self._browse(client)
             self._present = {}
@@ -186,6 +189,17 @@ class OpcUaConnector(Connector):
         results = await self._read(client, ids, ua.AttributeIds.Value, ua.TimestampsToReturn.Neither)
         values = [dv.Value.Value if _good(dv) and dv.Value is not None else None for dv in results]
         self._chunk, self._item_chunk, self._browse_chunk = (_limit(v) for v in values)
+
+    async def _load_types(self, client: Client) -> None:
+        """The server's structure definitions, so that its ExtensionObjects decode (then stored as JSON).
+        A server that cannot describe them is not a failure: its structures are BAD rows that say why."""
+        try:
+            await client.load_data_type_definitions()
+            self._types_loaded = True
+        except _IO_ERRORS as exc:
+            if self.status.last_error is None:
+                log.warning("%s: cannot load the server's data type definitions (%s); its structures will be BAD",
+                            self.where, _describe(exc))
 
     async def _browse(self, client: Client) -> tuple[list[_Node], list[_Node]]:
         """Browse the rules' variables: the new ones and the vanished ones (one BAD row and a log line each)."""
