@@ -88,6 +88,10 @@ class OpcUaSource(SourceConfig):
     timestamp: Annotated[Timestamp, closed("timestamp", Timestamp)] = "source"
     """``source`` (the device's timestamp) or ``server`` (the server's)."""
     timeout: Duration = 5.0
+    """How long a request (and a connect) may take."""
+    keepalive: Duration = 1.0
+    """Probe the server this often (a read of its state, answered within ``keepalive``): a dead or hung
+    session is noticed within 2 x ``keepalive`` even when no request is pending."""
     security_policy: Annotated[SecurityPolicy, closed("security policy", SecurityPolicy)] = "None"
     security_mode: Annotated[SecurityMode, closed("security mode", SecurityMode)] = "None"
     certificate: Path | None = None
@@ -101,6 +105,13 @@ class OpcUaSource(SourceConfig):
     def _endpoint(cls, v: str) -> str:
         if not v.startswith("opc.tcp://"):
             raise ValueError(f"endpoint {v!r} must start with opc.tcp://")
+        return v
+
+    @field_validator("keepalive", "timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"must be a positive duration, not {v:g}s")
         return v
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,9 +42,14 @@ from sitewise_edge.samples import Quality, SampleBuilder, ValueType
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_CHUNK = 500
 """Nodes per Read or CreateMonitoredItems call when the server does not state its limit."""
+
+CLOSE_TIMEOUT = 2.0
+"""At most this long for a graceful disconnect (CloseSession): a hung server cannot hold a shutdown."""
+LOST_CLOSE_TIMEOUT = 0.2
 
 # The errors asyncua raises for a transport or service failure.
 _IO_ERRORS = (OSError, ua.UaError, asyncio.TimeoutError)
@@ -81,6 +86,7 @@ class OpcUaConnector(Connector):
         self._failed: list[_Node] = []  # nodes that owe one BAD row after open
         self._warned: set[str] = set()
         self._lost: ConnectorError | None = None
+        self._lost_event = asyncio.Event()  # set with _lost: wakes requests waiting on a dead server
         self._chunk = DEFAULT_CHUNK
         self._item_chunk = DEFAULT_CHUNK
         self._browse_chunk = DEFAULT_CHUNK
@@ -104,8 +110,8 @@ class OpcUaConnector(Connector):
             await self.close()
         self._lost = None
         self._failed = []
-        client = Client(self.config.endpoint, timeout=self.config.timeout,
-                        watchdog_intervall=min(self.config.timeout, 5.0))
+        self._lost_event = asyncio.Event()
+        client = Client(self.config.endpoint, timeout=self.config.timeout, watchdog_intervall=self.config.keepalive)
         client.name = client.description = f"sitewise-edge {self.name}"
         client.connection_lost_callback = self._on_connection_lost
         self._client = client
@@ -134,8 +140,11 @@ class OpcUaConnector(Connector):
         if client is None:
             return
         client.connection_lost_callback = None
+        # A lost server is not waited for: disconnect() stops asyncua's tasks at once, then its CloseSession
+        # would go unanswered.
+        wait = LOST_CLOSE_TIMEOUT if self._lost is not None else min(self.config.timeout, CLOSE_TIMEOUT)
         try:
-            await asyncio.wait_for(client.disconnect(), self.config.timeout)
+            await asyncio.wait_for(client.disconnect(), wait)
         except _IO_ERRORS as exc:
             log.debug("%s: disconnect: %s", self.where, _describe(exc))
         client.disconnect_socket()
@@ -352,7 +361,23 @@ class OpcUaConnector(Connector):
     def _set_lost(self, what: str) -> None:
         if self._lost is None:
             self._lost = self._error(what)
+            self._lost_event.set()
             log.warning("%s", self._lost)
+
+    async def _unless_lost(self, work: Awaitable[R]) -> R:
+        """``work``, abandoned (IO error) as soon as the connection is known to be lost: a poll waiting
+        on a hung server ends at the keep-alive's verdict, not at the request timeout."""
+        task = asyncio.ensure_future(work)
+        lost = asyncio.ensure_future(self._lost_event.wait())
+        try:
+            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise ConnectionError("connection lost")
+        return task.result()
 
 
 class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
@@ -378,8 +403,11 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
         results: list[ua.DataValue] = []
         try:
             for chunk in _chunks(ids, self._chunk):
-                results.extend(await self._read(client, chunk, ua.AttributeIds.Value, ua.TimestampsToReturn.Both))
+                results.extend(await self._unless_lost(
+                    self._read(client, chunk, ua.AttributeIds.Value, ua.TimestampsToReturn.Both)))
         except _IO_ERRORS as exc:
+            if self._lost is not None:
+                raise self._lost from exc
             self._set_lost(f"read failed: {_describe(exc)}")
             assert self._lost is not None
             raise self._lost from exc

@@ -46,6 +46,10 @@ T = TypeVar("T")
 
 QUEUE_BATCHES = 256
 MAX_BACKOFF = 30.0
+SOURCE_FIRST_RETRY = 0.5
+SOURCE_MAX_BACKOFF = 5.0
+"""A source retries after 0.5 s, then doubling up to 5 s: a device back after an outage is read again
+within 5 s (an attempt on a device that is down is one refused connect)."""
 DRAIN_TIMEOUT = 5.0
 
 
@@ -161,7 +165,7 @@ class Gateway:
 
         The one writer of ``status.state``: starting until the first open, then connected or error
         (also while it reconnects), stopped at shutdown."""
-        backoff = 1.0
+        backoff = SOURCE_FIRST_RETRY
         status: ConnectorStatus = conn.status
         while True:
             try:
@@ -169,7 +173,7 @@ class Gateway:
                 status.state = ConnectorState.CONNECTED
                 status.last_error = None
                 log.info("source %s connected", conn.name)
-                backoff = 1.0
+                backoff = SOURCE_FIRST_RETRY
                 if isinstance(conn, PollingConnector):
                     await self._poll(conn)
                 elif isinstance(conn, StreamingConnector):
@@ -178,7 +182,7 @@ class Gateway:
             except ConnectorError as exc:
                 status.state = ConnectorState.ERROR
                 if status.last_error != str(exc):
-                    log.warning("source %s: %s (retrying in %.0fs)", conn.name, exc, backoff)
+                    log.warning("source %s: %s (retrying in %gs)", conn.name, exc, backoff)
                 status.last_error = str(exc)
             except asyncio.CancelledError:
                 status.state = ConnectorState.STOPPED
@@ -187,12 +191,12 @@ class Gateway:
             except Exception as exc:  # the supervisor: a bug in a connector must not stop the gateway
                 status.state = ConnectorState.ERROR
                 status.last_error = f"internal error: {exc!r}"
-                log.exception("source %s failed unexpectedly; restarting in %.0fs", conn.name, backoff)
+                log.exception("source %s failed unexpectedly; restarting in %gs", conn.name, backoff)
             await conn.close()
             status.state = ConnectorState.ERROR  # also after a stream that ended: the source is not read
             status.reconnects += 1
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            backoff = min(backoff * 2, SOURCE_MAX_BACKOFF)
 
     async def _poll(self, conn: PollingConnector) -> None:
         next_tick = self.clock.monotonic()
