@@ -45,10 +45,42 @@ class OpcUaNode(_Model):
         return v
 
 
+class OpcUaBrowse(_Model):
+    """Browse-path selection (see ``browse.py``): variables under Objects that ``include`` matches and
+    ``exclude`` does not; each one's alias is ``prefix`` + its browse path (``/Plant1/Line1/Press1/Speed``)."""
+
+    include: list[str] = Field(min_length=1)
+    exclude: list[str] = Field(default_factory=list)
+    prefix: str = ""
+    """Put before every browse path to make the alias (SiteWise Edge's ``measurementDataStreamPrefix``)."""
+    interval: Duration = 600.0
+    """Browse again this often (and at every reconnect): new variables start flowing, vanished ones get
+    one BAD row and a log line. 0: only at connect."""
+    type: Annotated[ValueTypeName | None, closed("value type", ValueTypeName, optional=True)] = None
+    """Force the stored value type of every browsed variable; default: from the OPC UA variant."""
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _rules(cls, rules: list[str]) -> list[str]:
+        from connectors.opcua.paths import parse_rule
+
+        for rule in rules:
+            parse_rule(rule)
+        return rules
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return v.rstrip("/")
+
+
 class OpcUaSource(SourceConfig):
     type: Literal["opcua"]
     endpoint: str
-    nodes: list[OpcUaNode] = Field(min_length=1)
+    nodes: list[OpcUaNode] = Field(default_factory=list)
+    """Variables by node id (``ns=2;s=X``, ``i=2258``, ``nsu=<uri>;s=X``), each with its alias."""
+    browse: OpcUaBrowse | None = None
+    """Variables by browse path; with ``nodes``, a variable configured in both keeps its ``nodes`` alias."""
     mode: Annotated[Mode, closed("mode", Mode)] = "subscribe"
     """``subscribe`` (monitored items: report by exception) or ``poll`` (read every ``interval``)."""
     interval: Duration = 1.0
@@ -56,6 +88,10 @@ class OpcUaSource(SourceConfig):
     timestamp: Annotated[Timestamp, closed("timestamp", Timestamp)] = "source"
     """``source`` (the device's timestamp) or ``server`` (the server's)."""
     timeout: Duration = 5.0
+    """How long a request (and a connect) may take."""
+    keepalive: Duration = 1.0
+    """Probe the server this often (a read of its state, answered within ``keepalive``): a dead or hung
+    session is noticed within 2 x ``keepalive`` even when no request is pending."""
     security_policy: Annotated[SecurityPolicy, closed("security policy", SecurityPolicy)] = "None"
     security_mode: Annotated[SecurityMode, closed("security mode", SecurityMode)] = "None"
     certificate: Path | None = None
@@ -70,6 +106,19 @@ class OpcUaSource(SourceConfig):
         if not v.startswith("opc.tcp://"):
             raise ValueError(f"endpoint {v!r} must start with opc.tcp://")
         return v
+
+    @field_validator("keepalive", "timeout")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"must be a positive duration, not {v:g}s")
+        return v
+
+    @model_validator(mode="after")
+    def _selection(self) -> OpcUaSource:
+        if not self.nodes and self.browse is None:
+            raise ValueError("a source needs nodes (node ids with aliases) or browse (browse-path rules), or both")
+        return self
 
     @model_validator(mode="after")
     def _security(self) -> OpcUaSource:

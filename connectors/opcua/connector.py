@@ -22,26 +22,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from asyncua import Client, Node, ua
 from asyncua.common.subscription import DataChangeNotif, Subscription
 
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
+from connectors.opcua.browse import browse_variables
 from connectors.opcua.config import OpcUaSource
 from connectors.opcua.convert import convert, status_name, value_type
+from connectors.opcua.paths import PathRules
 from connectors.opcua.security import PkiError, apply_security, load_pki, offers_endpoint, server_endpoints
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.errors import ConnectorError, NodeError
 from sitewise_edge.samples import Quality, SampleBuilder, ValueType
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_CHUNK = 500
 """Nodes per Read or CreateMonitoredItems call when the server does not state its limit."""
+
+CLOSE_TIMEOUT = 2.0
+"""At most this long for a graceful disconnect (CloseSession): a hung server cannot hold a shutdown."""
+LOST_CLOSE_TIMEOUT = 0.2
 
 # The errors asyncua raises for a transport or service failure.
 _IO_ERRORS = (OSError, ua.UaError, asyncio.TimeoutError)
@@ -50,8 +58,13 @@ _IO_ERRORS = (OSError, ua.UaError, asyncio.TimeoutError)
 @dataclass(frozen=True, slots=True)
 class _Node:
     alias: str
-    node_id: str  # as configured, for messages
+    node_id: str  # as configured (or the browse path), for messages
     forced: ValueType | None
+    nid: ua.NodeId | None = None  # known already: a browsed variable
+
+
+def _browsed_node(alias: str, path: str, nid: ua.NodeId, forced: ValueType | None) -> _Node:
+    return _Node(alias, f"{path} ({nid.to_string()})", forced, nid)
 
 
 class OpcUaConnector(Connector):
@@ -63,14 +76,24 @@ class OpcUaConnector(Connector):
         self.name = config.name
         self.interval = config.interval
         self.status = ConnectorStatus()
-        self._nodes = [_Node(n.alias, n.node_id, value_type(n.type)) for n in config.nodes]
+        self._explicit = [_Node(n.alias, n.node_id, value_type(n.type)) for n in config.nodes]
+        self._rules = PathRules(config.browse.include, config.browse.exclude) if config.browse else None
+        self._browsed: dict[str, _Node] = {}  # alias -> variable, from the last browse (kept across reconnects)
+        self._next_browse = 0.0  # clock.monotonic() of the next scheduled browse
+        self._types_loaded = False  # asyncua keeps decoders process-wide: once per connector is enough
         self._client: Client | None = None
         self._present: dict[ua.NodeId, tuple[_Node, ...]] = {}  # nodes that exist, by node id
         self._failed: list[_Node] = []  # nodes that owe one BAD row after open
         self._warned: set[str] = set()
         self._lost: ConnectorError | None = None
+        self._lost_event = asyncio.Event()  # set with _lost: wakes requests waiting on a dead server
         self._chunk = DEFAULT_CHUNK
         self._item_chunk = DEFAULT_CHUNK
+        self._browse_chunk = DEFAULT_CHUNK
+
+    @property
+    def _nodes(self) -> list[_Node]:
+        return [*self._explicit, *self._browsed.values()]
 
     @staticmethod
     def from_config(config: OpcUaSource) -> OpcUaConnector:
@@ -87,15 +110,20 @@ class OpcUaConnector(Connector):
             await self.close()
         self._lost = None
         self._failed = []
-        client = Client(self.config.endpoint, timeout=self.config.timeout,
-                        watchdog_intervall=min(self.config.timeout, 5.0))
+        self._lost_event = asyncio.Event()
+        client = Client(self.config.endpoint, timeout=self.config.timeout, watchdog_intervall=self.config.keepalive)
         client.name = client.description = f"sitewise-edge {self.name}"
         client.connection_lost_callback = self._on_connection_lost
         self._client = client
         try:
             await self._connect(client)
             await self._read_limits(client)
-            await self._check_nodes(client)
+            if not self._types_loaded:
+                await self._load_types(client)
+            if self._rules is not None:
+                await self._browse(client)
+            self._present = {}
+            await self._check_nodes(client, self._nodes)
             await self._prepare(client)
         except ConnectorError as exc:
             await self.close()
@@ -112,8 +140,11 @@ class OpcUaConnector(Connector):
         if client is None:
             return
         client.connection_lost_callback = None
+        # A lost server is not waited for: disconnect() stops asyncua's tasks at once, then its CloseSession
+        # would go unanswered.
+        wait = LOST_CLOSE_TIMEOUT if self._lost is not None else min(self.config.timeout, CLOSE_TIMEOUT)
         try:
-            await asyncio.wait_for(client.disconnect(), self.config.timeout)
+            await asyncio.wait_for(client.disconnect(), wait)
         except _IO_ERRORS as exc:
             log.debug("%s: disconnect: %s", self.where, _describe(exc))
         client.disconnect_socket()
@@ -156,22 +187,72 @@ class OpcUaConnector(Connector):
             raise self._failure(f"cannot connect: {_describe(exc)}") from exc
 
     async def _read_limits(self, client: Client) -> None:
-        """MaxNodesPerRead and MaxMonitoredItemsPerCall, when the server states them (0 = no limit)."""
+        """MaxNodesPerRead, MaxMonitoredItemsPerCall and MaxNodesPerBrowse, when the server states them
+        (0 = no limit)."""
+        limits = ua.ObjectIds
         ids = [
-            ua.NodeId(ua.Int32(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)),
-            ua.NodeId(ua.Int32(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)),
+            ua.NodeId(ua.Int32(limits.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)),
+            ua.NodeId(ua.Int32(limits.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)),
+            ua.NodeId(ua.Int32(limits.Server_ServerCapabilities_OperationLimits_MaxNodesPerBrowse)),
         ]
         results = await self._read(client, ids, ua.AttributeIds.Value, ua.TimestampsToReturn.Neither)
         values = [dv.Value.Value if _good(dv) and dv.Value is not None else None for dv in results]
-        self._chunk = _limit(values[0])
-        self._item_chunk = _limit(values[1])
+        self._chunk, self._item_chunk, self._browse_chunk = (_limit(v) for v in values)
 
-    async def _check_nodes(self, client: Client) -> None:
-        """Read every node's NodeClass: a missing node or a non-variable is a tag error, not a failure."""
+    async def _load_types(self, client: Client) -> None:
+        """The server's structure definitions, so that its ExtensionObjects decode (then stored as JSON).
+        A server that cannot describe them is not a failure: its structures are BAD rows that say why."""
+        try:
+            await client.load_data_type_definitions()
+            self._types_loaded = True
+        except _IO_ERRORS as exc:
+            if self.status.last_error is None:
+                log.warning("%s: cannot load the server's data type definitions (%s); its structures will be BAD",
+                            self.where, _describe(exc))
+
+    async def _browse(self, client: Client) -> tuple[list[_Node], list[_Node]]:
+        """Browse the rules' variables: the new ones and the vanished ones (one BAD row and a log line each)."""
+        assert self._rules is not None and self.config.browse is not None
+        browse = self.config.browse
+        found = await browse_variables(client, self._rules, self._browse_chunk)
+        self._next_browse = self.clock.monotonic() + browse.interval
+        explicit = {n.alias for n in self._explicit}
+        forced = value_type(browse.type)
+        current: dict[str, _Node] = {}
+        for path, nid in found.items():
+            alias = browse.prefix + path
+            if alias in explicit:
+                continue
+            old = self._browsed.get(alias)
+            current[alias] = old if old is not None and old.nid == nid else _browsed_node(alias, path, nid, forced)
+        added = [n for a, n in current.items() if self._browsed.get(a) is not n]
+        vanished = [n for a, n in self._browsed.items() if current.get(a) is not n]
+        self._browsed = current
+        for node in vanished:
+            self._tag_failed(node, f"variable {node.node_id} is no longer on the server (browse)")
+        for node in added:
+            self._warned.discard(node.alias)
+        if added or vanished:
+            log.info("%s: browse selected %d variables (%d new, %d vanished)", self.where, len(current), len(added),
+                     len(vanished))
+        return added, vanished
+
+    def _browse_due(self) -> bool:
+        interval = self.config.browse.interval if self.config.browse else 0.0
+        return self._rules is not None and interval > 0 and self.clock.monotonic() >= self._next_browse
+
+    async def _check_nodes(self, client: Client, selected: Sequence[_Node]) -> None:
+        """Add ``selected`` to the present nodes. Configured node ids are checked (their NodeClass is
+        read): a missing node or a non-variable is a tag error, not a failure. Browsed ones are variables."""
         ids: list[ua.NodeId] = []
         nodes: list[_Node] = []
         namespaces: list[str] | None = None
-        for node in self._nodes:
+        present: dict[ua.NodeId, list[_Node]] = {nid: list(ns) for nid, ns in self._present.items()}
+        for node in selected:
+            if node.nid is not None:
+                present.setdefault(node.nid, []).append(node)
+                self.status.tag_errors.pop(node.alias, None)
+                continue
             if node.node_id.startswith("nsu=") and namespaces is None:
                 namespaces = await client.get_namespace_array()
             try:
@@ -184,7 +265,6 @@ class OpcUaConnector(Connector):
         results: list[ua.DataValue] = []
         for chunk in _chunks(ids, self._chunk):
             results.extend(await self._read(client, chunk, ua.AttributeIds.NodeClass, ua.TimestampsToReturn.Neither))
-        present: dict[ua.NodeId, list[_Node]] = {}
         for node, nid, dv in zip(nodes, ids, results, strict=True):
             if not _good(dv):
                 code = status_name(dv.StatusCode)
@@ -221,6 +301,21 @@ class OpcUaConnector(Connector):
         results: list[ua.DataValue] = await client.uaclient.read(params)
         return results
 
+    def _forget(self, nodes: Iterable[_Node]) -> list[ua.NodeId]:
+        """Stop reading ``nodes``: the node ids no alias reads any more."""
+        gone = {id(n) for n in nodes}
+        dropped: list[ua.NodeId] = []
+        for nid, targets in list(self._present.items()):
+            kept = tuple(t for t in targets if id(t) not in gone)
+            if len(kept) == len(targets):
+                continue
+            if kept:
+                self._present[nid] = kept
+            else:
+                del self._present[nid]
+                dropped.append(nid)
+        return dropped
+
     def _count_present(self) -> int:
         return sum(len(v) for v in self._present.values())
 
@@ -243,6 +338,9 @@ class OpcUaConnector(Connector):
         tqv = convert(dv, node.forced, self.config.timestamp, received_ns)
         builder.add(node.alias, tqv.time_ns, tqv.value, tqv.quality, tqv.type)
         if tqv.error is not None:
+            if node.alias not in self.status.tag_errors:  # logged when a tag turns bad, not for every value
+                log.warning("%s: node %s: %s; alias %s gets BAD quality", self.where, node.node_id, tqv.error,
+                            node.alias)
             self.status.tag_errors[node.alias] = f"node {node.node_id}: {tqv.error}"
         elif self.status.tag_errors:
             self.status.tag_errors.pop(node.alias, None)
@@ -263,7 +361,23 @@ class OpcUaConnector(Connector):
     def _set_lost(self, what: str) -> None:
         if self._lost is None:
             self._lost = self._error(what)
+            self._lost_event.set()
             log.warning("%s", self._lost)
+
+    async def _unless_lost(self, work: Awaitable[R]) -> R:
+        """``work``, abandoned (IO error) as soon as the connection is known to be lost: a poll waiting
+        on a hung server ends at the keep-alive's verdict, not at the request timeout."""
+        task = asyncio.ensure_future(work)
+        lost = asyncio.ensure_future(self._lost_event.wait())
+        try:
+            await asyncio.wait((task, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise ConnectionError("connection lost")
+        return task.result()
 
 
 class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
@@ -275,13 +389,25 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
             raise self._failure("not open")
         if self._lost is not None:
             raise self._lost
+        try:
+            if self._browse_due():
+                added, vanished = await self._browse(client)
+                self._forget(vanished)
+                await self._check_nodes(client, added)
+        except _IO_ERRORS as exc:
+            self._set_lost(f"browse failed: {_describe(exc)}")
+            assert self._lost is not None
+            raise self._lost from exc
         ids = list(self._present)
         received = self.clock.time_ns()
         results: list[ua.DataValue] = []
         try:
             for chunk in _chunks(ids, self._chunk):
-                results.extend(await self._read(client, chunk, ua.AttributeIds.Value, ua.TimestampsToReturn.Both))
+                results.extend(await self._unless_lost(
+                    self._read(client, chunk, ua.AttributeIds.Value, ua.TimestampsToReturn.Both)))
         except _IO_ERRORS as exc:
+            if self._lost is not None:
+                raise self._lost from exc
             self._set_lost(f"read failed: {_describe(exc)}")
             assert self._lost is not None
             raise self._lost from exc
@@ -312,15 +438,24 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
         self._builder = SampleBuilder()
         self._flush_scheduled = False
         self._subscription: Subscription | None = None
+        self._handles: dict[ua.NodeId, int] = {}  # monitored item handles, to delete vanished ones
+        self._browser: asyncio.Task[None] | None = None
 
     async def _prepare(self, client: Client) -> None:
         self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
         self._builder = SampleBuilder()
         self._add_failed_rows(self._builder)
         self._schedule_flush()
-        sub = await client.create_subscription(self.config.interval * 1000.0, _Handler(self))
-        self._subscription = sub
-        ids = list(self._present)
+        self._subscription = await client.create_subscription(self.config.interval * 1000.0, _Handler(self))
+        self._handles = {}
+        await self._monitor(client, list(self._present))
+        if self._rules is not None and self.config.browse is not None and self.config.browse.interval > 0:
+            self._browser = asyncio.create_task(self._browse_loop(client), name=f"opcua-browse-{self.name}")
+
+    async def _monitor(self, client: Client, ids: Sequence[ua.NodeId]) -> None:
+        """One data-change monitored item per node id, MaxMonitoredItemsPerCall at a time."""
+        sub = self._subscription
+        assert sub is not None
         for chunk in _chunks(ids, self._item_chunk):
             handles = await sub.subscribe_data_change(
                 [client.get_node(nid) for nid in chunk],
@@ -331,12 +466,37 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
                 if isinstance(handle, ua.StatusCode):
                     for node in self._present.pop(nid):
                         self._tag_failed(node, f"node {node.node_id} cannot be monitored ({status_name(handle)})")
+                else:
+                    self._handles[nid] = handle
         if self._failed:
             self._add_failed_rows(self._builder)
             self._schedule_flush()
 
+    async def _browse_loop(self, client: Client) -> None:
+        """Browse again every ``browse.interval``: subscribe the new variables, unsubscribe the vanished."""
+        assert self.config.browse is not None
+        while True:
+            await asyncio.sleep(max(0.0, self._next_browse - self.clock.monotonic()))
+            try:
+                added, vanished = await self._browse(client)
+                dropped = self._forget(vanished)
+                handles = [h for nid in dropped if (h := self._handles.pop(nid, None)) is not None]
+                if handles and self._subscription is not None:
+                    for chunk in _chunks(handles, self._item_chunk):
+                        await self._subscription.unsubscribe(list(chunk))
+                before = set(self._present)
+                await self._check_nodes(client, added)
+                await self._monitor(client, [nid for nid in self._present if nid not in before])
+            except _IO_ERRORS as exc:
+                self._set_lost(f"browse failed: {_describe(exc)}")
+                return
+
     async def close(self) -> None:
         self._subscription = None
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            browser.cancel()
+            await asyncio.gather(browser, return_exceptions=True)
         await super().close()
         try:
             self._queue.put_nowait(None)  # wake a waiting stream(): it ends
@@ -431,7 +591,7 @@ def make_opcua_connector(config: OpcUaSource,
 # --- pure helpers ---------------------------------------------------------------------
 
 
-def _chunks(items: Sequence[ua.NodeId], size: int) -> Iterable[Sequence[ua.NodeId]]:
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 

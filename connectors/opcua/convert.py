@@ -9,8 +9,8 @@ OPC UA variant                                              column      value
 ==========================================================  ==========  =====================================
 Boolean                                                     boolean
 SByte, Byte, Int16, UInt16, Int32, UInt32, Int64, UInt64    integer     (UInt64 above 2⁶³-1: double)
-Float, Double                                               double
-String, XmlElement                                          string
+Float, Double                                               double      NaN, ±inf: UNCERTAIN (SiteWise Edge)
+String, XmlElement                                          string      XmlElement: the XML text
 LocalizedText                                               string      the text
 QualifiedName, NodeId, ExpandedNodeId                       string      ``2:Name``, ``ns=2;s=X``
 Guid                                                        string      canonical form
@@ -18,7 +18,9 @@ ByteString                                                  string      base64
 StatusCode                                                  string      its name, e.g. ``BadTimeout``
 DateTime                                                    string      ISO 8601 in UTC, ``...Z``
 any array of the above                                      string      a JSON array (as SiteWise Edge does)
-ExtensionObject, Variant, DataValue, DiagnosticInfo, Null   —           BAD quality, null value
+ExtensionObject (a structure the server describes)          string      a JSON object of its fields
+ExtensionObject not decoded, DataValue, DiagnosticInfo,     —           BAD quality, null value
+Null
 ==========================================================  ==========  =====================================
 
 A node's configured ``type`` forces the column; a value that does not convert becomes BAD.
@@ -27,7 +29,9 @@ A node's configured ``type`` forces the column; a value that does not convert be
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
+import enum
 import json
 import math
 import uuid
@@ -154,6 +158,9 @@ def iso8601(value: dt.datetime) -> str:
 
 
 def _scalar_string(value: Any, vt: ua.VariantType) -> str:
+    if vt is ua.VariantType.XmlElement:
+        text = getattr(value, "Value", value)  # asyncua's XmlElement wraps the text
+        return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
     if vt is ua.VariantType.LocalizedText:
         return value.Text or ""
     if vt is ua.VariantType.DateTime:
@@ -182,7 +189,48 @@ def _json_item(value: Any, vt: ua.VariantType) -> Any:
         return f if math.isfinite(f) else None
     if vt in _STRING_TYPES:
         return _scalar_string(value, vt)
+    if vt is ua.VariantType.ExtensionObject:
+        return _json_struct(value)
+    if vt is ua.VariantType.Variant and isinstance(value, ua.Variant):
+        return _json_item(value.Value, value.VariantType)
     raise ConversionError(f"array of {vt.name} is not supported")
+
+
+def _json_struct(value: Any) -> Any:
+    """A decoded structure (asyncua makes a dataclass of each type the server describes) as JSON."""
+    if isinstance(value, ua.ExtensionObject):  # asyncua could not decode it
+        raise ConversionError(f"structure {value.TypeId.to_string()} is not described by the server "
+                              "(no data type definition), it cannot be decoded")
+    if isinstance(value, list):
+        return [_json_struct(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, ua.Variant):
+        return _json_item(value.Value, value.VariantType)
+    for vt, kind in _PYTHON_KINDS:
+        if isinstance(value, kind):
+            return _json_item(value, vt)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_struct(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if value is None:
+        return None
+    raise ConversionError(f"a {type(value).__name__} field is not supported")
+
+
+# The Python type of each built-in OPC UA type, as asyncua decodes them (bool before int: a bool is an int).
+_PYTHON_KINDS: tuple[tuple[ua.VariantType, type], ...] = (
+    (ua.VariantType.Boolean, bool),
+    (ua.VariantType.Int64, int),
+    (ua.VariantType.Double, float),
+    (ua.VariantType.String, str),
+    (ua.VariantType.ByteString, bytes),
+    (ua.VariantType.DateTime, dt.datetime),
+    (ua.VariantType.Guid, uuid.UUID),
+    (ua.VariantType.LocalizedText, ua.LocalizedText),
+    (ua.VariantType.QualifiedName, ua.QualifiedName),
+    (ua.VariantType.NodeId, ua.NodeId),
+    (ua.VariantType.StatusCode, ua.StatusCode),
+)
 
 
 def variant_value(variant: ua.Variant | None) -> tuple[Scalar, ValueType]:
@@ -202,6 +250,8 @@ def variant_value(variant: ua.Variant | None) -> tuple[Scalar, ValueType]:
         return float(value), ValueType.DOUBLE
     if vt in _STRING_TYPES:
         return _scalar_string(value, vt), ValueType.STRING
+    if vt is ua.VariantType.ExtensionObject:
+        return json.dumps(_json_struct(value), separators=(",", ":")), ValueType.STRING
     raise ConversionError(f"{vt.name} values are not supported")
 
 
@@ -257,4 +307,6 @@ def convert(
             value, natural = coerce(value, natural, forced), forced
     except ConversionError as exc:
         return Tqv(t, None, forced, Quality.BAD, str(exc))
+    if isinstance(value, float) and not math.isfinite(value):
+        quality = Quality.UNCERTAIN  # as SiteWise Edge keeps NaN: never GOOD
     return Tqv(t, value, natural, quality)

@@ -52,6 +52,10 @@ T = TypeVar("T")
 
 QUEUE_BATCHES = 256
 MAX_BACKOFF = 30.0
+SOURCE_FIRST_RETRY = 0.5
+SOURCE_MAX_BACKOFF = 5.0
+"""A source retries after 0.5 s, then doubling up to 5 s: a device back after an outage is read again
+within 5 s (an attempt on a device that is down is one refused connect)."""
 DRAIN_TIMEOUT = 5.0
 RECANCEL_INTERVAL = 0.5
 """How long a cancelled task may take to end before it is cancelled again (see :func:`cancel_all`)."""
@@ -186,7 +190,7 @@ class Gateway:
         The one writer of ``status.state``: starting until the first open, then connected or error
         (also while it reconnects), stopped at shutdown. Every change of state or of error is logged once
         (the connector may have recorded the error in its status already: the runtime keeps its own note)."""
-        backoff = 1.0
+        backoff = SOURCE_FIRST_RETRY
         status: ConnectorStatus = conn.status
         logged: str | None = None  # the error last logged; None: connected (or not failed yet)
         failures = 0
@@ -201,7 +205,7 @@ class Gateway:
                     log.warning("source %s connected again after %d failed attempts", conn.name, failures)
                 logged, failures = None, 0
                 self._down_since.pop(conn.name, None)
-                backoff = 1.0
+                backoff = SOURCE_FIRST_RETRY
                 if isinstance(conn, PollingConnector):
                     await self._poll(conn)
                 elif isinstance(conn, StreamingConnector):
@@ -217,7 +221,7 @@ class Gateway:
             except Exception as exc:  # the supervisor: a bug in a connector must not stop the gateway
                 status.state = ConnectorState.ERROR
                 status.last_error = f"internal error: {exc!r}"
-                log.exception("source %s failed unexpectedly; restarting in %.0fs", conn.name, backoff)
+                log.exception("source %s failed unexpectedly; restarting in %gs", conn.name, backoff)
                 logged = status.last_error
             await conn.close()
             status.state = ConnectorState.ERROR  # also after a stream that ended: the source is not read
@@ -225,12 +229,12 @@ class Gateway:
                 status.last_error = "the source stopped delivering (stream ended)"
             failures += 1
             if status.last_error != logged:
-                log.warning("source %s down: %s (retrying in %.0fs)", conn.name, status.last_error, backoff)
+                log.warning("source %s down: %s (retrying in %gs)", conn.name, status.last_error, backoff)
                 logged = status.last_error
             self._down_since.setdefault(conn.name, self.clock.time())
             status.reconnects += 1
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            backoff = min(backoff * 2, SOURCE_MAX_BACKOFF)
 
     async def _poll(self, conn: PollingConnector) -> None:
         next_tick = self.clock.monotonic()

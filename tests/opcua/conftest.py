@@ -81,17 +81,26 @@ class FreezingProxy:
             self._server.close()
             await self._server.wait_closed()
 
+    def drop(self) -> None:
+        """Close every connection (both sides), as a network blip does; new connections go through."""
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
+
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         self._writers += [client_w, server_w]
         await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(65536):
-            if self.frozen.is_set():
-                continue  # swallow: the peer waits for an answer that never comes
-            writer.write(data)
-            await writer.drain()
+        try:
+            while data := await reader.read(65536):
+                if self.frozen.is_set():
+                    continue  # swallow: the peer waits for an answer that never comes
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass  # dropped
         writer.close()
 
 
