@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass
 
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
+from sitewise_edge.config import redact
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Health:
     def report(self, component: str, reason: str | None, *, blocks_ingest: bool = False) -> None:
         """Raise (or update) the reason ``component`` is unwell; ``None`` clears it. Logged once per change."""
         old = self._reasons.get(component)
+        if reason is not None:
+            reason = redact(reason)  # a source's error names its endpoint, which may carry a password
         if reason is None:
             if old is not None:
                 del self._reasons[component]

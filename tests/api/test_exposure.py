@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import os
 import subprocess
 import sys
@@ -247,7 +248,7 @@ sources:
         ended(proc)
     shown = json.dumps(health)
     assert f"opc.tcp://operator:***@127.0.0.1:{dead}" in shown
-    assert "Sup3rS3cret" not in shown
+    assert "Sup3rS3cret" not in shown, [m for m in re.findall(r".{0,160}Sup3rS3cret.{0,40}", shown)]
     assert "Sup3rS3cret" not in log
 
 
