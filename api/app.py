@@ -29,6 +29,7 @@ from api.sitewise.data import router as data_router
 from api.sitewise.errors import error_response, sitewise_error
 from api.sitewise.query import router as query_router
 from api.sitewise.sql import router as sql_router
+from api.sitewise.timeseries import router as timeseries_router
 from sitewise_edge.errors import ApiError, ModelError, StoreError
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(sql_router)
     app.include_router(batch_router)
     app.include_router(assets_router)
+    app.include_router(timeseries_router)
     app.include_router(dashboard_router)
     app.include_router(ops_router)
     return app

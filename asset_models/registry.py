@@ -276,11 +276,8 @@ class Registry:
         ref = self.property(asset.id, property_ref)
         alias = body.get("propertyAlias")
         if alias is not None:
-            err = alias_problem(alias)
-            if err:
-                raise ModelInvalid(f"Invalid propertyAlias: {err}.")
-            owner = self._by_alias.get(alias)
-            if owner is not None and (owner.asset_id, owner.property_id) != (asset.id, ref.property_id):
+            owner = self._other_owner(alias, "propertyAlias", ref)
+            if owner is not None:
                 raise ModelInvalid(f"The alias {alias} is already in use by property {owner.property_id} "
                                    f"({owner.property_name}) of asset {owner.asset_id} ({owner.asset_name}).")
         state = body.get("propertyNotificationState") or "DISABLED"
@@ -291,9 +288,51 @@ class Registry:
             raise ModelInvalid(err)
         model_prop = self.model(asset.model_id).property(ref.property_id)
         topic = (f"$aws/sitewise/asset-models/{asset.model_id}/assets/{asset.id}/properties/{ref.property_id}")
-        props = tuple(dataclasses.replace(p, alias=alias, notification=Notification(topic, state),
-                                          unit=unit if unit is not None else model_prop.unit if model_prop else p.unit)
-                      if p.id == ref.property_id else p for p in asset.properties)
+        prop = asset.property(ref.property_id)
+        assert prop is not None  # the registry holds resolved assets
+        return self._with_property(asset, ref.property_id, now, alias=alias, notification=Notification(topic, state),
+                                   unit=unit if unit is not None else model_prop.unit if model_prop else prop.unit)
+
+    def associate_time_series(self, alias: str, asset_ref: str, property_ref: str, now: float) -> Change:
+        """``AssociateTimeSeriesToAssetProperty``: the alias becomes the property's, and so do its values.
+
+        Refused (ModelInUse) when the alias belongs to another property or the property has another alias
+        (disassociate that first); associating an alias with the property that has it changes nothing.
+        """
+        asset = self.asset(asset_ref)
+        ref = self.property(asset.id, property_ref)
+        owner = self._other_owner(alias, "alias", ref)
+        if owner is not None:
+            raise ModelInUse(f"The time series {alias} is associated with property {owner.property_id} "
+                             f"({owner.property_name}) of asset {owner.asset_id} ({owner.asset_name}); "
+                             "disassociate it first.", owner.asset_id, "asset")
+        if ref.alias is not None and ref.alias != alias:
+            raise ModelInUse(f"Property {ref.property_id} ({ref.property_name}) of asset {asset.id} is associated "
+                             f"with the time series {ref.alias}; disassociate it first.", asset.id, "asset")
+        return self._with_property(asset, ref.property_id, now, alias=alias)
+
+    def disassociate_time_series(self, alias: str, asset_ref: str, property_ref: str, now: float) -> Change:
+        """``DisassociateTimeSeriesFromAssetProperty``: the property loses its alias; the values stay with the
+        alias, a disassociated time series from now on."""
+        asset = self.asset(asset_ref)
+        ref = self.property(asset.id, property_ref)
+        if ref.alias != alias:
+            raise ModelNotFound(f"The time series {alias} is not associated with property {ref.property_id} "
+                                f"({ref.property_name}) of asset {asset.id}.", alias)
+        return self._with_property(asset, ref.property_id, now, alias=None)
+
+    def _other_owner(self, alias: Any, key: str, ref: PropertyRef) -> PropertyRef | None:
+        """The property other than ``ref`` that has ``alias`` (None: free); ModelInvalid for a malformed alias."""
+        err = alias_problem(alias)
+        if err:
+            raise ModelInvalid(f"Invalid {key}: {err}.")
+        owner = self._by_alias.get(alias)
+        return owner if owner is not None and (owner.asset_id, owner.property_id) != (ref.asset_id,
+                                                                                       ref.property_id) else None
+
+    def _with_property(self, asset: Asset, property_id: str, now: float, **changes: Any) -> Change:
+        """A change of one property of an asset (``changes``: the AssetProperty members to set)."""
+        props = tuple(dataclasses.replace(p, **changes) if p.id == property_id else p for p in asset.properties)
         changed = dataclasses.replace(asset, properties=props, updated=now)
         catalog = dataclasses.replace(self.catalog,
                                       assets=tuple(changed if a.id == asset.id else a for a in self.catalog.assets))

@@ -261,7 +261,8 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     from sitewise_edge.models_pull import make_client, pull
 
     try:
-        result = pull(make_client(args.endpoint_url, args.region), args.out, args.asset_model_id or ())
+        client = make_client(args.endpoint_url, args.region)
+        result = pull(client, args.out, args.asset_model_id or ())
     except SitewiseEdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

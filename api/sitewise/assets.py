@@ -77,3 +77,10 @@ async def list_associated_assets(
 @router.get("/assets/{assetId}/properties/{propertyId}", summary="DescribeAssetProperty")
 async def describe_asset_property(backend: BackendDep, assetId: str, propertyId: str) -> dict[str, Any]:
     return render.describe_asset_property(backend.registry, assetId, propertyId)
+
+
+@router.get("/assets/{assetId}/properties", summary="ListAssetProperties")
+async def list_asset_properties(backend: BackendDep, assetId: str, filter: str | None = None,
+                                nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_properties(backend.registry, assetId, filter or "BASE")
+    return _page(items, "assetPropertySummaries", nextToken, maxResults)

@@ -30,6 +30,7 @@ from sitewise_edge.errors import ApiError
 
 ARN_PREFIX = "arn:aws:iotsitewise:local:000000000000"
 LIST_FILTERS = ("ALL", "TOP_LEVEL")
+PROPERTY_FILTERS = ("ALL", "BASE")
 DIRECTIONS = ("CHILD", "PARENT")
 
 
@@ -217,6 +218,21 @@ def describe_asset_property(registry: Registry, asset_ref: str, property_ref: st
     if asset.external_id:
         out["assetExternalId"] = asset.external_id
     out["assetProperty"] = {**_asset_property_json(prop), "type": property_type_json(model_prop)}
+    return out
+
+
+def list_asset_properties(registry: Registry, asset_ref: str, filter: str = "BASE") -> list[dict[str, Any]]:
+    """``AssetPropertySummary`` items of an asset, in its model's order (``BASE``: outside composite models;
+    the gateway's properties all are)."""
+    if filter not in PROPERTY_FILTERS:
+        raise _invalid(f"Invalid filter {filter}. Valid values are ALL and BASE.")
+    asset = registry.asset(asset_ref)
+    out = []
+    for prop in asset.properties:
+        item = {k: v for k, v in _asset_property_json(prop).items()
+                if k in ("id", "externalId", "alias", "unit", "notification")}
+        item["path"] = [{"id": asset.id, "name": asset.name}, {"id": prop.id, "name": prop.name}]
+        out.append(item)
     return out
 
 
