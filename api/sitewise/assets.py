@@ -84,3 +84,17 @@ async def list_asset_properties(backend: BackendDep, assetId: str, filter: str |
                                 nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
     items = render.list_asset_properties(backend.registry, assetId, filter or "BASE")
     return _page(items, "assetPropertySummaries", nextToken, maxResults)
+
+
+@router.get("/asset-models/{assetModelId}/properties", summary="ListAssetModelProperties")
+async def list_asset_model_properties(backend: BackendDep, assetModelId: str, filter: str | None = None,
+                                      nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_model_properties(backend.registry, assetModelId, filter or "BASE")
+    return _page(items, "assetModelPropertySummaries", nextToken, maxResults)
+
+
+@router.get("/assets/{assetId}/assetRelationships", summary="ListAssetRelationships")
+async def list_asset_relationships(backend: BackendDep, assetId: str, traversalType: str,
+                                   nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_relationships(backend.registry, assetId, traversalType)
+    return _page(items, "assetRelationshipSummaries", nextToken, maxResults)

@@ -221,11 +221,40 @@ def describe_asset_property(registry: Registry, asset_ref: str, property_ref: st
     return out
 
 
+def list_asset_model_properties(registry: Registry, model_ref: str, filter: str = "BASE") -> list[dict[str, Any]]:
+    """``AssetModelPropertySummary`` items of a model, in its order (``BASE``: outside composite models)."""
+    _check_property_filter(filter)
+    model = registry.model(model_ref)
+    out = []
+    for prop in model.properties:
+        item = model_property_json(prop)
+        item["path"] = [{"id": model.id, "name": model.name}, {"id": prop.id, "name": prop.name}]
+        out.append(item)
+    return out
+
+
+def list_asset_relationships(registry: Registry, asset_ref: str, traversal: str) -> list[dict[str, Any]]:
+    """``AssetRelationshipSummary`` items: ``PATH_TO_ROOT``, the links from the asset up to its root asset."""
+    if traversal != "PATH_TO_ROOT":
+        raise _invalid(f"Invalid traversalType {traversal}. Valid values are PATH_TO_ROOT.")
+    node = registry.asset(asset_ref)
+    out = []
+    while (parent := registry.parent(node.id)) is not None:
+        out.append({"hierarchyInfo": {"parentAssetId": parent.id, "childAssetId": node.id},
+                    "relationshipType": "HIERARCHY"})
+        node = parent
+    return out
+
+
+def _check_property_filter(filter: str) -> None:
+    if filter not in PROPERTY_FILTERS:
+        raise _invalid(f"Invalid filter {filter}. Valid values are ALL and BASE.")
+
+
 def list_asset_properties(registry: Registry, asset_ref: str, filter: str = "BASE") -> list[dict[str, Any]]:
     """``AssetPropertySummary`` items of an asset, in its model's order (``BASE``: outside composite models;
     the gateway's properties all are)."""
-    if filter not in PROPERTY_FILTERS:
-        raise _invalid(f"Invalid filter {filter}. Valid values are ALL and BASE.")
+    _check_property_filter(filter)
     asset = registry.asset(asset_ref)
     out = []
     for prop in asset.properties:

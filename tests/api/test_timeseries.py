@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_control_plane import MACHINE, PRESS1, SPEED, Client, api, create_pump_model, tqv
+from tests.api.test_control_plane import PRESS1, SPEED, Client, api, create_pump_model, tqv
+from tests.api.test_modelling import pages
 
 __all__ = ["api"]  # the fixture, imported from the control-plane tests
 
@@ -79,21 +80,13 @@ async def test_associated_time_series_of_an_asset_and_their_paging(api: Any) -> 
                                                                     for p in described["assetProperties"]]
     speed = next(s for s in summaries if s["propertyId"] == SPEED)
     assert speed["alias"] == "/plant1/line1/press1/speed"
-    pages = [page async for page in _pages(client, assetId=PRESS1, PaginationConfig={"PageSize": 5})]
-    assert all(len(p["TimeSeriesSummaries"]) <= 5 for p in pages) and len(pages) > 2
-    assert [s["timeSeriesId"] for p in pages for s in p["TimeSeriesSummaries"]] == \
-        [s["timeSeriesId"] for s in summaries]
+    paged = await pages(client, "list_time_series", "TimeSeriesSummaries", assetId=PRESS1,
+                        PaginationConfig={"PageSize": 5})
+    assert all(len(p) <= 5 for p in paged) and len(paged) > 2
+    assert [s["timeSeriesId"] for p in paged for s in p] == [s["timeSeriesId"] for s in summaries]
     prefixed = await client("list_time_series", aliasPrefix="/plant1/line1/press1/", timeSeriesType="ASSOCIATED")
     assert {s["alias"] for s in prefixed["TimeSeriesSummaries"]} == {
         p["alias"] for p in described["assetProperties"] if "alias" in p}
-
-
-async def _pages(client: Client, **kwargs: Any) -> Any:
-    import asyncio
-
-    paginator = client.boto.get_paginator("list_time_series")
-    for page in await asyncio.to_thread(lambda: list(paginator.paginate(**kwargs))):
-        yield page
 
 
 @pytest.mark.parametrize(("op", "kwargs", "code", "expected"), [
@@ -156,27 +149,3 @@ async def test_associate_with_a_client_token_is_idempotent(api: Any) -> None:
     err = await client.error("associate_time_series_to_asset_property", alias="/other", assetId=asset_id,
                              propertyId=flow, clientToken=token)
     assert err["Error"]["Code"] == "InvalidRequestException"
-
-
-async def test_list_asset_properties_pages_and_filters(api: Any) -> None:
-    _, client = api
-    described = await client("describe_asset", assetId=PRESS1)
-    listed = await client("list_asset_properties", assetId=PRESS1, filter="ALL")
-    client.valid("ListAssetProperties")
-    summaries = listed["assetPropertySummaries"]
-    assert [s["id"] for s in summaries] == [p["id"] for p in described["assetProperties"]]
-    speed = next(s for s in summaries if s["id"] == SPEED)
-    assert speed["alias"] == "/plant1/line1/press1/speed"
-    assert speed["path"] == [{"id": PRESS1, "name": "Press1"}, {"id": SPEED, "name": "Speed"}]
-    paginator = client.boto.get_paginator("list_asset_properties")
-    import asyncio
-
-    pages = await asyncio.to_thread(lambda: list(paginator.paginate(assetId=PRESS1,
-                                                                    PaginationConfig={"PageSize": 10})))
-    assert [s["id"] for p in pages for s in p["assetPropertySummaries"]] == [s["id"] for s in summaries]
-    assert len(pages) == 3
-    err = await client.error("list_asset_properties", assetId=PRESS1, filter="SOME")
-    assert err["Error"]["Code"] == "InvalidRequestException" and "Valid values are ALL and BASE" in \
-        err["Error"]["Message"]
-    err = await client.error("list_asset_properties", assetId=MACHINE)
-    assert err["Error"]["Code"] == "ResourceNotFoundException"
