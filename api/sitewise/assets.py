@@ -98,3 +98,23 @@ async def list_asset_relationships(backend: BackendDep, assetId: str, traversalT
                                    nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
     items = render.list_asset_relationships(backend.registry, assetId, traversalType)
     return _page(items, "assetRelationshipSummaries", nextToken, maxResults)
+
+
+@router.get("/asset-models/{assetModelId}/composite-models", summary="ListAssetModelCompositeModels")
+async def list_asset_model_composite_models(backend: BackendDep, assetModelId: str, nextToken: str | None = None,
+                                            maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_model_composite_models(backend.registry, assetModelId)
+    return _page(items, "assetModelCompositeModelSummaries", nextToken, maxResults)
+
+
+@router.get("/asset-models/{assetModelId}/composite-models/{assetModelCompositeModelId}",
+            summary="DescribeAssetModelCompositeModel")
+async def describe_asset_model_composite_model(backend: BackendDep, assetModelId: str,
+                                               assetModelCompositeModelId: str) -> dict[str, Any]:
+    return render.describe_asset_model_composite_model(backend.registry, assetModelId, assetModelCompositeModelId)
+
+
+@router.get("/assets/{assetId}/composite-models/{assetCompositeModelId}", summary="DescribeAssetCompositeModel")
+async def describe_asset_composite_model(backend: BackendDep, assetId: str,
+                                         assetCompositeModelId: str) -> dict[str, Any]:
+    return render.describe_asset_composite_model(backend.registry, assetId, assetCompositeModelId)

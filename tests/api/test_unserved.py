@@ -55,8 +55,8 @@ def test_each_served_route_is_the_operation_it_claims() -> None:
     ("list_portals", {}, "ListPortals"),
     ("delete_time_series", {"alias": "/plant1/line1/press1/speed"}, "DeleteTimeSeries"),
     ("describe_storage_configuration", {}, "DescribeStorageConfiguration"),
-    ("list_asset_model_composite_models", {"assetModelId": SOME_ID}, "ListAssetModelCompositeModels"),
-], ids=["gateway", "portal", "delete-time-series", "storage-configuration", "composite-models"])
+    ("list_gateways", {}, "ListGateways"),
+], ids=["gateway", "portal", "delete-time-series", "storage-configuration", "gateways"])
 async def test_an_unserved_operation_answers_501_naming_it(api: Any, op: str, kwargs: dict[str, Any],
                                                           name: str) -> None:
     _, client = api
