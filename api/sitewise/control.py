@@ -68,6 +68,23 @@ async def delete_asset_model(request: Request, backend: BackendDep, assetModelId
                         status=202, token=clientToken, answer=render.asset_model_deleting)
 
 
+@router.put("/asset-models/{assetModelId}", summary="UpdateAssetModel", status_code=202)
+async def update_asset_model(request: Request, backend: BackendDep, assetModelId: str) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
+    now = backend.clock.time()
+    return await apply_change(request, backend, "UpdateAssetModel",
+                              lambda r: r.update_asset_model(assetModelId, body, now), body, status=202,
+                              answer=render.asset_model_updating)
+
+
+@router.put("/assets/{assetId}", summary="UpdateAsset", status_code=202)
+async def update_asset(request: Request, backend: BackendDep, assetId: str) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
+    now = backend.clock.time()
+    return await apply_change(request, backend, "UpdateAsset", lambda r: r.update_asset(assetId, body, now), body,
+                              status=202, answer=render.asset_updating)
+
+
 @router.post("/assets", summary="CreateAsset", status_code=202)
 async def create_asset(request: Request, backend: BackendDep) -> JSONResponse:
     body = await json_body(request, empty_ok=True)

@@ -374,6 +374,16 @@ def asset_created(change: Change) -> dict[str, Any]:
     return {"assetId": change.subject, "assetArn": asset_arn(change.subject), "assetStatus": {"state": "CREATING"}}
 
 
+def asset_model_updating(change: Change) -> dict[str, Any]:
+    """The ``UpdateAssetModel`` response (the change is in force at once)."""
+    return {"assetModelId": change.subject, "assetModelStatus": {"state": "UPDATING"}}
+
+
+def asset_updating(change: Change) -> dict[str, Any]:
+    """The ``UpdateAsset`` response."""
+    return {"assetId": change.subject, "assetStatus": {"state": "UPDATING"}}
+
+
 def asset_model_deleting(change: Change) -> dict[str, Any]:
     """The ``DeleteAssetModel`` response."""
     return {"assetModelId": change.subject, "assetModelStatus": {"state": "DELETING"}}

@@ -4,12 +4,14 @@ UpdateAsset and UpdateAssetModel, with paging and error cases."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.test_control_plane import LINE, LINE1, MACHINE, PRESS1, Client, api
+from tests.api.test_control_plane import LINE, LINE1, MACHINE, NOW, PRESS1, Client, api, create_pump_model, tqv
+from tests.conftest import eventually
 
 __all__ = ["api"]
 
@@ -142,3 +144,150 @@ def test_a_composite_model_survives_the_files_the_gateway_writes() -> None:
     again = Registry(build_catalog([("asset-model.json", body)]))
     assert again.models()[0].composite_models == first.models()[0].composite_models
     assert again.models()[0].composite_models[0].properties[1].data_type_spec == "AWS/ALARM_STATE"
+
+
+# --- UpdateAsset, UpdateAssetModel ----------------------------------------------------------------
+
+
+async def test_update_asset_renames_describes_and_sets_an_external_id_once(api: Any) -> None:
+    _, client = api
+    model_id = await create_pump_model(client)
+    asset_id = (await client("create_asset", assetName="Pump 1", assetModelId=model_id))["assetId"]
+    other = (await client("create_asset", assetName="Pump 2", assetModelId=model_id, assetExternalId="p2"))["assetId"]
+    resp = await client("update_asset", assetId=asset_id, assetName="Feed pump", assetDescription="north side",
+                        assetExternalId="feed-pump")
+    assert client.status["UpdateAsset"] == 202 and resp["assetStatus"]["state"] == "UPDATING"
+    client.valid("UpdateAsset")
+    await client.wait("asset_active", assetId=asset_id)
+    described = await client("describe_asset", assetId="externalId:feed-pump")
+    assert (described["assetName"], described["assetDescription"]) == ("Feed pump", "north side")
+    await client("update_asset", assetId=asset_id, assetName="Feed pump")  # description omitted: removed
+    assert "assetDescription" not in await client("describe_asset", assetId=asset_id)
+    err = await client.error("update_asset", assetId=asset_id, assetName="X", assetExternalId="other-ext")
+    assert err["Error"]["Code"] == "InvalidRequestException" and "cannot change" in err["Error"]["Message"]
+    err = await client.error("update_asset", assetId=other, assetName="X", assetExternalId="feed-pump")
+    assert err["Error"]["Code"] == "InvalidRequestException" and "cannot change" in err["Error"]["Message"]
+    third = (await client("create_asset", assetName="Pump 3", assetModelId=model_id))["assetId"]
+    err = await client.error("update_asset", assetId=third, assetName="X", assetExternalId="feed-pump")
+    assert err["Error"]["Code"] == "ResourceAlreadyExistsException" and err["resourceId"] == asset_id
+    err = await client.error("update_asset", assetId=MACHINE, assetName="X")
+    assert err["Error"]["Code"] == "ResourceNotFoundException"
+
+
+async def test_update_asset_model_adds_changes_and_removes_properties(api: Any) -> None:
+    gw, client = api
+    model_id = await create_pump_model(client)
+    asset_id = (await client("create_asset", assetName="Pump 1", assetModelId=model_id))["assetId"]
+    props = {p["name"]: p for p in (await client("describe_asset_model", assetModelId=model_id))
+             ["assetModelProperties"]}
+    await client("update_asset_property", assetId=asset_id, propertyId=props["Flow"]["id"], propertyAlias="/p1/flow")
+    flow = {**props["Flow"], "name": "Flow rate"}
+    ls = {**props["Flow l/s"], "type": {"transform": {"expression": "flow * 1000 / 3600", "variables": [
+        {"name": "flow", "value": {"propertyId": flow["id"]}}]}}}
+    pressure = {"name": "Pressure", "dataType": "DOUBLE", "unit": "bar", "type": {"measurement": {}}}
+    metric = props["Max flow"]["type"]["metric"]
+    max_flow = {**props["Max flow"], "type": {"metric": {**metric, "variables": [
+        {"name": "flow", "value": {"propertyId": flow["id"]}}]}}}  # it named Flow by name: now by id
+    resp = await client("update_asset_model", assetModelId=model_id, assetModelName="Pump v2",
+                        assetModelProperties=[flow, ls, pressure, max_flow])
+    assert client.status["UpdateAssetModel"] == 202 and resp["assetModelStatus"]["state"] == "UPDATING"
+    client.valid("UpdateAssetModel")
+    await client.wait("asset_model_active", assetModelId=model_id)
+    model = await client("describe_asset_model", assetModelId=model_id)
+    assert model["assetModelName"] == "Pump v2"
+    assert [p["name"] for p in model["assetModelProperties"]] == ["Flow rate", "Flow l/s", "Pressure", "Max flow"]
+    asset = {p["name"]: p for p in (await client("describe_asset", assetId=asset_id))["assetProperties"]}
+    assert asset["Flow rate"]["alias"] == "/p1/flow" and asset["Flow rate"]["id"] == flow["id"]
+    assert "alias" not in asset["Pressure"] and "Rated flow" not in asset
+    resp = await client("batch_put_asset_property_value", entries=[
+        {"entryId": "e", "propertyAlias": "/p1/flow", "propertyValues": [tqv(36.0, NOW)]}])
+    assert resp["errorEntries"] == []
+    stream = gw.registry.stream_of(asset_id, ls["id"])
+    assert await eventually(lambda: gw.store.latest(stream).column("double").to_pylist()) == [10.0]  # the new one
+
+
+async def two_level_site(client: Client) -> tuple[str, str, dict[str, Any]]:
+    """An API-made Farm model over a Turbine model, with one farm and one turbine associated."""
+    turbine = (await client("create_asset_model", assetModelName="Turbine", assetModelProperties=[
+        {"name": "Power", "dataType": "DOUBLE", "type": {"measurement": {}}},
+        {"name": "Avg power", "dataType": "DOUBLE", "type": {"metric": {
+            "expression": "avg(p)", "variables": [{"name": "p", "value": {"propertyId": "Power"}}],
+            "window": {"tumbling": {"interval": "1m"}}}}}]))["assetModelId"]
+    turbine_model = await client("describe_asset_model", assetModelId=turbine)
+    avg = next(p["id"] for p in turbine_model["assetModelProperties"] if p["name"] == "Avg power")
+    farm_body: dict[str, Any] = {"assetModelName": "Farm", "assetModelHierarchies": [
+        {"name": "Turbines", "childAssetModelId": turbine}]}
+    farm = (await client("create_asset_model", **farm_body))["assetModelId"]
+    hierarchy = (await client("describe_asset_model", assetModelId=farm))["assetModelHierarchies"][0]
+    farm_body["assetModelHierarchies"] = [hierarchy]
+    farm_body["assetModelProperties"] = [{"name": "Farm power", "dataType": "DOUBLE", "type": {"metric": {
+        "expression": "sum(p)", "variables": [{"name": "p", "value": {"propertyId": avg,
+                                                                      "hierarchyId": hierarchy["id"]}}],
+        "window": {"tumbling": {"interval": "1m"}}}}}]
+    await client("update_asset_model", assetModelId=farm, **farm_body)
+    farm_asset = (await client("create_asset", assetName="North", assetModelId=farm))["assetId"]
+    turbine_asset = (await client("create_asset", assetName="T1", assetModelId=turbine))["assetId"]
+    await client("associate_assets", assetId=farm_asset, hierarchyId=hierarchy["id"], childAssetId=turbine_asset)
+    return farm, turbine, farm_body
+
+
+async def test_update_asset_model_keeps_sitewise_rules(api: Any) -> None:
+    _, client = api
+    farm, turbine, farm_body = await two_level_site(client)
+    turbine_props = (await client("describe_asset_model", assetModelId=turbine))["assetModelProperties"]
+    power = next(p for p in turbine_props if p["name"] == "Power")
+
+    async def refused(model_id: str, **body: Any) -> dict[str, Any]:
+        err = await client.error("update_asset_model", assetModelId=model_id, **body)
+        return {"code": err["Error"]["Code"], "message": err["Error"]["Message"]}
+
+    got = await refused(turbine, assetModelName="Turbine",
+                        assetModelProperties=[{**power, "dataType": "INTEGER"}, turbine_props[1]])
+    assert got["code"] == "InvalidRequestException" and "its dataType and type cannot change" in got["message"]
+    got = await refused(turbine, assetModelName="Turbine", assetModelProperties=[
+        {**power, "type": {"attribute": {}}}, turbine_props[1]])
+    assert "is a DOUBLE measurement" in got["message"] and "got DOUBLE attribute" in got["message"]
+    got = await refused(turbine, assetModelName="Turbine", assetModelProperties=[power])
+    assert got["code"] == "InvalidRequestException" and "reads it through a hierarchy" in got["message"]
+    got = await refused(farm, **{**farm_body, "assetModelHierarchies": [], "assetModelProperties": []})
+    assert got["code"] == "ConflictingOperationException" and "disassociate it first" in got["message"]
+    got = await refused(turbine, assetModelName="Machine", assetModelProperties=turbine_props)
+    assert got["code"] == "ResourceAlreadyExistsException"
+    got = await refused(turbine, assetModelName="Turbine", assetModelProperties=[
+        power, {**turbine_props[1], "type": {"metric": {**turbine_props[1]["type"]["metric"],
+                                                        "expression": "avg(p) + nope(p)"}}}])
+    assert got["code"] == "InvalidRequestException" and "unknown function 'nope'" in got["message"]
+    got = await refused(MACHINE, assetModelName="Machine")
+    assert got["code"] == "InvalidRequestException" and "defined in the configuration file" in got["message"]
+    got = await refused(str(uuid.UUID(int=3)), assetModelName="Nothing")
+    assert got["code"] == "ResourceNotFoundException"
+    assert [p["name"] for p in (await client("describe_asset_model", assetModelId=turbine))
+            ["assetModelProperties"]] == ["Power", "Avg power"]
+
+
+def test_updated_models_and_their_assets_load_again(tmp_path: Any) -> None:
+    """What UpdateAssetModel and UpdateAsset change is saved as the gateway saves every change, and loads again."""
+    from api.sitewise.render import describe_asset, describe_asset_model
+    from sitewise_edge.runtime.models import ModelStore
+
+    store = ModelStore(tmp_path / "models")
+    registry = store.open([], loaded_at=1.0)
+    model = registry.create_asset_model({"assetModelName": "Valve", "assetModelProperties": [
+        {"name": "Open", "dataType": "BOOLEAN", "type": {"measurement": {}}}]}, 1.0)
+    store.save(model)
+    asset = model.registry.create_asset({"assetName": "V1", "assetModelId": model.subject}, 2.0)
+    store.save(asset)
+    described = describe_asset_model(asset.registry, model.subject)
+    updated = asset.registry.update_asset_model(model.subject, {
+        "assetModelName": "Valve v2", "assetModelCompositeModels": [ALARM], "assetModelProperties": [
+            *described["assetModelProperties"],
+            {"name": "Cycles", "dataType": "INTEGER", "type": {"measurement": {}}}]},
+        3.0)
+    store.save(updated)
+    renamed = updated.registry.update_asset(asset.subject, {"assetName": "Valve 1"}, 4.0)
+    store.save(renamed)
+    again = ModelStore(tmp_path / "models").open([], loaded_at=5.0)
+    assert describe_asset_model(again, model.subject) == describe_asset_model(renamed.registry, model.subject)
+    assert describe_asset(again, asset.subject) == describe_asset(renamed.registry, asset.subject)
+    assert [p.name for p in again.asset(asset.subject).properties] == ["Open", "Cycles"]
+    assert again.asset(asset.subject).name == "Valve 1"
