@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_control_plane import PRESS1, SPEED, api, tqv
+from tests.api.test_control_plane import LINE1, MACHINE, PRESS1, SPEED, api, create_pump_model, tqv
 from tests.api.test_exposure import aws_cli
 
 __all__ = ["api"]
@@ -72,3 +72,24 @@ async def test_a_host_prefix_before_a_name_of_this_gateway_is_accepted(api: Any,
     assert r.status_code == (200 if ok else 400), r.text
     if ok:
         assert r.json()["propertyId"] == SPEED
+
+
+async def test_aws_cli_modelling_operations(api: Any) -> None:
+    gw, client = api
+    port = gw.api_port
+    props = await cli(port, "list-asset-model-properties", "--asset-model-id", MACHINE, "--page-size", "10")
+    assert [p["name"] for p in props["assetModelPropertySummaries"]] == [
+        p.name for p in gw.registry.model(MACHINE).properties]
+    path = await cli(port, "list-asset-relationships", "--asset-id", PRESS1, "--traversal-type", "PATH_TO_ROOT")
+    assert path["assetRelationshipSummaries"][0]["hierarchyInfo"] == {"parentAssetId": LINE1, "childAssetId": PRESS1}
+    assert await cli(port, "list-asset-model-composite-models", "--asset-model-id", MACHINE) == {
+        "assetModelCompositeModelSummaries": []}
+    model_id = await create_pump_model(client)
+    asset_id = (await client("create_asset", assetName="Pump 1", assetModelId=model_id))["assetId"]
+    updated = await cli(port, "update-asset", "--asset-id", asset_id, "--asset-name", "Feed pump")
+    assert updated["assetStatus"]["state"] == "UPDATING" and gw.registry.asset(asset_id).name == "Feed pump"
+    out = await asyncio.to_thread(aws_cli, port, "update-asset-model", "--asset-model-id", MACHINE,
+                                  "--asset-model-name", "Machine")
+    assert out.returncode != 0
+    assert "(InvalidRequestException) when calling the UpdateAssetModel operation" in out.stderr
+    assert "defined in the configuration file" in out.stderr
