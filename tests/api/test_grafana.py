@@ -6,7 +6,8 @@ ListAssetProperties (``filter=ALL``, ``maxResults=250``); a panel given property
 resolves each with DescribeTimeSeries (``getAssetIdAndPropertyId``), queries the values by asset
 and property id (or by alias for a disassociated stream), then frames them with DescribeTimeSeries
 and DescribeAssetProperty (``SitewiseResources.Property``). Its ListTimeSeries query asks with
-``maxResults=250``. Every call's answer is checked against botocore's output shapes.
+``maxResults=250``; panels by asset and property id query first and describe the property after. All 17
+operations of the plugin's client interface are called; every answer is checked against botocore's shapes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ __all__ = ["api"]
 ALIAS = "/plant1/line1/press1/speed"
 LOOSE = "/site/weather/wind"
 MAX = 250
+PLUGIN_OPERATIONS = {  # pkg/sitewise/client/client.go: the SitewiseAPIClient interface
+    "BatchGetAssetPropertyAggregates", "BatchGetAssetPropertyValue", "BatchGetAssetPropertyValueHistory",
+    "DescribeAsset", "DescribeAssetModel", "ExecuteQuery", "GetAssetPropertyAggregates",
+    "GetAssetPropertyValueHistory", "GetInterpolatedAssetPropertyValues", "ListAssets", "ListAssetModels",
+    "ListAssetProperties", "ListAssociatedAssets", "ListTimeSeries", "DescribeAssetProperty", "DescribeTimeSeries",
+    "GetAssetPropertyValue",
+}
 
 
 class Recorder(Client):
@@ -94,10 +102,36 @@ async def test_grafana_plugin_calls_in_its_order(api: Any) -> None:
     series = await client("list_time_series", timeSeriesType="DISASSOCIATED", aliasPrefix="/site/", maxResults=MAX)
     assert [s["alias"] for s in series["TimeSeriesSummaries"]] == [LOOSE]
 
+    # panels by asset and property id: the query, then the frame's DescribeAssetProperty; the model picker
+    ids = {"assetId": PRESS1, "propertyId": SPEED}
+    window = {"startDate": now - 60, "endDate": now}
+    assert (await client("get_asset_property_value", **ids))["propertyValue"]["value"]["doubleValue"] == 41.0
+    await client("describe_asset_property", **ids)
+    history = await client("get_asset_property_value_history", **ids, **window, maxResults=MAX)
+    assert len(history["assetPropertyValueHistory"]) == 1
+    aggregates = await client("get_asset_property_aggregates", **ids, **window, aggregateTypes=["AVERAGE"],
+                              resolution="1m", maxResults=MAX)
+    assert aggregates["aggregatedValues"]
+    batch = await client("batch_get_asset_property_aggregates", maxResults=4000, entries=[
+        {"entryId": "e1", **ids, **window, "aggregateTypes": ["AVERAGE"], "resolution": "1m"}])
+    assert batch["successEntries"][0]["aggregatedValues"]
+    await client("get_interpolated_asset_property_values", **ids, startTimeInSeconds=now - 60,
+                 endTimeInSeconds=now, intervalInSeconds=30, type="LOCF_INTERPOLATION", quality="GOOD",
+                 maxResults=10)
+    await client("describe_asset_property", **ids)
+    await client("describe_asset_model", assetModelId=machine["id"])
+    rows = await client("execute_query", queryStatement="SELECT asset_name FROM asset WHERE asset_id = "
+                        f"'{PRESS1}'")
+    assert rows["rows"][0]["data"][0]["scalarValue"] == "Press1"
+
     assert client.calls == [
         "ListAssetModels", "ListAssets", "DescribeAsset",
         *["ListAssociatedAssets"] * len(asset["assetHierarchies"]), "ListAssociatedAssets", "ListAssetProperties",
         "DescribeTimeSeries", "BatchGetAssetPropertyValueHistory", "DescribeTimeSeries", "DescribeAssetProperty",
         "DescribeTimeSeries", "BatchGetAssetPropertyValue", "DescribeTimeSeries",
         "ListTimeSeries",
+        "GetAssetPropertyValue", "DescribeAssetProperty", "GetAssetPropertyValueHistory",
+        "GetAssetPropertyAggregates", "BatchGetAssetPropertyAggregates", "GetInterpolatedAssetPropertyValues",
+        "DescribeAssetProperty", "DescribeAssetModel", "ExecuteQuery",
     ]
+    assert len(set(client.calls)) == len(PLUGIN_OPERATIONS) and set(client.calls) == PLUGIN_OPERATIONS
