@@ -68,6 +68,17 @@ async def test_an_unserved_operation_answers_501_naming_it(api: Any, op: str, kw
     assert err["Error"]["Message"].startswith(f"{name} is not supported by this sitewise-edge gateway")
 
 
+async def test_the_running_app_serves_what_the_table_says(api: Any) -> None:
+    """Every operation route of the app (its OpenAPI summaries) is in SITEWISE_ROUTERS, which the table reads."""
+    gw, _ = api
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        spec = (await http.get("/openapi.json")).json()
+    names = {o.name for o in operations()}
+    summaries = {op.get("summary") for path in spec["paths"].values() for op in path.values()}
+    assert summaries & names == served_operations(), "a router of SiteWise operations is missing from " \
+        "api.app.SITEWISE_ROUTERS"
+
+
 async def test_a_path_of_no_operation_is_still_not_found(api: Any) -> None:
     gw, client = api
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
