@@ -165,6 +165,7 @@ class ApiError(SitewiseEdgeError):
         "LimitExceededException": 410,
         "ThrottlingException": 429,
         "InternalFailureException": 500,
+        "NotImplementedException": 501,
         "ServiceUnavailableException": 503,
     }
 
