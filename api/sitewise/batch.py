@@ -241,7 +241,7 @@ class _AggregateSpec:
 def _aggregate_spec(backend: Backend, entry: dict[str, Any]) -> _AggregateSpec:
     stream = _stream(backend, entry)
     types = parse_aggregate_types(entry.get("aggregateTypes"))
-    res = parse_resolution(entry.get("resolution"))
+    res = parse_resolution(entry.get("resolution"), backend.api_config.any_resolution)
     start, end = _body_date("startDate", entry.get("startDate")), _body_date("endDate", entry.get("endDate"))
     if start > end:
         raise invalid("startDate must be before endDate")
