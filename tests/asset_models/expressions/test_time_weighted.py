@@ -12,11 +12,17 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asset_models.documents import build_catalog
 from asset_models.expressions import ExpressionError, VarInfo, compile_expression
+from asset_models.metrics import MetricPlan
+from asset_models.registry import Registry
+from sitewise_edge.samples import from_columns
+from tests.asset_models.test_metrics_runtime import Memory, metric, pid
 
 from .helpers import NO
 from .test_metrics import MIN, T0, S, run, series
@@ -153,3 +159,27 @@ def test_stdev_matches_statistics(windows: list[list[float]]) -> None:
             assert g == NO
         else:
             assert g == pytest.approx(statistics.stdev(w), rel=1e-9, abs=1e-6)
+
+
+def test_the_metric_runtime_computes_time_weighted_metrics() -> None:
+    """A model with TimeWeightedAvg/TimeWeightedStDev metrics loads (it was refused whole) and computes them
+    from the store's rows: the prior value and the timestamps come from the runtime."""
+    model = {"assetModelName": "Tank", "assetModelProperties": [
+        {"id": pid("level"), "name": "Level", "dataType": "DOUBLE", "type": {"measurement": {}}},
+        metric("Level TWA", "TimeWeightedAvg(l, 'linear')", {"l": "Level"}),
+        metric("Level TWSD", "TimeWeightedStDev(l, 'p')", {"l": "Level"}),
+        metric("Level SD", "stdev(l)", {"l": "Level"})]}
+    tank = {"assetId": pid("tank"), "assetName": "T1", "assetModelId": "Tank",
+            "assetProperties": [{"id": pid("level"), "alias": "/t1/level"}]}
+    plan = MetricPlan.build(Registry(build_catalog([("tank.json", model), ("t1.json", tank)])))
+    mem = Memory()
+    mem.add(pa.table(from_columns(["/t1/level"] * 3, [T0 - 5 * S, T0 + 15 * S, T0 + 45 * S],
+                                  double=[10.0, 20.0, 40.0])))
+    got = {}
+    for name in ("Level TWA", "Level TWSD", "Level SD"):
+        group = next(g for g in plan.groups if g.prop.name == name)
+        got[name] = mem.run(group, group.window_ends(T0, T0 + MIN)).get((group.outputs[0], T0 + MIN))
+    mean = (150 + 600 + 600) / 60
+    q = 15 * (10 - mean) ** 2 + 30 * (20 - mean) ** 2 + 15 * (40 - mean) ** 2
+    assert got == {"Level TWA": pytest.approx(28.75), "Level TWSD": pytest.approx((q / 60) ** 0.5),
+                   "Level SD": pytest.approx(statistics.stdev([20.0, 40.0]))}
