@@ -141,7 +141,7 @@ def _put_entry(
 def entry_stream(backend: Backend, entry: dict[str, Any]) -> str:
     """The stream a batch entry names; a problem with it as the SiteWise error the entry reports (ApiError)."""
     try:
-        return backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+        return read_stream(backend, entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
     except ModelError as exc:
         raise sitewise_error(exc) from None
 

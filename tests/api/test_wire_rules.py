@@ -67,6 +67,15 @@ async def test_a_null_value_keeps_the_type_of_its_property(api: Any) -> None:
                              startDate=BASE + 1999, endDate=BASE + 2001, qualities=["BAD"])
         assert [v["value"] for v in history["assetPropertyValueHistory"]] == [
             {"nullValue": {"valueType": value_type}}], alias
+    batch = await call(client, "batch_get_asset_property_value",
+                       entries=[{"entryId": f"e{i}", "propertyAlias": alias} for i, (alias, _) in enumerate(cases)])
+    assert [e["assetPropertyValue"]["value"] for e in sorted(batch["successEntries"], key=lambda e: e["entryId"])] \
+        == [{"nullValue": {"valueType": t}} for _, t in cases]
+    batch_history = await call(client, "batch_get_asset_property_value_history", entries=[
+        {"entryId": "s", "propertyAlias": STATE, "startDate": BASE + 1999, "endDate": BASE + 2001,
+         "qualities": ["BAD"]}])
+    assert batch_history["successEntries"][0]["assetPropertyValueHistory"][0]["value"] == {
+        "nullValue": {"valueType": "I"}}
     locf = await call(client, "get_interpolated_asset_property_values", propertyAlias=STATUS,
                       startTimeInSeconds=BASE + 1990, endTimeInSeconds=BASE + 2010, quality="BAD",
                       intervalInSeconds=10, type="LOCF_INTERPOLATION")
@@ -120,6 +129,15 @@ async def test_a_malformed_id_is_an_invalid_request_not_a_missing_resource(api: 
     assert (code, status) == ("ResourceNotFoundException", 404)  # well-formed, unknown
     ok = await call(client, op, assetId=PRESS1, propertyId=TEMPERATURE, **extra)
     assert ok["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+async def test_a_malformed_id_in_a_batch_entry_is_an_invalid_request(api: Any) -> None:
+    _, client = api
+    resp = await call(client, "batch_get_asset_property_value", entries=[
+        {"entryId": "bad", "assetId": PRESS1.upper(), "propertyId": TEMPERATURE},
+        {"entryId": "ok", "assetId": PRESS1, "propertyId": TEMPERATURE}])
+    assert [(e["entryId"], e["errorCode"]) for e in resp["errorEntries"]] == [("bad", "InvalidRequestException")]
+    assert [e["entryId"] for e in resp["successEntries"]] == ["ok"]
 
 
 async def test_a_short_malformed_id_over_plain_http(api: Any) -> None:
