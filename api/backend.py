@@ -53,6 +53,12 @@ class Reader(Protocol):
         """Every current row (stream as string, time as int64 ns): what ExecuteQuery's views read."""
         ...
 
+    def points(self, streams: list[str] | None, start_ns: int, end_ns: int, *,
+               quality: int | None = ...) -> pa.Table:
+        """Sample rows of ``streams`` (None: all) in (start, end], of ``quality`` (None: any): the rows an
+        ExecuteQuery's filters can reach."""
+        ...
+
 
 class Backend(Protocol):
     name: str

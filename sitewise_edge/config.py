@@ -285,6 +285,9 @@ class ApiConfig(_Model):
     """BatchPutAssetPropertyValue refuses a value stamped further ahead of the gateway's clock
     (TimestampOutOfRangeException for that value, as SiteWise does beyond +10 minutes)."""
     query: QueryLimits = QueryLimits()
+    any_resolution: bool = False
+    """GetAssetPropertyAggregates takes any whole ``<n>s|m|h|d`` resolution besides SiteWise's 1m, 15m, 1h and
+    1d (an extension: a script written for it fails against SiteWise)."""
 
     @model_validator(mode="after")
     def _token_when_exposed(self) -> ApiConfig:
