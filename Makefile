@@ -29,7 +29,7 @@ $(TEST): pyproject.toml $(BASE)
 chromium:
 	@command -v chromium >/dev/null || { echo "== installing chromium (apt-get) for the browser tests"; \
 	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; } || \
-	  { echo "make test: chromium is needed: apt-get install chromium (as root)" >&2; exit 1; }; }
+	  { echo "chromium is needed by the browser tests: apt-get install chromium (as root)" >&2; exit 1; }; }
 
 demo: $(BASE)
 	$(BIN)/sitewise-edge demo --port $(PORT)
