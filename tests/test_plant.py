@@ -66,11 +66,23 @@ def _plant_batch(begin: float, seconds: int, step: float = 0.5) -> pa.RecordBatc
                         double=pa.array(columns["double"], pa.float64()))
 
 
+def _ten_busy_minutes(latest: int) -> int:
+    """The latest start (ns, on a minute, at most ``latest``) of 10 minutes in which every machine runs at least 6
+    and one stops: the plant's states follow the clock, so the test picks its 10 minutes instead of taking any."""
+    for k in range(1000):
+        begin = latest - k * MIN
+        minutes = [[plant.state_at(i, begin / NS_PER_S + 60 * m + 30) for m in range(10)]
+                   for i in range(len(plant.MACHINES))]
+        if all(m.count(plant.RUNNING) >= 6 for m in minutes) and any(plant.RUNNING != s for m in minutes for s in m):
+            return begin
+    raise AssertionError("no 10 minutes of the plant both run and stop: plant.py's states changed")
+
+
 async def test_ten_simulated_minutes_give_kpis_within_0_and_1(tmp_path: Path, start_gateway: Any) -> None:
     gw = await start_gateway(gateway_config(tmp_path))
     await eventually(lambda: gw.metrics.closed)
-    end = SYSTEM_CLOCK.time_ns() // MIN * MIN - 2 * MIN  # closed windows: the metrics take them as late data
-    begin = end - 10 * MIN
+    begin = _ten_busy_minutes(SYSTEM_CLOCK.time_ns() // MIN * MIN - 12 * MIN)  # closed windows: late data
+    end = begin + 10 * MIN
     await gw.ingest(_plant_batch(begin / NS_PER_S, 600))
     kpis = ("Availability", "Quality", "Performance", "OEE")
     machines = [a for a in gw.registry.assets() if a.name in plant.MACHINES]
