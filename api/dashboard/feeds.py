@@ -104,7 +104,8 @@ async def assets(backend: BackendDep) -> dict[str, Any]:
     roots = [_asset_node(backend, a, seen) for a in backend.registry.assets(top_level=True)]
     streams = backend.latest_all().column("stream").cast(pa.string()).to_pylist()
     free = sorted(s for s in streams if backend.registry.property_of_stream(s) is None)
-    return {"gateway": backend.name, "assets": roots, "streams": free}
+    return {"gateway": backend.name, "assets": roots, "streams": free,
+            "staleAfterSeconds": backend.config.gateway.stale_after}
 
 
 # --- live values ------------------------------------------------------------------------------

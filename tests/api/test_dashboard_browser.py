@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +49,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
         else:
             raise AssertionError("the demo ended before it served the dashboard")
+        # read on, so that the demo's log never fills the pipe and blocks it
+        threading.Thread(target=proc.stdout.read, name="demo-log", daemon=True).start()
         yield base
     finally:
         proc.terminate()
@@ -150,7 +153,7 @@ def _overview_and_tree(page: Page) -> None:
     p.wait_for_function(f"document.querySelector(\"{cell}\").textContent !== '—'")
     first = p.inner_text(cell)
     # the pressure changes every sample: a new text arrives over the live feed without reloading
-    p.wait_for_function(f"document.querySelector(\"{cell}\").textContent !== {json.dumps(first)}", timeout=15_000)
+    p.wait_for_function(f"document.querySelector(\"{cell}\").textContent !== {json.dumps(first)}", timeout=30_000)
     page.shot("assets")
 
 
@@ -166,7 +169,7 @@ def _trend(page: Page) -> None:
     p.wait_for_selector("#chart canvas")
     p.wait_for_function("document.querySelector('.u-legend').innerText.includes('Press1 / Pressure')")
     drawn = int(p.get_attribute("#chart", "data-drawn") or 0)
-    p.wait_for_function(f"Number(document.querySelector('#chart').dataset.drawn) > {drawn}", timeout=15_000)
+    p.wait_for_function(f"Number(document.querySelector('#chart').dataset.drawn) > {drawn}", timeout=30_000)
     assert "raw" in p.inner_text("#trend-info")
     page.shot("trends")
     p.select_option("#range", "2592000")  # 30 days: bucket averages

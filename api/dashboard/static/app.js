@@ -4,7 +4,7 @@
 "use strict";
 
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
-const STALE_AFTER_S = 60;
+let STALE_AFTER_S = 60;  // gateway.stale_after, from /dashboard/api/assets
 const $ = (id) => document.getElementById(id);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 
@@ -95,6 +95,7 @@ function assetHtml(a) {
 
 async function loadTree() {
   tree = await getJson("dashboard/api/assets");
+  STALE_AFTER_S = tree.staleAfterSeconds ?? STALE_AFTER_S;
   $("stale-after").textContent = STALE_AFTER_S;
   const free = tree.streams.map(s => `<tr data-stream="${esc(s)}"><td class="prop">${esc(s)}</td><td class="n v">—</td>
     <td></td><td class="q"></td><td class="muted t"></td><td></td></tr>`).join("");
