@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from sitewise_edge.clock import NS_PER_MS, NS_PER_S, SYSTEM_CLOCK
+from sitewise_edge.runtime import Gateway
+from sitewise_edge.runtime.gateway import DRAIN_TIMEOUT
 from sitewise_edge.samples import from_columns
 from tests.conftest import gateway_config
 
@@ -108,3 +110,18 @@ async def test_with_auth_read_the_page_and_its_files_are_open_and_the_data_needs
         assert (await http.get("/dashboard/api/overview")).status_code == 401
         r = await http.get("/dashboard/api/overview", headers={"Authorization": "Bearer tok3n"})
         assert r.status_code == 200 and r.json()["gateway"] == "test"
+
+
+async def test_an_open_live_feed_does_not_hold_the_gateways_stop(tmp_path: Path) -> None:
+    gw = Gateway(gateway_config(tmp_path))
+    await gw.start()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http, \
+            http.stream("GET", "/dashboard/api/live") as r:
+        lines = r.aiter_lines()
+        while not (await anext(lines)).startswith("data: "):
+            pass
+        began = SYSTEM_CLOCK.monotonic()
+        await gw.stop()
+        assert SYSTEM_CLOCK.monotonic() - began < DRAIN_TIMEOUT  # the feed ended itself, not at the drain timeout
+        async for _ in lines:  # and the page sees its end (it reconnects)
+            pass
