@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.backend import Backend
+from api.dashboard.feeds import router as dashboard_feeds
 from api.dashboard.routes import router as dashboard_router
 from api.guard import Guard
 from api.ops import router as ops_router
@@ -63,6 +64,7 @@ def create_app(backend: Backend) -> FastAPI:
         title=f"sitewise-edge {backend.name}",
         description="AWS IoT SiteWise-compatible API of a sitewise-edge gateway, its dashboard and health.",
         version="0.1.0",
+        docs_url=None, redoc_url=None,  # served from vendored assets by api/dashboard/routes.py (offline)
     )
     app.state.backend = backend
 
@@ -129,5 +131,6 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(assets_router)
     app.include_router(timeseries_router)
     app.include_router(dashboard_router)
+    app.include_router(dashboard_feeds)
     app.include_router(ops_router)
     return app

@@ -50,6 +50,8 @@ READ_ONLY_POSTS = frozenset({
 """SiteWise reads that travel as POST: with ``auth: write`` they need no token (Grafana and dashboards use them)."""
 OPEN_ROUTES = frozenset({"/health", "/ready", "/"})
 """What ``auth: read`` leaves open: liveness for orchestrators and the dashboard's HTML (no data in it)."""
+OPEN_PREFIXES = ("/dashboard/static/", "/docs", "/redoc", "/openapi.json")
+"""Also open: the dashboard's scripts and styles, the API docs and their schema (code, no data)."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HOST_PREFIXES = frozenset({"data", "api"})
 """The host prefixes botocore puts before SiteWise's endpoint (``data.`` data plane, ``api.`` control plane):
@@ -142,7 +144,7 @@ class Guard:
         if not self.config.token:
             return False
         if self.config.auth == "read":
-            return path not in OPEN_ROUTES
+            return path not in OPEN_ROUTES and not path.startswith(OPEN_PREFIXES)
         return method not in SAFE_METHODS and not (method == "POST" and path in READ_ONLY_POSTS)
 
     def _has_token(self, headers: Headers) -> bool:

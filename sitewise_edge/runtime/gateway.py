@@ -432,6 +432,10 @@ class Gateway:
                 p.wake_requeue()
         return {"records": records, "values": values}
 
+    @property
+    def started_at(self) -> float:
+        return self._started_at
+
     def status(self) -> dict[str, Any]:
         """What /health shows; a password inside a URL (an endpoint, an error naming it) is redacted."""
         return redact_all(self._status())
