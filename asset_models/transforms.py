@@ -249,6 +249,8 @@ class TransformEngine:
         self.plan = plan
         self.clock = clock
         self.index = _Index(plan)
+        self._dictionary: pa.Array | None = None  # the stream dictionary of the last batch and its stream ids
+        self._dictionary_ids = np.zeros(0, dtype=np.int64)
         n = self.index.size
         self._last_t = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
         self._prev_t = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
@@ -297,15 +299,23 @@ class TransformEngine:
         stream = table.column("stream").combine_chunks()
         if not pa.types.is_dictionary(stream.type):
             stream = stream.dictionary_encode()
-        ids_of_names = np.array([self.index.id_of.get(n, -1) for n in stream.dictionary.to_pylist()],
-                                dtype=np.int64)
-        rid = ids_of_names[stream.indices.to_numpy(zero_copy_only=False)]
+        rid = self._ids_of(stream.dictionary)[stream.indices.to_numpy(zero_copy_only=False)]
         keep = (rid >= 0) & (table.column("quality").to_numpy() == int(Quality.GOOD))
         if not keep.any():
             return rid[:0], rid[:0], np.zeros(0, dtype=self._dtype)
         table = table.filter(pa.array(keep))
         values = _values_of(table)
         return rid[keep], table.column("time").cast(pa.int64()).to_numpy(), values.astype(self._dtype, copy=False)
+
+    def _ids_of(self, dictionary: pa.Array) -> np.ndarray:
+        """The stream id of each name of a batch's dictionary (-1: not read by the plan). A source sends the
+        same dictionary batch after batch: then the ids of the last batch are used again (one compare in C)."""
+        last = self._dictionary
+        if last is None or not (dictionary is last or dictionary.equals(last)):
+            get = self.index.id_of.get
+            self._dictionary_ids = np.array([get(n, -1) for n in dictionary.to_pylist()], dtype=np.int64)
+            self._dictionary = dictionary
+        return self._dictionary_ids
 
     def _evaluate(self, g: int, group: TransformGroup, lookup: _Lookup
                   ) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray] | None:

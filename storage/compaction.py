@@ -59,8 +59,7 @@ class Compaction:
             with state.lock:  # one step: the rows leave memory as their files join the queries
                 state.compacted_through = last
                 state.files.extend(written)
-                state.resident = state.resident[len(todo):]
-                state.resident_rows -= table.num_rows
+                state.drop_resident(len(todo))
             state.stats.compactions += 1
             state.stats.last_compaction = state.clock.time()
             log.info("compacted %d values (records %d..%d) into %d Parquet files in %.2fs",

@@ -1,9 +1,11 @@
 """The latest value of every stream, kept in memory so GetAssetPropertyValue never scans.
 
-Updated per accepted batch with array operations only: the newest row of each stream in the batch
-(one lexsort), stream names matched to slots with one ``index_in`` over the batch's dictionary, and a
-vectorised compare-and-replace. "Latest" is the greatest timestamp; at an equal timestamp the later
-write wins, as in queries.
+A persistent name -> slot map and one numpy array per column (time, version, quality, each value type
+and its validity), so an accepted batch costs O(rows of the batch), whatever the number of known
+streams: the newest row of each stream in the batch (one lexsort), the batch's dictionary mapped to
+slots (a dict look-up per distinct name, skipped when the dictionary is the one of the last batch),
+and a vectorised compare-and-scatter into the arrays. Arrays grow by doubling. "Latest" is the greatest
+timestamp; at an equal timestamp the later write wins, as in queries.
 
 Saved next to the Parquet files at each compaction (``latest.parquet``) so a restart does not
 scan the history; entries newer than the compaction are rebuilt from the WAL on open.
@@ -19,41 +21,68 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sitewise_edge.files import write_bytes_atomic
-from sitewise_edge.samples import SCHEMA, VALUE_COLUMNS
+from sitewise_edge.samples import SCHEMA
 from storage.snapshot import ROW_BITS
 
 _NEVER = np.iinfo(np.int64).min
+_TYPED = (("double", np.float64), ("integer", np.int64), ("boolean", np.bool_))  # numeric value columns
 
 
 class LatestIndex:
     def __init__(self) -> None:
         self._names: list[str] = []
         self._slot: dict[str, int] = {}
-        self._name_array = pa.array([], pa.string())
+        self._name_array: pa.Array | None = pa.array([], pa.string())  # None: to rebuild from _names
+        self._last_dictionary: pa.Array | None = None  # the dictionary of the last batch and its slots
+        self._last_slots = np.zeros(0, dtype=np.int64)
         self._time = np.zeros(0, dtype=np.int64)
         self._version = np.zeros(0, dtype=np.int64)
-        self._rows: pa.Table = SCHEMA.empty_table()  # one row per slot, the current latest value
+        self._quality = np.zeros(0, dtype=np.int8)
+        self._values = {c: np.zeros(0, dtype=t) for c, t in _TYPED}
+        self._valid = {c: np.zeros(0, dtype=np.bool_) for c in (*self._values, "string")}
+        self._string = np.zeros(0, dtype=object)
 
     def __len__(self) -> int:
         return len(self._names)
 
+    def _grow(self, needed: int) -> None:
+        """Room for ``needed`` slots (capacity doubles: appending names is amortised O(1))."""
+        capacity = len(self._time)
+        if needed <= capacity:
+            return
+        size = max(needed, 2 * capacity, 64)
+
+        def grown(a: np.ndarray, fill: object) -> np.ndarray:
+            out = np.full(size, fill, dtype=a.dtype)
+            out[:capacity] = a
+            return out
+
+        self._time = grown(self._time, _NEVER)
+        self._version = grown(self._version, _NEVER)
+        self._quality = grown(self._quality, 0)
+        self._values = {c: grown(a, 0) for c, a in self._values.items()}
+        self._valid = {c: grown(a, False) for c, a in self._valid.items()}
+        self._string = grown(self._string, None)
+
     def _slots_for(self, names: pa.Array) -> np.ndarray:
         """Slot of each name (a batch's dictionary), creating slots for new names."""
-        found = pc.index_in(names, value_set=self._name_array)
-        missing = np.flatnonzero(pc.is_null(found).to_numpy(zero_copy_only=False))
+        last = self._last_dictionary
+        if last is not None and (names is last or names.equals(last)):
+            return self._last_slots
+        listed = names.to_pylist()
+        slots = np.fromiter((self._slot.get(n, -1) for n in listed), dtype=np.int64, count=len(listed))
+        missing = np.flatnonzero(slots < 0)
         if len(missing):
-            new = names.take(pa.array(missing)).to_pylist()
-            start = len(self._names)
-            for offset, name in enumerate(new):
-                self._slot[name] = start + offset
-            self._names += new
-            self._name_array = pa.array(self._names, pa.string())
-            grow = len(new)
-            self._time = np.concatenate([self._time, np.full(grow, _NEVER, dtype=np.int64)])
-            self._version = np.concatenate([self._version, np.full(grow, _NEVER, dtype=np.int64)])
-            self._rows = pa.concat_tables([self._rows, _empty_rows(new)]).unify_dictionaries()
-            found = pc.index_in(names, value_set=self._name_array)
-        return found.to_numpy(zero_copy_only=False).astype(np.int64)
+            for i in missing:  # new streams only: once per stream in the life of the store
+                name = listed[i]
+                if name not in self._slot:  # (a plain string column may repeat a name)
+                    self._slot[name] = len(self._names)
+                    self._names.append(name)
+                slots[i] = self._slot[name]
+            self._grow(len(self._names))
+            self._name_array = None
+        self._last_dictionary, self._last_slots = names, slots
+        return slots
 
     def update(self, seq: int, batch: pa.RecordBatch | pa.Table) -> None:
         n = batch.num_rows
@@ -76,28 +105,56 @@ class LatestIndex:
         newer = (t > self._time[slots]) | ((t == self._time[slots]) & (versions >= self._version[slots]))
         if not newer.any():
             return
-        slots, pick, t, versions = slots[newer], pick[newer], t[newer], versions[newer]
-        self._time[slots] = t
-        self._version[slots] = versions
-        picked = (pa.table(batch) if isinstance(batch, pa.RecordBatch) else batch).take(pa.array(pick))
-        self._rows = _scatter(self._rows, slots, picked)
+        slots, pick = slots[newer], pick[newer]
+        self._time[slots] = t[newer]
+        self._version[slots] = versions[newer]
+        take = pa.array(pick)
+        self._quality[slots] = _column(batch, "quality").take(take).to_numpy(zero_copy_only=False)
+        for c, values in self._values.items():
+            col = _column(batch, c).take(take)
+            self._valid[c][slots] = col.is_valid().to_numpy(zero_copy_only=False)
+            values[slots] = col.fill_null(values.dtype.type(0)).to_numpy(zero_copy_only=False)
+        strings = _column(batch, "string").take(take)
+        self._valid["string"][slots] = strings.is_valid().to_numpy(zero_copy_only=False)
+        self._string[slots] = strings.to_numpy(zero_copy_only=False)
+
+    def _table(self, slots: np.ndarray) -> pa.Table:
+        """The rows of ``slots`` as a sample table (stream, time, values, quality)."""
+        if self._name_array is None:
+            self._name_array = pa.array(self._names, pa.string())
+        take = pa.array(slots, pa.int64())
+        cols: list[pa.Array] = [
+            self._name_array.take(take).dictionary_encode().cast(SCHEMA.field("stream").type),
+            pa.array(self._time[slots]).cast(SCHEMA.field("time").type),
+        ]
+        for c, values in self._values.items():
+            cols.append(pa.array(values[slots], SCHEMA.field(c).type, mask=~self._valid[c][slots]))
+        cols.append(pa.array(self._string[slots], pa.string(), mask=~self._valid["string"][slots]))
+        cols.append(pa.array(self._quality[slots], pa.int8()))
+        order = ("stream", "time", "double", "integer", "boolean", "string", "quality")
+        return pa.Table.from_arrays(cols, names=list(order)).select(SCHEMA.names).cast(SCHEMA)
 
     def get(self, stream: str) -> pa.Table:
         slot = self._slot.get(stream)
         if slot is None or self._time[slot] == _NEVER:
             return SCHEMA.empty_table()
-        return self._rows.slice(slot, 1)
+        return self._table(np.array([slot], dtype=np.int64))
+
+    def _known(self) -> np.ndarray:
+        return np.flatnonzero(self._time[: len(self._names)] != _NEVER)
 
     def all(self) -> pa.Table:
-        known = np.flatnonzero(self._time != _NEVER)
-        table = self._rows.take(pa.array(known))
+        table = self._table(self._known())
         order = pc.sort_indices(table.column("stream").cast(pa.string()))
         return table.take(order)
 
     def copy(self) -> LatestIndex:
         other = LatestIndex()
         other._names, other._slot, other._name_array = list(self._names), dict(self._slot), self._name_array
-        other._time, other._version, other._rows = self._time.copy(), self._version.copy(), self._rows
+        other._time, other._version, other._quality = self._time.copy(), self._version.copy(), self._quality.copy()
+        other._values = {c: a.copy() for c, a in self._values.items()}
+        other._valid = {c: a.copy() for c, a in self._valid.items()}
+        other._string = self._string.copy()
         return other
 
     def drop_newer_than(self, seq: int) -> None:
@@ -107,8 +164,8 @@ class LatestIndex:
         self._version[gone] = _NEVER
 
     def save(self, path: Path) -> None:
-        known = np.flatnonzero(self._time != _NEVER)
-        table = self._rows.take(pa.array(known)).append_column("_v", pa.array(self._version[known], pa.int64()))
+        known = self._known()
+        table = self._table(known).append_column("_v", pa.array(self._version[known], pa.int64()))
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
         write_bytes_atomic(path, sink.getvalue().to_pybytes())
@@ -124,31 +181,21 @@ class LatestIndex:
         index = cls()
         if table.num_rows == 0:
             return index
-        table = table.select(SCHEMA.names).cast(SCHEMA)
-        names = table.column("stream").cast(pa.string()).to_pylist()
-        index._names = names
-        index._slot = {n: i for i, n in enumerate(names)}
-        index._name_array = pa.array(names, pa.string())
-        index._time = table.column("time").cast(pa.int64()).to_numpy().copy()
-        index._version = np.array(versions, dtype=np.int64)
-        index._rows = table.combine_chunks()
+        table = table.select(SCHEMA.names).cast(SCHEMA).combine_chunks()
+        slots = index._slots_for(table.column("stream").cast(pa.string()).combine_chunks())
+        index._last_dictionary = None
+        index._time[slots] = table.column("time").cast(pa.int64()).to_numpy()
+        index._version[slots] = np.array(versions, dtype=np.int64)
+        index._quality[slots] = table.column("quality").to_numpy()
+        for c, values in index._values.items():
+            col = table.column(c)
+            index._valid[c][slots] = col.is_valid().to_numpy()
+            values[slots] = col.fill_null(values.dtype.type(0)).to_numpy()
+        index._valid["string"][slots] = table.column("string").is_valid().to_numpy()
+        index._string[slots] = table.column("string").to_numpy(zero_copy_only=False)
         return index
 
 
-def _empty_rows(names: list[str]) -> pa.Table:
-    n = len(names)
-    return pa.Table.from_arrays(
-        [pa.array(names, pa.string()).dictionary_encode().cast(SCHEMA.field("stream").type),
-         pa.array(np.zeros(n, dtype=np.int64)).cast(SCHEMA.field("time").type),
-         *(pa.nulls(n, SCHEMA.field(c).type) for c in VALUE_COLUMNS),
-         pa.array(np.zeros(n, dtype=np.int8))],
-        schema=SCHEMA,
-    )
-
-
-def _scatter(rows: pa.Table, slots: np.ndarray, values: pa.Table) -> pa.Table:
-    """``rows`` with row ``slots[i]`` replaced by row ``i`` of ``values`` (one take over both tables)."""
-    take = np.arange(rows.num_rows, dtype=np.int64)
-    take[slots] = rows.num_rows + np.arange(len(slots))
-    both = pa.concat_tables([rows, values.select(SCHEMA.names).cast(SCHEMA)]).unify_dictionaries()
-    return both.take(pa.array(take)).combine_chunks().unify_dictionaries()
+def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    col = batch.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col

@@ -1,6 +1,6 @@
 """The data directory of a store: its manifest, layout version and Parquet side, checked and repaired on open.
 
-    <data_dir>/manifest.json     {"layout": 2, "compacted_through": <last record in Parquet>}
+    <data_dir>/manifest.json     {"layout": 3, "compacted_through": <last record in Parquet>}
     <data_dir>/wal/              WAL segments (storage/wal.py)
     <data_dir>/parquet/          day folders of Parquet files (storage/segments.py) and latest.parquet
     <data_dir>/cursors/          one JSON position per publisher (storage/cursors.py)
@@ -29,7 +29,8 @@ from storage.state import StoreState
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 2  # 1: plain Parquet columns; 2: time series encodings (storage/encoding.py)
+LAYOUT_VERSION = 3  # 1: plain Parquet columns; 2: time series encodings (storage/encoding.py);
+# 3: the WAL schema once per segment (storage/wal.py; layout-2 segments are read as they are)
 LATEST_FILE = "latest.parquet"
 MANIFEST = "manifest.json"
 
@@ -73,9 +74,10 @@ def _check_manifest(state: StoreState) -> int:
     compacted_through = int(manifest.get("compacted_through", 0))
     if version < LAYOUT_VERSION:
         log.info("upgrading the store at %s from layout %d to %d", state.data_dir, version, LAYOUT_VERSION)
-        count = segments.migrate_v1(state.parquet_dir)
-        log.info("rewrote %d Parquet files in layout %d", count, LAYOUT_VERSION)
-        (state.parquet_dir / LATEST_FILE).unlink(missing_ok=True)
+        if version < 2:
+            count = segments.migrate_v1(state.parquet_dir)
+            log.info("rewrote %d Parquet files in layout %d", count, LAYOUT_VERSION)
+            (state.parquet_dir / LATEST_FILE).unlink(missing_ok=True)
         write_manifest(state.data_dir, compacted_through)
     return compacted_through
 

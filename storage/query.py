@@ -168,6 +168,24 @@ class Reader:
                "ORDER BY stream")
         return self._fetch(sql, params)
 
+    def current_relation(
+        self, streams: Sequence[str] | None = None, start_ns: int | None = None, end_ns: int | None = None,
+    ) -> duckdb.DuckDBPyRelation:
+        """The current rows of ``streams`` (None: all) in (start, end] (None: unbounded) as a lazy DuckDB
+        relation: columns stream (VARCHAR), time_ns (BIGINT ns), double, integer, string, boolean, quality.
+
+        Nothing runs until the relation is read. The stream and time filters are applied below the
+        latest-write rule, so DuckDB prunes Parquet row groups with them; the WAL-resident rows are scanned
+        in place (Arrow chunks as they were accepted, never copied). For ExecuteQuery: register it as a view
+        (``rel.create_view(name)``) and run the translated SQL over it on this reader's cursor.
+        """
+        where = [*_stream_filter(streams)]
+        if start_ns is not None:
+            where.append(f"time_ns > {int(start_ns)}")
+        if end_ns is not None:
+            where.append(f"time_ns <= {int(end_ns)}")
+        return self._con.sql(self._current(" AND ".join(where) or "true"))
+
     def current_rows(self) -> pa.Table:
         """Every current row as DuckDB returns it (stream as string, time as int64 ``time_ns``)."""
         return self._con.sql(self._current("true")).to_arrow_table()

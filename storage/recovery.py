@@ -163,7 +163,7 @@ def recover(directory: Path, quarantine_dir: Path, decode_after: int = 0, now: f
                 keep.append((item.offset, item.end))
                 report.records += 1
                 if item.seq > decode_after:
-                    batch = wal.decode_batch(item.payload, path=seg.path, seq=item.seq)
+                    batch = wal.decode_batch(item.payload, path=seg.path, seq=item.seq, schema=item.schema)
                     out.append((item.seq, batch))
                     report.rows += batch.num_rows
                 continue
@@ -189,11 +189,12 @@ def recover(directory: Path, quarantine_dir: Path, decode_after: int = 0, now: f
 
 def _complete_header(path: Path) -> bool:
     """A segment created just before a crash, its magic never completed: written again. True if it was."""
+    header = wal.segment_header()
     with open(path, "rb") as f:
-        head = f.read(len(wal.MAGIC))
-    if len(head) >= len(wal.MAGIC) or not wal.MAGIC.startswith(head):
+        head = f.read(len(header))
+    if len(head) >= len(header) or not header.startswith(head):
         return False
-    write_bytes_atomic(path, wal.MAGIC)
+    write_bytes_atomic(path, header)
     return True
 
 
@@ -260,23 +261,19 @@ _CONTINUATION = struct.Struct("<Ii")
 
 
 def _rows_of(payload: bytes) -> int | None:
-    """The row count in a damaged frame's record batch message (the schema is known), or None."""
-    pos = 0
-    while pos + _CONTINUATION.size <= len(payload):
-        marker, size = _CONTINUATION.unpack_from(payload, pos)
-        if marker != 0xFFFFFFFF or size <= 0:
-            return None
+    """The row count in a damaged frame's record batch message (the schema is known), or None.
+
+    Tried at every message marker in turn: a damaged schema or dictionary message before it may read with
+    a wrong length, so the lengths are not followed."""
+    pos = payload.find(b"\xff\xff\xff\xff")
+    while 0 <= pos and pos + _CONTINUATION.size <= len(payload):
         try:
             message = ipc.read_message(pa.py_buffer(payload[pos:]))
-        except (pa.ArrowException, OSError, ValueError):
-            pos += _CONTINUATION.size + size  # a damaged schema message (it has no body): on to the next
-            continue
-        if message.type == "record batch":
-            try:
+            if message.type == "record batch":
                 return int(ipc.read_record_batch(message, _PLAIN).num_rows)
-            except (pa.ArrowException, OSError, ValueError):
-                return None
-        pos += _CONTINUATION.size + size + (message.body.size if message.body is not None else 0)
+        except (pa.ArrowException, OSError, ValueError):
+            pass
+        pos = payload.find(b"\xff\xff\xff\xff", pos + 1)
     return None
 
 
@@ -294,7 +291,7 @@ def _frames_ignoring_checksums(data: bytes, previous: int) -> Iterator[tuple[int
 def _rewrite(path: Path, keep: list[tuple[int, int]]) -> None:
     """The segment again with its whole frames only (atomic: a crash leaves the old or the new file)."""
     with open(path, "rb") as f:
-        parts = [wal.MAGIC]
+        parts = [wal.read_header(path, f)[0]]  # its own header: a layout-2 segment stays one
         for start, end in keep:
             f.seek(start)
             parts.append(f.read(end - start))

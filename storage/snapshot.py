@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from sitewise_edge.samples import concat
+from sitewise_edge.samples import SCHEMA
 
 ROW_BITS = 24  # a version is (record seq << ROW_BITS) | row: later writes of a key win
 
@@ -29,19 +29,26 @@ class Record(NamedTuple):
     batch: pa.RecordBatch
 
 
+QUERY_SCHEMA = SCHEMA.append(pa.field("_v", pa.int64(), nullable=False))
+
+
+def query_batch(seq: int, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` as queries read it: its columns as they are (shared, not copied) and each row's version ``_v``."""
+    v = (np.int64(seq) << ROW_BITS) + np.arange(batch.num_rows, dtype=np.int64)
+    return pa.RecordBatch.from_arrays([*batch.columns, pa.array(v, pa.int64())], schema=QUERY_SCHEMA)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The Parquet files and the WAL-resident records of the store at one moment."""
 
     files: tuple[Path, ...]
     resident: tuple[Record, ...]  # oldest first
+    resident_rows: pa.Table | None = None  # ``resident`` as one table with ``_v`` (the store's cache)
 
     def resident_table(self) -> pa.Table:
-        """The resident rows as one table, stream as plain strings, with each row's version in ``_v``."""
-        table = concat([r.batch for r in self.resident])
-        versions = [
-            (np.int64(seq) << ROW_BITS) + np.arange(b.num_rows, dtype=np.int64) for seq, b in self.resident
-        ]
-        v = np.concatenate(versions) if versions else np.zeros(0, dtype=np.int64)
-        table = table.set_column(0, "stream", table.column("stream").cast(pa.string()))
-        return table.append_column("_v", pa.array(v, pa.int64()))
+        """The resident rows as one table (chunks per record, the stream dictionary-encoded per chunk), with
+        each row's version in ``_v``. The store's snapshots carry it ready: nothing is copied per query."""
+        if self.resident_rows is not None:
+            return self.resident_rows
+        return pa.Table.from_batches([query_batch(seq, b) for seq, b in self.resident], schema=QUERY_SCHEMA)

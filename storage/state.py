@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from storage import wal
 from storage.latest import LatestIndex
 from storage.recovery import Quarantined
-from storage.snapshot import Record, Snapshot
+from storage.snapshot import QUERY_SCHEMA, Record, Snapshot, query_batch
 
 
 @dataclass(frozen=True, order=True)
@@ -87,6 +89,8 @@ class StoreState:
     # --- guarded by ``lock`` ---
     resident: list[Record] = field(default_factory=list)  # durable, not yet compacted, oldest first
     resident_rows: int = 0
+    resident_query: list[pa.RecordBatch] = field(default_factory=list)  # ``resident`` as queries read it (with _v)
+    resident_table: pa.Table | None = None  # the query batches as one table (zero-copy), until the next change
     files: list[Path] = field(default_factory=list)  # Parquet files queries read
     segments: list[wal.Segment] = field(default_factory=list)  # WAL segments on disk, oldest first
     compacted_through: int = 0  # the last record in Parquet
@@ -123,12 +127,23 @@ class StoreState:
 
     def publish(self, records: Iterable[Record]) -> None:
         """Durable records become visible to queries and publishers."""
+        ready = [(Record(seq, batch), query_batch(seq, batch)) for seq, batch in records]  # O(batch), outside the lock
         with self.lock:
-            for seq, batch in records:
-                self.resident.append(Record(seq, batch))
-                self.resident_rows += batch.num_rows
-                self.latest.update(seq, batch)
-                self.visible_seq = max(self.visible_seq, seq + 1)
+            for record, queried in ready:
+                self.resident.append(record)
+                self.resident_query.append(queried)
+                self.resident_rows += record.batch.num_rows
+                self.latest.update(record.seq, record.batch)
+                self.visible_seq = max(self.visible_seq, record.seq + 1)
+            if ready:
+                self.resident_table = None
+
+    def drop_resident(self, count: int) -> None:
+        """The oldest ``count`` resident records are in Parquet now (call under ``lock``)."""
+        self.resident_rows -= sum(r.batch.num_rows for r in self.resident[:count])
+        self.resident = self.resident[count:]
+        self.resident_query = self.resident_query[count:]
+        self.resident_table = None
 
     def replace_files(self, gone: Iterable[Path], added: Iterable[Path] = ()) -> None:
         """Queries stop reading ``gone`` and start reading ``added`` at once (before the disk changes)."""
@@ -137,5 +152,9 @@ class StoreState:
             self.files = [f for f in self.files if f not in drop] + list(added)
 
     def snapshot(self) -> Snapshot:
+        """What a query sees now. The resident rows come as one table over the batches as they were accepted
+        (no row is copied: the table is cached until the next publish or compaction)."""
         with self.lock:
-            return Snapshot(tuple(self.files), tuple(self.resident))
+            if self.resident_table is None:
+                self.resident_table = pa.Table.from_batches(self.resident_query, schema=QUERY_SCHEMA)
+            return Snapshot(tuple(self.files), tuple(self.resident), self.resident_table)

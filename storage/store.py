@@ -140,8 +140,11 @@ class Store:
 
     # --- writing ----------------------------------------------------------------------
 
-    async def append(self, batch: pa.RecordBatch) -> int:
+    async def append(self, batch: pa.RecordBatch | pa.Table) -> int:
         """Make ``batch`` durable and visible. Returns its sequence number once it is accepted.
+
+        Concurrent appends share WAL frames and fsyncs (storage/writer.py): the returned number is the
+        frame's, so several appends may return the same one.
 
         Raises StoreError when the WAL cannot be written; nothing of the batch is then kept.
         """

@@ -1,11 +1,15 @@
 """The write-ahead log: Arrow IPC records in checksummed frames, in rolling segment files.
 
-A segment file starts with an 8-byte magic (``SWEWAL01``, the layout version is in it)
-and holds frames::
+A segment file starts with a header and holds frames::
 
-    <u32 payload length> <u64 sequence number> <u32 crc32 of the two before and the payload> <payload>
+    header:  SWEWAL02 <u32 schema length> <u32 crc32 of the schema> <the Arrow IPC schema message>
+    frame:   <u32 payload length> <u64 sequence number> <u32 crc32 of the two before and the payload> <payload>
 
-The payload is one Arrow IPC stream (schema + one batch). Sequence numbers increase by one
+The schema is written once per segment; a payload is the rest of one Arrow IPC stream (the stream's
+dictionary and record batch messages): the segment's schema followed by a payload is a whole stream of
+one batch. A 1-row frame is 736 bytes on disk instead of 1,248. Segments of layout 2 (magic ``SWEWAL01``:
+no schema in the header, each payload a whole IPC stream) are still read; new segments are always written
+in the current layout. Sequence numbers increase by one
 per frame across segments (a gap is a record lost to damage). A frame is whole when its length
 fits, its checksum holds and its sequence number is greater than the one before; :func:`scan`
 yields the whole frames and, between them, :class:`Damage`: after a bad byte it resynchronises on
@@ -42,10 +46,13 @@ import pyarrow.ipc as ipc
 
 from sitewise_edge.errors import DiskFull, StoreError
 from sitewise_edge.files import fsync_dir
+from sitewise_edge.samples import SCHEMA
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"SWEWAL01"
+MAGIC = b"SWEWAL02"
+MAGIC_V1 = b"SWEWAL01"  # layout 2: each frame carries its schema
+SCHEMA_HEADER = struct.Struct("<II")  # schema length, crc32 of the schema
 HEADER = struct.Struct("<IQ")  # payload length, sequence number
 CRC = struct.Struct("<I")  # crc32 of header + payload
 FRAME_OVERHEAD = HEADER.size + CRC.size
@@ -72,17 +79,43 @@ class Segment:
     first_seq: int
 
 
-def encode_batch(batch: pa.RecordBatch) -> bytes:
+def _stream(schema: pa.Schema, batch: pa.RecordBatch | None) -> bytes:
     sink = pa.BufferOutputStream()
-    with ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
+    with ipc.new_stream(sink, schema) as writer:
+        if batch is not None:
+            writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()[: -len(_EOS)]
 
 
-def decode_batch(payload: bytes, *, path: Path | None = None, seq: int | None = None) -> pa.RecordBatch:
-    """One frame's payload -> its batch; ``path`` and ``seq`` say where it came from in a StoreError."""
+_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+SCHEMA_MESSAGE = _stream(SCHEMA, None)  # what a segment's header holds: the IPC stream up to its first batch
+
+
+def segment_header() -> bytes:
+    """The bytes a segment of this layout starts with."""
+    return MAGIC + SCHEMA_HEADER.pack(len(SCHEMA_MESSAGE), zlib.crc32(SCHEMA_MESSAGE)) + SCHEMA_MESSAGE
+
+
+def encode_batch(batch: pa.RecordBatch) -> bytes:
+    """A frame's payload: the batch's IPC messages without the schema (a batch of another schema, which the
+    store never writes, keeps its own schema message in front)."""
+    whole = _stream(batch.schema, batch)
+    return whole[len(SCHEMA_MESSAGE):] if whole.startswith(SCHEMA_MESSAGE) else whole
+
+
+def _leads_with_schema(payload: bytes) -> bool:
     try:
-        with ipc.open_stream(payload) as reader:
+        return bool(ipc.read_message(pa.py_buffer(payload)).type == "schema")
+    except (pa.ArrowException, OSError, ValueError):
+        return False
+
+
+def decode_batch(payload: bytes, *, path: Path | None = None, seq: int | None = None,
+                 schema: bytes = SCHEMA_MESSAGE) -> pa.RecordBatch:
+    """One frame's payload -> its batch; ``schema`` is its segment's (a layout-2 payload carries its own);
+    ``path`` and ``seq`` say where it came from in a StoreError."""
+    try:
+        with ipc.open_stream(payload if _leads_with_schema(payload) else schema + payload) as reader:
             batches = list(reader)
     except pa.ArrowInvalid as exc:
         raise StoreError(f"a WAL record with a valid checksum does not decode: {exc}",
@@ -114,6 +147,7 @@ class Frame:
     offset: int
     seq: int
     payload: bytes
+    schema: bytes = SCHEMA_MESSAGE  # the segment's schema message (decode_batch takes it)
 
     @property
     def end(self) -> int:
@@ -200,11 +234,8 @@ def scan(path: Path, after_seq: int = 0) -> Iterator[Frame | Damage]:
     bad byte costs the frames it touches, never the ones after it.
     """
     with open(path, "rb") as f:
-        head = f.read(len(MAGIC))
-        if head != MAGIC:
-            raise StoreError(f"{path}: not a WAL segment of this layout (header {head!r}, expected {MAGIC!r})",
-                             path=path, segment=path.name)
-        offset = len(MAGIC)
+        header, schema = read_header(path, f)
+        offset = len(header)
         previous = after_seq
         while True:
             f.seek(offset)
@@ -218,7 +249,7 @@ def scan(path: Path, after_seq: int = 0) -> Iterator[Frame | Damage]:
             payload = f.read(length) if 0 < length < MAX_FRAME else b""
             reason = _check(header, payload, previous)
             if reason is None:
-                yield Frame(offset, seq, payload)
+                yield Frame(offset, seq, payload, schema)
                 previous = seq
                 offset += FRAME_OVERHEAD + length
                 continue
@@ -232,6 +263,24 @@ def scan(path: Path, after_seq: int = 0) -> Iterator[Frame | Damage]:
             end = offset + 1 + found
             yield Damage(path, offset, end, reason, previous, HEADER.unpack_from(rest, found)[1], False, seq)
             offset = end
+
+
+def read_header(path: Path, f: BinaryIO) -> tuple[bytes, bytes]:
+    """A segment's header bytes and its schema message (b"" for a layout-2 segment); ``f`` is left after it."""
+    f.seek(0)
+    head = f.read(len(MAGIC))
+    if head == MAGIC_V1:
+        return head, b""
+    if head == MAGIC:
+        fixed = f.read(SCHEMA_HEADER.size)
+        if len(fixed) == SCHEMA_HEADER.size:
+            length, crc = SCHEMA_HEADER.unpack(fixed)
+            schema = f.read(length) if length < MAX_FRAME else b""
+            if len(schema) == length and zlib.crc32(schema) == crc:
+                return head + fixed + schema, schema
+        raise StoreError(f"{path}: the WAL segment's schema header is damaged", path=path, segment=path.name)
+    raise StoreError(f"{path}: not a WAL segment of this layout (header {head!r}, expected {MAGIC!r})",
+                     path=path, segment=path.name)
 
 
 def read_frames(path: Path, *, after_seq: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -252,7 +301,7 @@ def read_segment(path: Path, on_damage: Callable[[Damage], None] | None = None
     """
     for item in scan(path):
         if isinstance(item, Frame):
-            yield item.seq, decode_batch(item.payload, path=path, seq=item.seq)
+            yield item.seq, decode_batch(item.payload, path=path, seq=item.seq, schema=item.schema)
         elif item.next_seq is None and item.incomplete:
             return
         elif on_damage is None:
@@ -284,8 +333,9 @@ class WalWriter:
 
     def _open(self, path: Path) -> None:
         f = open(path, "wb")
+        header = segment_header()
         try:
-            f.write(MAGIC)
+            f.write(header)
             f.flush()
             os.fsync(f.fileno())
             fsync_dir(self.directory)
@@ -295,7 +345,7 @@ class WalWriter:
             raise
         self._file = f
         self._path = path
-        self._size = self._synced = len(MAGIC)
+        self._size = self._synced = len(header)
 
     def append(self, batch: pa.RecordBatch) -> int:
         """Write one batch as a frame (durable after :meth:`sync`). Returns its sequence number."""

@@ -1,4 +1,4 @@
-"""The store's single writer: batches into the WAL, made durable (fsync per batch or group commit), then visible.
+"""The store's single writer: batches into the WAL, made durable (fsync per frame or group commit), then visible.
 
     writer = LogWriter(state)
     report, last_seq = writer.recover()      # blocking: the WAL read back, a torn tail cut, damage quarantined
@@ -7,16 +7,23 @@
     await writer.sync()                      # group commit (``fsync: 100ms``): acknowledges what is pending
     await writer.close()
 
-Appends are serialised by an asyncio lock and written in a worker thread: the WAL writer has one owner.
-With ``fsync: batch`` each append is fsynced before it returns; with an interval, appends wait for the
-next :meth:`LogWriter.sync` (run by :meth:`LogWriter.run_syncer`), which acknowledges every batch written
-since the last one, or fails them all if the fsync fails.
+Every append joins a queue. The append that holds the writer's lock drains everything queued (up to
+:data:`FRAME_ROWS` rows) into **one** WAL frame, written (and, with ``fsync: batch``, fsynced) in one
+worker-thread hop; the appends that queued meanwhile are acknowledged by that one fsync. So concurrent
+writers (sources, BatchPut requests, transforms) share frames and fsyncs instead of taking turns:
+the fsync rate caps frames per second, not batches per second. All batches of a frame get the frame's
+sequence number; their rows keep the order they were appended in (a later write of a key wins).
+
+With an interval (``fsync: 100ms``), frames are written as above but acknowledged by the next
+:meth:`LogWriter.sync` (run by :meth:`LogWriter.run_syncer`), which makes every frame written since the
+last one durable, or fails them all if the fsync fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -29,6 +36,21 @@ from storage.state import StoreState
 
 log = logging.getLogger(__name__)
 
+FRAME_ROWS = 262_144  # rows drained into one frame (a single larger batch is still one frame of its own)
+
+
+@dataclass(eq=False)
+class _Request:
+    batch: pa.RecordBatch | pa.Table
+    done: asyncio.Future[int]
+    taken: bool = field(default=False)
+
+
+def _retrieve(fut: asyncio.Future[int]) -> None:
+    """A waiter cancelled meanwhile never reads its result: mark a failure as seen (no 'never retrieved')."""
+    if not fut.cancelled():
+        fut.exception()
+
 
 class LogWriter:
     """Owns the WAL of a store: recovery, appends, group commit and visibility."""
@@ -36,11 +58,13 @@ class LogWriter:
     def __init__(self, state: StoreState) -> None:
         self.state = state
         self._lock = asyncio.Lock()
-        self._pending: list[tuple[int, pa.RecordBatch, asyncio.Future[None]]] = []
+        self._queue: list[_Request] = []  # appended, not yet in a frame
+        self._pending: list[tuple[Record, list[_Request]]] = []  # written, waiting for the group commit
+        self.frames = 0  # frames written this run (each holds every batch queued when it was cut)
 
     @property
     def unsynced(self) -> int:
-        """Batches written to the WAL and waiting for the group commit that makes them durable."""
+        """Frames written to the WAL and waiting for the group commit that makes them durable."""
         return len(self._pending)
 
     def recover(self) -> tuple[Recovery, int]:
@@ -59,42 +83,84 @@ class LogWriter:
         """Open the log for appends from ``next_seq`` on."""
         self.state.log = wal.WalWriter(self.state.wal_dir, next_seq, self.state.config.segment_size)
 
-    async def append(self, batch: pa.RecordBatch) -> int:
-        """Make ``batch`` durable and visible. Returns its sequence number once it is accepted.
+    async def append(self, batch: pa.RecordBatch | pa.Table) -> int:
+        """Make ``batch`` durable and visible. Returns the sequence number of its frame once it is accepted.
 
         Raises StoreError when the WAL cannot be written; nothing of the batch is then kept.
         """
         if batch.schema != SCHEMA:
             batch = batch.cast(SCHEMA)
-        fsync_each = self.state.config.fsync_interval is None
+        request = _Request(batch, asyncio.get_running_loop().create_future())
+        request.done.add_done_callback(_retrieve)
+        self._queue.append(request)
         async with self._lock:
-            writer = self.state.log
-            if writer is None:
-                raise StoreError("the store is closed", path=self.state.data_dir)
-            work = asyncio.ensure_future(asyncio.to_thread(self._write_sync, writer, batch, fsync_each))
-            try:
-                seq = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                await work  # the writer is not shared: hold the lock until the thread is done
-                raise
-            waiter: asyncio.Future[None] | None = None
-            if not fsync_each:
-                waiter = asyncio.get_running_loop().create_future()
-                self._pending.append((seq, batch, waiter))
-        if waiter is not None:
-            await waiter
-        return seq
+            while not request.taken:  # the appends queued meanwhile go into the frame this one writes
+                await self._write_queued()
+        return await request.done
 
-    def _write_sync(self, writer: wal.WalWriter, batch: pa.RecordBatch, fsync: bool) -> int:
+    def _take(self) -> list[_Request]:
+        """The oldest queued requests, up to FRAME_ROWS rows (at least one)."""
+        rows, count = 0, 0
+        for request in self._queue:
+            if count and rows + request.batch.num_rows > FRAME_ROWS:
+                break
+            rows += request.batch.num_rows
+            count += 1
+        taken, self._queue = self._queue[:count], self._queue[count:]
+        for request in taken:
+            request.taken = True
+        return taken
+
+    async def _write_queued(self) -> None:
+        """Write the queued requests as one frame (holding the lock); resolve or park their futures."""
+        taken = self._take()
+        writer = self.state.log
+        if writer is None:
+            _fail(taken, StoreError("the store is closed", path=self.state.data_dir))
+            return
+        fsync_each = self.state.config.fsync_interval is None
+        batches = [r.batch for r in taken]
+        work = asyncio.ensure_future(asyncio.to_thread(self._write_sync, writer, batches, fsync_each))
+        cancelled = False
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancelled = True
+            if not work.done():
+                await asyncio.wait({work})  # the writer is not shared: hold the lock until the thread is done
+        except Exception:  # each appender reads the failure from its own future
+            pass
+        error = work.exception()
+        if error is not None:
+            _fail(taken, error)
+        else:
+            record: Record = work.result()
+            self.frames += 1
+            if fsync_each:
+                for r in taken:
+                    if not r.done.done():
+                        r.done.set_result(record.seq)
+            else:
+                self._pending.append((record, taken))
+        if cancelled:
+            raise asyncio.CancelledError
+
+    def _write_sync(self, writer: wal.WalWriter, batches: list[pa.RecordBatch | pa.Table], fsync: bool) -> Record:
+        if len(batches) == 1 and isinstance(batches[0], pa.RecordBatch):
+            batch = batches[0]
+        else:
+            table = pa.concat_tables([pa.table(b) if isinstance(b, pa.RecordBatch) else b for b in batches])
+            batch = table.unify_dictionaries().combine_chunks().to_batches()[0]
         before = writer.active_path
         seq = writer.append(batch)
         if writer.active_path != before and writer.active_path is not None:
             with self.state.lock:
                 self.state.segments.append(wal.Segment(writer.active_path, seq))
+        record = Record(seq, batch)
         if fsync:
             writer.sync()
-            self.state.publish([Record(seq, batch)])
-        return seq
+            self.state.publish([record])
+        return record
 
     async def run_syncer(self, interval: float) -> None:
         """Group commit every ``interval`` seconds, until cancelled."""
@@ -106,7 +172,7 @@ class LogWriter:
                 log.error("%s", exc)
 
     async def sync(self) -> None:
-        """Group commit: fsync, then publish and acknowledge every batch written since the last sync."""
+        """Group commit: fsync, then publish and acknowledge every frame written since the last sync."""
         async with self._lock:
             pending, self._pending = self._pending, []
             if not pending:
@@ -121,14 +187,14 @@ class LogWriter:
                 except StoreError as exc:
                     error = exc
             if error is None:
-                self.state.publish(Record(seq, batch) for seq, batch, _ in pending)
-        for _, _, waiter in pending:
-            if waiter.done():
-                continue
+                self.state.publish(record for record, _ in pending)
+        for record, requests in pending:
             if error is None:
-                waiter.set_result(None)
+                for r in requests:
+                    if not r.done.done():
+                        r.done.set_result(record.seq)
             else:
-                waiter.set_exception(error)
+                _fail(requests, error)
 
     async def close(self) -> None:
         """Acknowledge what is pending once it is durable, then close the log."""
@@ -137,3 +203,9 @@ class LogWriter:
             if self.state.log is not None:
                 await asyncio.to_thread(self.state.log.close)
                 self.state.log = None
+
+
+def _fail(requests: list[_Request], error: BaseException) -> None:
+    for r in requests:
+        if not r.done.done():
+            r.done.set_exception(error)

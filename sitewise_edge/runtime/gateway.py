@@ -44,13 +44,14 @@ from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.runtime.metrics import MetricRunner
 from sitewise_edge.runtime.models import ModelStore, TokenCache
-from sitewise_edge.samples import Quality
+from sitewise_edge.samples import Quality, concat
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 QUEUE_BATCHES = 256
+INGEST_ROWS = 200_000  # rows of queued batches stored together (one WAL frame, one fsync)
 MAX_BACKOFF = 30.0
 SOURCE_FIRST_RETRY = 0.5
 SOURCE_MAX_BACKOFF = 5.0
@@ -250,31 +251,44 @@ class Gateway:
             await asyncio.sleep(delay)
 
     async def _ingest_loop(self) -> None:
-        """Store what the sources read. A store that cannot write is retried with back-off: the
-        bounded queue then fills and the sources wait (back-pressure), nothing read is dropped."""
+        """Store what the sources read. Everything queued (up to INGEST_ROWS rows) is checked and stored
+        together: one append, so one WAL frame and one fsync for many sources' batches. A store that
+        cannot write is retried with back-off: the bounded queue then fills and the sources wait
+        (back-pressure), nothing read is dropped."""
         while True:
-            source, batch = await self._queue.get()
-            backoff = 0.5
+            items = [await self._queue.get()]
+            rows = items[0][1].num_rows
+            while rows < INGEST_ROWS and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+                rows += items[-1][1].num_rows
             try:
-                while True:
-                    try:
-                        await self.ingest(batch)
-                        self.store_error = None
-                        break
-                    except StoreError as exc:
-                        if self.store_error is None or type(exc) is not self._store_error_kind:  # once per kind
-                            log.error("cannot store %d values read from the sources, retrying (the sources wait): %s",
-                                      batch.num_rows, exc)
-                        self.store_error, self._store_error_kind = str(exc), type(exc)
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, MAX_BACKOFF)
-                    except pa.ArrowException as exc:  # a malformed batch from a connector: a bug, never accepted
-                        self.rejected_values += batch.num_rows
-                        source.values_dropped += batch.num_rows
-                        log.error("dropped a malformed batch of %d values: %s", batch.num_rows, exc)
-                        break
+                await self._store_read(items)
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    self._queue.task_done()
+
+    async def _store_read(self, items: list[tuple[ConnectorStatus, pa.RecordBatch]]) -> None:
+        accepted: list[pa.RecordBatch] = []
+        for source, batch in items:
+            try:
+                accepted.append(self._check(batch))
+            except pa.ArrowException as exc:  # a malformed batch from a connector: a bug, never accepted
+                self.rejected_values += batch.num_rows
+                source.values_dropped += batch.num_rows
+                log.error("dropped a malformed batch of %d values: %s", batch.num_rows, exc)
+        backoff = 0.5
+        while True:
+            try:
+                await self._store_accepted(accepted)
+                self.store_error = None
+                return
+            except StoreError as exc:
+                if self.store_error is None or type(exc) is not self._store_error_kind:  # once per kind
+                    log.error("cannot store %d values read from the sources, retrying (the sources wait): %s",
+                              sum(t.num_rows for t in accepted), exc)
+                self.store_error, self._store_error_kind = str(exc), type(exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _supervise(self, what: str, run: Callable[[], Any]) -> None:
         backoff = 1.0
@@ -292,31 +306,56 @@ class Gateway:
     # --- the API's backend --------------------------------------------------------------
 
     async def ingest(self, batch: pa.RecordBatch) -> None:
-        """Type-check against the models, make durable, then compute and store the transforms it triggers.
-        Rejected values are logged and counted."""
+        """Type-check against the models, compute the transforms it triggers, and make both durable in one
+        WAL frame. Rejected values are logged and counted."""
+        await self._store_accepted([self._check(batch)])
+
+    def _check(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """The values of ``batch`` the asset models accept; the rest is logged and counted."""
         accepted, rejected, reasons = check_batch(batch, self.registry)
         if rejected.num_rows:
             self.rejected_values += rejected.num_rows
             log.warning("rejected %d values: %s", rejected.num_rows, "; ".join(sorted(set(reasons))[:3]))
-        if not accepted.num_rows:
-            return
-        await self.store.append(accepted)
-        self.metrics.note(accepted)
-        await self.transform(accepted)
+        return accepted
 
-    async def transform(self, accepted: pa.Table | pa.RecordBatch) -> None:
-        """Compute and store the transforms that accepted values trigger."""
+    async def _store_accepted(self, batches: list[pa.RecordBatch]) -> None:
+        """Accepted values and the transform outputs they trigger, appended as one batch (one frame)."""
+        batches = [b for b in batches if b.num_rows]
+        if batches:
+            await self.store_computed(batches[0] if len(batches) == 1 else concat(batches), measured=True)
+
+    async def store_computed(self, values: pa.Table | pa.RecordBatch, *, measured: bool = False) -> None:
+        """Store ``values`` (accepted measurements, or metric outputs) together with the transform outputs
+        they trigger, in one append. Transforms see the values before they are durable: a failed append
+        is retried with the same values, which a transform's state takes again unchanged."""
+        computed = await self._compute(values)
+        frame = values if computed is None else concat([*_batches(values), *computed.to_batches()])
+        await self.store.append(frame)
+        if measured:
+            self.metrics.note(values)
+        if computed is not None:
+            self.metrics.note(computed)
+
+    async def _compute(self, accepted: pa.Table | pa.RecordBatch) -> pa.Table | None:
+        """The transform outputs ``accepted`` triggers (no thread hop or lock when no transform is defined)."""
+        if not self.transforms.plan.groups and self._compute_registry is self.registry:
+            return None
         async with self._compute_lock:  # one batch at a time through the transform state, off the loop
             if self._compute_registry is not self.registry:  # models changed through the API
                 engine = TransformEngine(TransformPlan.build(self.registry))
                 engine.seed(self.store.latest_all())
                 self.transforms = engine
                 self._compute_registry = self.registry
-            computed = await asyncio.to_thread(self.transforms.process, accepted)
+            if not self.transforms.plan.groups:
+                return None
+            return await asyncio.to_thread(self.transforms.process, accepted)
+
+    async def transform(self, accepted: pa.Table | pa.RecordBatch) -> None:
+        """Compute and store the transforms that values already stored trigger."""
+        computed = await self._compute(accepted)
         if computed is not None:
             self.metrics.note(computed)
-            for part in computed.to_batches():
-                await self.store.append(part)
+            await self.store.append(computed)
 
     def not_forwarded(self) -> set[str]:
         """Computed streams that stay at the edge (SiteWise computes them from the measurements)."""
@@ -521,6 +560,10 @@ class Gateway:
                 "valuesLost": sum(q.values_lost for q in found), "exact": all(q.exact for q in found),
                 "recordsInParquetOnly": sum(q.compacted for q in found),
                 "quarantine": [q.to_json() for q in found]}
+
+
+def _batches(values: pa.Table | pa.RecordBatch) -> list[pa.RecordBatch]:
+    return [values] if isinstance(values, pa.RecordBatch) else values.to_batches()
 
 
 def _uncertain(table: pa.Table, rows: pa.ChunkedArray | pa.Array | None) -> pa.Table:

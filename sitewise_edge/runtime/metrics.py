@@ -113,9 +113,7 @@ class MetricRunner:
             if out is not None:
                 self.note(out)  # metrics over this metric: their closed windows are recomputed too
                 self.computed += out.num_rows
-                for part in out.to_batches():
-                    await self.gateway.store.append(part)
-                await self.gateway.transform(out)  # transforms that take this metric as input
+                await self.gateway.store_computed(out)  # with the transforms that take it as input: one frame
 
     def _until_next(self, now: int) -> float | None:
         """Seconds until the next window closes (None: no metric, wait to be woken)."""

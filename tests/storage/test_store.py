@@ -12,6 +12,7 @@ from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import StoreError
 from sitewise_edge.samples import from_columns
 from storage import segments
+from storage.layout import LAYOUT_VERSION
 from storage.store import Position, Store
 from tests.conftest import eventually
 
@@ -376,7 +377,7 @@ async def test_a_layout_1_store_is_upgraded_on_open(tmp_path: Path) -> None:
     store = await open_store(tmp_path)
     assert "time_s" in pq.read_schema(path).names
     assert count(store) == 10
-    assert json.loads((tmp_path / "manifest.json").read_text())["layout"] == 2
+    assert json.loads((tmp_path / "manifest.json").read_text())["layout"] == LAYOUT_VERSION
     await store.close()
 
 
