@@ -19,10 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auth import Authenticator
 from api.backend import Backend
 from api.dashboard.routes import router as dashboard_router
 from api.guard import Guard
 from api.ops import router as ops_router
+from api.signin import router as signin_router
 from api.sitewise.assets import router as assets_router
 from api.sitewise.batch import router as batch_router
 from api.sitewise.data import router as data_router
@@ -82,7 +84,8 @@ def create_app(backend: Backend) -> FastAPI:
         log.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
         return _error("InternalFailureException", f"internal error: {type(exc).__name__}")
 
-    app.add_middleware(Guard, config=backend.api_config)
+    app.state.auth = Authenticator(backend.api_config, backend.clock)
+    app.add_middleware(Guard, config=backend.api_config, auth=app.state.auth)
 
     @app.get("/health", tags=["operations"], summary="The verdict (ok, degraded, unavailable), its reasons, and "
              "the state of every component")
@@ -106,4 +109,5 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(assets_router)
     app.include_router(dashboard_router)
     app.include_router(ops_router)
+    app.include_router(signin_router)
     return app
