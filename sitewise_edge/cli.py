@@ -61,16 +61,40 @@ def _print_config_error(exc: ConfigError) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Every problem in one run: the configuration's, the models', the expressions' and the aliases'."""
+    from asset_models.metrics import MetricPlan
+    from asset_models.registry import Registry
+    from asset_models.transforms import TransformPlan
+    from sitewise_edge.runtime.models import load_registry
+
+    problems = 0
+    config: Config | None = None
     try:
         config = load_config(args.config)
-        registry = _load_registry(config)
-        from asset_models.metrics import MetricPlan
-        from asset_models.transforms import TransformPlan
-
-        TransformPlan.build(registry)  # compiles every transform and metric expression
-        MetricPlan.build(registry)
-    except (ConfigError, ModelError) as exc:
-        return _load_error(exc)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        problems += len(exc.issues)
+    # the models are checked even when the configuration is not valid, as far as its models section names them
+    paths = [m.path for m in config.models] if config is not None else _model_paths(args.config)
+    registry: Registry | None = None
+    try:
+        registry = load_registry(paths) if paths else Registry.empty()
+    except ModelError as exc:
+        problems += _print_model_error(exc)
+    if registry is not None:
+        for build in (TransformPlan.build, MetricPlan.build):  # each compiles every expression of its kind
+            try:
+                build(registry)
+            except ModelError as exc:
+                problems += _print_model_error(exc)
+    if config is not None and registry is not None:
+        for problem in _alias_problems(config, registry):
+            print(f"{args.config}: {problem}", file=sys.stderr)
+            problems += 1
+    if problems:
+        print(f"{problems} problem(s): nothing was started", file=sys.stderr)
+        return EXIT_CONFIG
+    assert config is not None and registry is not None
     for source in config.sources:
         lines = source.plan_lines()
         if lines:
@@ -82,6 +106,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
               f"data streams: {', '.join(unmapped[:5])}{' ...' if len(unmapped) > 5 else ''}", file=sys.stderr)
     print("ok")
     return 0
+
+
+def _print_model_error(exc: ModelError) -> int:
+    """Print a model error; how many problems it holds."""
+    from asset_models.errors import ModelInvalid
+
+    print(f"models: {exc}", file=sys.stderr)
+    return len(exc.problems) if isinstance(exc, ModelInvalid) else 1
+
+
+def _model_paths(config_path: Path) -> list[Path]:
+    """``models[].path`` of a configuration that did not validate, read as far as it can be (else none)."""
+    import yaml
+
+    from sitewise_edge.config import resolve_path
+
+    try:
+        data = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return []
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return []
+    return [resolve_path(Path(m["path"]), Path(config_path).parent) for m in models
+            if isinstance(m, dict) and isinstance(m.get("path"), str) and "${" not in m["path"]]
+
+
+def _alias_problems(config: Config, registry: Registry) -> list[str]:
+    """A source alias naming a property that is not a measurement: its values would be refused at run time."""
+    out = []
+    for i, source in enumerate(config.sources):
+        key, items = source.aliased_items()
+        for j, item in enumerate(items):
+            ref = registry.property_by_alias(item.alias)
+            if ref is not None and ref.kind != "measurement":
+                out.append(f"sources[{i}].{key}[{j}].alias: {item.alias!r} is the alias of {ref.kind} "
+                           f"'{ref.property_name}' of asset '{ref.asset_name}': a source writes measurements only")
+    return out
 
 
 def _load_registry(config: Config) -> Registry:
