@@ -163,15 +163,15 @@ class Authenticator:
         if abs(now - signed_at) > MAX_SKEW_S:
             raise _denied("InvalidSignatureException", f"Signature expired: {amz_date} is more than 15 minutes "
                           "from the gateway's clock (check the clocks of the client and the gateway)")
+        body_hash = hashlib.sha256(body).hexdigest()
         digest = headers.get("x-amz-content-sha256")
-        if digest is not None and digest != hashlib.sha256(body).hexdigest():
+        if digest is not None and digest != body_hash:
             raise _denied("InvalidSignatureException", "x-amz-content-sha256 is not the hash of the body")
         query = f"?{parts.query_string}" if parts.query_string else ""
         request = AWSRequest(method=parts.method, url=f"{parts.scheme}://{headers.get('host', '')}"
-                             f"{parts.raw_path}{query}", data=body,
-                             headers={name: headers.get(name, "") for name in signed})
+                             f"{parts.raw_path}{query}", headers={name: headers.get(name, "") for name in signed})
         request.context["timestamp"] = amz_date
-        signer = _Signer(Credentials(key_id, secret, token), service, region, self._signing_keys)
+        signer = _Signer(Credentials(key_id, secret, token), service, region, self._signing_keys, body_hash)
         # a header the signer leaves out (user-agent...) changes the canonical request: the signature then differs
         expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
         if not hmac.compare_digest(expected, signature):
@@ -264,13 +264,18 @@ class Authenticator:
 
 class _Signer(SigV4Auth):
     """botocore's signer, with the day's signing key derived once per key, date, region and service (the four
-    HMACs of ``SigV4Auth.signature`` are the same for every request of a day)."""
+    HMACs of ``SigV4Auth.signature`` are the same for every request of a day) and the body's hash given."""
 
     def __init__(self, credentials: Credentials, service: str, region: str,
-                 cache: dict[tuple[str, str, str, str], bytes]) -> None:
+                 cache: dict[tuple[str, str, str, str], bytes], body_hash: str) -> None:
         super().__init__(credentials, service, region)
         self._cache = cache
         self._secret, self._service, self._region = credentials.secret_key or "", service, region
+        self._body_hash = body_hash
+
+    def payload(self, request: AWSRequest) -> str:
+        # the body's hash, taken once from the bytes received (SigV4Auth.payload would prepare the request again)
+        return self._body_hash
 
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         date = str(request.context["timestamp"][0:8])

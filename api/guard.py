@@ -100,7 +100,10 @@ class Guard:
         refusal = self.refusal(scope, headers)
         body: bytes | None = None
         if refusal is None and self.auth.wants_body(headers):
-            body, receive = await self._buffered(receive)  # the signature covers the body's hash
+            if "content-length" in headers or "transfer-encoding" in headers:
+                body, receive = await self._buffered(receive)  # the signature covers the body's hash
+            else:
+                body = b""  # a GET: nothing to wait for
             if body is None:
                 refusal = self._too_large(), 413
         if refusal is None:

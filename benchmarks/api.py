@@ -33,7 +33,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -225,7 +224,7 @@ def main() -> None:
 
     print(f"\nAPI request path, {args.seconds:g} s a cell, SigV4 verified on every gateway request "
           f"({os.cpu_count()} CPUs; client and servers on one machine)\n")
-    print(f"| target | clients | requests/s | p50 ms | p99 ms | of constant's req/s |")
+    print("| target | clients | requests/s | p50 ms | p99 ms | of constant's req/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for (name, n), r in results.items():
         ratio = r["rps"] / results[("constant", n)]["rps"]
