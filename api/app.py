@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import Authenticator
 from api.backend import Backend
+from api.dashboard.feeds import router as dashboard_feeds
 from api.dashboard.routes import router as dashboard_router
 from api.guard import Guard
 from api.metrics import RequestMetrics, exposition, metrics_registry
@@ -33,6 +34,8 @@ from api.sitewise.data import router as data_router
 from api.sitewise.errors import error_response, sitewise_error
 from api.sitewise.query import router as query_router
 from api.sitewise.sql import router as sql_router
+from api.sitewise.timeseries import router as timeseries_router
+from api.sitewise.unserved import not_supported, operations
 from sitewise_edge.errors import ApiError, ModelError, StoreError
 
 log = logging.getLogger(__name__)
@@ -42,11 +45,30 @@ def _error(code: str, message: str, status: int | None = None) -> JSONResponse:
     return error_response(ApiError(code, message), status)
 
 
+SITEWISE_ROUTERS = (data_router, query_router, sql_router, batch_router, assets_router, timeseries_router)
+"""The routers of SiteWise operations (the README's table is generated from them; a test checks the app's)."""
+
+
+def served_operations() -> set[str]:
+    """The botocore operations the routes serve (each route's summary is its operation's name)."""
+    names = {o.name for o in operations()}
+    routes = [r for router in SITEWISE_ROUTERS for r in router.routes]
+    found = set()
+    while routes:
+        route = routes.pop()
+        inner = getattr(route, "original_router", None)  # a router included in another one
+        routes += inner.routes if inner is not None else []
+        if (summary := getattr(route, "summary", None)) in names:
+            found.add(summary)
+    return found
+
+
 def create_app(backend: Backend) -> FastAPI:
     app = FastAPI(
         title=f"sitewise-edge {backend.name}",
         description="AWS IoT SiteWise-compatible API of a sitewise-edge gateway, its dashboard and health.",
         version="0.1.0",
+        docs_url=None, redoc_url=None,  # served from vendored assets by api/dashboard/routes.py (offline)
     )
     app.state.backend = backend
 
@@ -73,7 +95,10 @@ def create_app(backend: Backend) -> FastAPI:
         return _error("InvalidRequestException", "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        unserved = not_supported(request.method, request.url.path) if exc.status_code in (404, 405) else None
+        if unserved is not None:  # a SiteWise operation no route serves: say which, not "not found"
+            return error_response(unserved)
         if exc.status_code == 404:
             return _error("ResourceNotFoundException", "Unknown operation or resource", 404)
         if exc.status_code == 405:
@@ -122,7 +147,9 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(sql_router)
     app.include_router(batch_router)
     app.include_router(assets_router)
+    app.include_router(timeseries_router)
     app.include_router(dashboard_router)
+    app.include_router(dashboard_feeds)
     app.include_router(ops_router)
     app.include_router(signin_router)
     return app

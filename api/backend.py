@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 
 from asset_models.registry import Change, Registry
 from sitewise_edge.clock import Clock
-from sitewise_edge.config import ApiConfig
+from sitewise_edge.config import ApiConfig, Config
 
 T = TypeVar("T")
 
@@ -53,6 +53,12 @@ class Reader(Protocol):
         """Every current row (stream as string, time as int64 ns): what ExecuteQuery's views read."""
         ...
 
+    def points(self, streams: list[str] | None, start_ns: int, end_ns: int, *,
+               quality: int | None = ...) -> pa.Table:
+        """Sample rows of ``streams`` (None: all) in (start, end], of ``quality`` (None: any): the rows an
+        ExecuteQuery's filters can reach."""
+        ...
+
 
 class Backend(Protocol):
     name: str
@@ -62,6 +68,13 @@ class Backend(Protocol):
     """The gateway's clock: creation dates of models and assets, the age of a paging token."""
     registry: Registry
     """The asset models and assets now (immutable; replaced whole by :meth:`change_models`)."""
+    config: Config
+    """The effective configuration (the dashboard shows it, secrets redacted)."""
+
+    @property
+    def started_at(self) -> float:
+        """Wall-clock seconds since the epoch when the gateway was made (uptime)."""
+        ...
 
     def resolve_stream(self, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
         """The data stream an API call names; raises ModelInvalid or ModelNotFound (asset_models.errors)."""

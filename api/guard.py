@@ -6,8 +6,10 @@ In this order, each refusal in SiteWise's error shape (``x-amzn-ErrorType`` and 
 
 1. **Host** (DNS rebinding): when the API listens on a loopback address (or ``api.allowed_hosts`` is
    set), the ``Host`` header must name this machine (``localhost``, ``*.localhost``, 127.x.x.x, ``::1``),
-   the configured ``api.host`` or one of ``api.allowed_hosts``: else 400 InvalidRequestException. A web
-   page whose name an attacker points at 127.0.0.1 sends its own name and is refused.
+   the configured ``api.host`` or one of ``api.allowed_hosts``, each also with SiteWise's host prefix
+   (``data.<host>``, ``api.<host>``, for clients that cannot turn the prefix off): else 400
+   InvalidRequestException. A web page whose name an attacker points at 127.0.0.1 sends its own name and
+   is refused.
 2. **Body size**: a ``Content-Length`` over ``api.max_body_size`` is refused (413) before a byte is read;
    a body without one (chunked) is counted as it arrives and refused when it passes the limit, so a
    300 MB upload never sits in memory.
@@ -53,7 +55,12 @@ OPEN_ROUTES = frozenset({"/health", "/ready", "/", "/login", "/auth/login", "/au
                          "/authenticate"})
 """What ``auth: read`` leaves open: liveness for orchestrators, the dashboard's HTML (no data in it) and the
 ways to sign in."""
+OPEN_PREFIXES = ("/dashboard/static/", "/docs", "/redoc", "/openapi.json")
+"""Also open: the dashboard's scripts and styles, the API docs and their schema (code, no data)."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+HOST_PREFIXES = frozenset({"data", "api"})
+"""The host prefixes botocore puts before SiteWise's endpoint (``data.`` data plane, ``api.`` control plane):
+``data.<host>`` is as good a Host as ``<host>``; routing looks at method and path only."""
 JSON_TYPES = ("application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1")
 
 
@@ -162,6 +169,9 @@ class Guard:
         return None
 
     def _known_host(self, name: str) -> bool:
+        prefix, _, rest = name.partition(".")
+        if prefix in HOST_PREFIXES and rest:  # an SDK that injects SiteWise's host prefix: data.<host>, api.<host>
+            name = rest
         return _is_loopback_name(name) or name in self.hosts or any(name.endswith(s) for s in self.host_suffixes)
 
     def _own_origin(self, origin: str, scope: Scope, host: str) -> bool:
@@ -174,7 +184,7 @@ class Guard:
             return None
         if method not in SAFE_METHODS and not (method == "POST" and path in READ_ONLY_POSTS):
             return "write"
-        return "read" if self.config.auth == "read" else None
+        return "read" if self.config.auth == "read" and not path.startswith(OPEN_PREFIXES) else None
 
     async def _buffered(self, receive: Receive) -> tuple[bytes | None, Receive]:
         """The whole body (None past ``max_body_size``) and a ``receive`` that hands it on again."""

@@ -191,7 +191,6 @@ class _Builder(ModelReader):
         if model is None:
             self._problem(f"{where}: no such asset model {model_ref!r}")
             return None
-        asset_id = self._id(doc, "assetId", where) or generated_id("asset", model.id, name)
         given: dict[str, AssetProperty] = {}
         for i, raw in enumerate(self._list(doc, "assetProperties", where)):
             prop = self._asset_property(raw, model, where, i)
@@ -199,10 +198,9 @@ class _Builder(ModelReader):
                 self._problem(f"{where} property '{prop.name}': listed twice")
             elif prop is not None:
                 given[prop.id] = prop
+        asset_id = self._id(doc, "assetId", where) or generated_id("asset", model.id, name)
         for i, raw in enumerate(self._list(doc, "assetHierarchies", where)):
-            ref = (raw.get("id") or raw.get("name")) if isinstance(raw, Mapping) else None
-            if not isinstance(ref, str) or model.hierarchy(ref) is None:
-                self._problem(f"{where} hierarchy '{ref or f'#{i + 1}'}': no such hierarchy in model '{model.name}'")
+            self._asset_hierarchy(raw, i, model, asset_id, where)
         properties = tuple(given.get(p.id) or AssetProperty(p.id, p.name, p.data_type, p.kind, None, p.unit,
                                                             p.external_id, None, p.data_type_spec)
                            for p in model.properties)
@@ -214,6 +212,26 @@ class _Builder(ModelReader):
             created=parse_date(doc.get("assetCreationDate")), updated=parse_date(doc.get("assetLastUpdateDate")),
         )
         return asset
+
+    def _asset_hierarchy(self, raw: Any, index: int, model: AssetModel, asset_id: str, asset_where: str) -> None:
+        """One ``assetHierarchies`` entry. With a ``childAssetId`` (or ``childAssetExternalId``), as CloudFormation
+        and SiteWise's bulk export write them, it is an association, resolved and checked with the others."""
+        if not isinstance(raw, Mapping):
+            self._problem(f"{asset_where} hierarchy #{index + 1}: must be an object")
+            return
+        refs = [(k, raw[k]) for k in ("id", "externalId", "logicalId", "name") if isinstance(raw.get(k), str)]
+        hierarchy = next((h for k, r in refs
+                          if (h := model.hierarchy(EXTERNAL_PREFIX + r if k == "externalId" else r)) is not None), None)
+        if hierarchy is None:
+            ref = refs[0][1] if refs else f"#{index + 1}"
+            self._problem(f"{asset_where} hierarchy '{ref}': no such hierarchy in model '{model.name}'")
+            return
+        child = raw.get("childAssetId")
+        if child is None and raw.get("childAssetExternalId") is not None:
+            child = f"{EXTERNAL_PREFIX}{raw['childAssetExternalId']}"
+        if child is not None:
+            self._raw_associations.append((f"{asset_where} hierarchy '{hierarchy.name}'", {
+                "parentAssetId": asset_id, "hierarchyId": hierarchy.id, "childAssetId": child}))
 
     def _asset_property(self, raw: Any, model: AssetModel, asset_where: str, index: int) -> AssetProperty | None:
         if not isinstance(raw, Mapping):
@@ -286,6 +304,8 @@ class _Builder(ModelReader):
                 self._problem(f"{where}: asset '{child.name}' is a '{models[child.model_id].name}' but hierarchy "
                               f"'{hierarchy.name}' of asset '{parent.name}' holds "
                               f"'{models[hierarchy.child_model_id].name}' assets")
+            elif Association(parent.id, hierarchy.id, child.id) in (*out, *known):
+                continue  # written twice (associations.json and the asset's hierarchies): one link
             elif child.id in parent_of:
                 self._problem(f"{where}: asset '{child.name}' already has a parent "
                               f"('{assets[parent_of[child.id]].name}'); an asset has at most one")

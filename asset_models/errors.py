@@ -19,7 +19,7 @@ from typing import Literal
 
 from sitewise_edge.errors import ModelError
 
-ResourceType = Literal["asset", "asset-model"]
+ResourceType = Literal["asset", "asset-model", "time-series"]
 """The kind of object a conflict names (as in its ARN: ``...:asset/<id>``, ``...:asset-model/<id>``)."""
 
 

@@ -85,6 +85,22 @@ class ModelHierarchy:
 
 
 @dataclass(frozen=True, slots=True)
+class CompositeModel:
+    """An ``AssetModelCompositeModel`` (an ``AWS/ALARM`` alarm, a component): kept and described, not computed.
+
+    Its properties are not the model's: no alias maps onto them and no expression reads them. Every
+    asset of the model has it under the same id, as it has the model's properties.
+    """
+
+    id: str
+    name: str
+    type: str
+    properties: tuple[ModelProperty, ...] = ()
+    description: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AssetModel:
     """An asset model: properties and hierarchies; ``source`` names the file (or operation) it came from."""
 
@@ -98,10 +114,16 @@ class AssetModel:
     source: str = ""
     created: float | None = None  # epoch seconds; None: the registry's load time
     updated: float | None = None
+    composite_models: tuple[CompositeModel, ...] = ()
 
     def property(self, ref: str) -> ModelProperty | None:
         """A property by id, ``externalId:...`` or name (the forms expressions may use)."""
         return _find(self.properties, ref)
+
+    def composite_model(self, ref: str) -> CompositeModel | None:
+        """A composite model by id or ``externalId:...``."""
+        found: CompositeModel | None = _find(self.composite_models, ref)
+        return found if found is not None and ref != found.name else None
 
     def hierarchy(self, ref: str) -> ModelHierarchy | None:
         """A hierarchy by id, ``externalId:...`` or name."""

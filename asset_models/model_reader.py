@@ -29,6 +29,7 @@ from asset_models.model import (
     MAX_PROPERTIES,
     MODEL_TYPES,
     AssetModel,
+    CompositeModel,
     ModelHierarchy,
     ModelProperty,
     PropertyKind,
@@ -105,17 +106,19 @@ class ModelReader:
             return None
         where = f"{source}: model '{name}'"
         model_id = self._id(doc, "assetModelId", where) or generated_id("asset-model", name)
-        if doc.get("assetModelCompositeModels"):
-            log.warning("%s: composite models are not supported yet; ignored", where)
         raw_props = self._list(doc, "assetModelProperties", where)
         if len(raw_props) > MAX_PROPERTIES:
             self._problem(f"{where}: {len(raw_props)} properties; an asset model has at most {MAX_PROPERTIES}")
         props = [p for i, raw in enumerate(raw_props) if (p := self._model_property(raw, model_id, where, i))]
         hierarchies = [h for i, raw in enumerate(self._list(doc, "assetModelHierarchies", where))
                        if (h := self._model_hierarchy(raw, model_id, where, i))]
+        composites = [c for i, raw in enumerate(self._list(doc, "assetModelCompositeModels", where))
+                      if (c := self._composite_model(raw, model_id, where, i))]
         self._unique(props, where, "property")
         self._unique(hierarchies, where, "hierarchy")
-        self._unique([*props, *hierarchies], where, "property or hierarchy", keys=("id",))
+        self._unique(composites, where, "composite model")
+        self._unique([*props, *hierarchies, *composites, *(p for c in composites for p in c.properties)], where,
+                     "property, hierarchy or composite model", keys=("id",))
         return AssetModel(
             id=model_id, name=name, properties=tuple(props), hierarchies=tuple(hierarchies),
             description=self._text(doc, "assetModelDescription", where, max_len=2048),
@@ -124,7 +127,22 @@ class ModelReader:
             source=source,
             created=parse_date(doc.get("assetModelCreationDate")),
             updated=parse_date(doc.get("assetModelLastUpdateDate")),
+            composite_models=tuple(composites),
         )
+
+    def _composite_model(self, raw: Any, model_id: str, model_where: str, index: int) -> CompositeModel | None:
+        entry = self._entry(raw, "composite model", model_id, model_where, index)
+        if entry is None:
+            return None
+        raw, name, where, cid = entry
+        kind = self._text(raw, "type", where, required=True)
+        props = [p for i, r in enumerate(self._list(raw, "properties", where))
+                 if (p := self._model_property(r, cid, where, i))]
+        self._unique(props, where, "property")
+        if kind is None:
+            return None
+        return CompositeModel(cid, name, kind, tuple(props), self._text(raw, "description", where, max_len=2048),
+                              self._external_id(raw, "externalId", where))
 
     def _unique(self, items: Sequence[Any], where: str, what: str,
                 keys: Sequence[str] = ("id", "name", "external_id")) -> None:
@@ -143,20 +161,24 @@ class ModelReader:
                 else:
                     seen[value] = item
 
-    def _entry(self, raw: Any, what: str, model_where: str, index: int) -> tuple[Mapping[str, Any], str, str] | None:
-        """A property or hierarchy entry: (the entry, its name, where it is), or None (the problem reported)."""
+    def _entry(self, raw: Any, what: str, owner_id: str, model_where: str,
+               index: int) -> tuple[Mapping[str, Any], str, str, str] | None:
+        """A property, hierarchy or composite model entry: (the entry, its name, where it is, its id, given or
+        generated from ``owner_id``), or None (the problem reported)."""
         if not isinstance(raw, Mapping):
             self._problem(f"{model_where} {what} #{index + 1}: must be an object")
             return None
         name = self._text(raw, "name", f"{model_where} {what} #{index + 1}", required=True)
-        return None if name is None else (raw, name, f"{model_where} {what} '{name}'")
+        if name is None:
+            return None
+        where = f"{model_where} {what} '{name}'"
+        return raw, name, where, self._id(raw, "id", where) or generated_id(owner_id, what.replace(" ", "-"), name)
 
     def _model_property(self, raw: Any, model_id: str, model_where: str, index: int) -> ModelProperty | None:
-        entry = self._entry(raw, "property", model_where, index)
+        entry = self._entry(raw, "property", model_id, model_where, index)
         if entry is None:
             return None
-        raw, name, where = entry
-        pid = self._id(raw, "id", where) or generated_id(model_id, "property", name)
+        raw, name, where, pid = entry
         data_type = raw.get("dataType")
         if data_type is None:
             self._problem(f"{where}: missing required member 'dataType'")
@@ -252,12 +274,11 @@ class ModelReader:
         return tuple(out)
 
     def _model_hierarchy(self, raw: Any, model_id: str, model_where: str, index: int) -> ModelHierarchy | None:
-        entry = self._entry(raw, "hierarchy", model_where, index)
+        entry = self._entry(raw, "hierarchy", model_id, model_where, index)
         if entry is None:
             return None
-        raw, name, where = entry
+        raw, name, where, hid = entry
         child = self._text(raw, "childAssetModelId", where, required=True)
-        hid = self._id(raw, "id", where) or generated_id(model_id, "hierarchy", name)
         if child is None:
             return None
         return ModelHierarchy(hid, name, child, self._external_id(raw, "externalId", where))

@@ -28,13 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asset_models.checks import alias_problem, expression_problems, is_id, text_problem
+from asset_models.checks import alias_problem, expression_problems, is_external_id, is_id, text_problem
 from asset_models.documents import add_documents
 from asset_models.errors import ModelExists, ModelInUse, ModelInvalid, ModelNotFound
 from asset_models.model import (
     EXTERNAL_PREFIX,
     Asset,
+    AssetHierarchy,
     AssetModel,
+    AssetProperty,
     Association,
     Catalog,
     ModelHierarchy,
@@ -265,6 +267,101 @@ class Registry:
         asset = catalog.assets[-1]
         return Change(self._with(catalog), asset.id, assets=frozenset({asset.id}))
 
+    def update_asset(self, asset_ref: str, body: Mapping[str, Any], now: float) -> Change:
+        """``UpdateAsset``: name and description (an omitted description is removed); an external id may be
+        given to an asset without one, never changed."""
+        asset = self.asset(asset_ref)
+        name = _require_text(body, "assetName")
+        description = body.get("assetDescription")
+        if description is not None and (err := text_problem(description, "assetDescription", max_len=2048)):
+            raise ModelInvalid(err)
+        ext = self._new_external_id(body, "assetExternalId", asset.external_id, f"asset {asset.id}")
+        clash = self._asset_ext.get(ext) if ext else None
+        if clash is not None and clash.id != asset.id:
+            raise ModelExists(f"An asset with the external id {ext} already exists.", clash.id, "asset")
+        changed = dataclasses.replace(asset, name=name, description=description, external_id=ext, updated=now)
+        return self._with_asset(changed)
+
+    def update_asset_model(self, model_ref: str, body: Mapping[str, Any], now: float) -> Change:
+        """``UpdateAssetModel``: the model's properties, hierarchies and composite models replaced by the request's.
+
+        SiteWise's rules: a property listed with its id is that property (its dataType and its kind, measurement,
+        attribute, transform or metric, cannot change); one not listed is removed (unless another model's
+        expression reads it through a hierarchy), one without an id is new. A hierarchy that holds child assets
+        cannot be removed, nor point at another model. The external id may be set once. Every asset of the
+        model follows: new properties without an alias, removed ones gone, kept ones keep alias and notification.
+        """
+        model = self.model(model_ref)
+        self._deletable(model.id, "Asset model", "change")
+        name = _require_text(body, "assetModelName")
+        named = next((m for m in self._models.values() if m.name == name and m.id != model.id), None)
+        if named is not None:
+            raise ModelExists(f"Another asset model with the name {name} already exists.", named.id, "asset-model")
+        ext = self._new_external_id(body, "assetModelExternalId", model.external_id, f"asset model {model.id}")
+        if ext and ext in self._model_ext and self._model_ext[ext].id != model.id:
+            raise ModelExists(f"An asset model with the external id {ext} already exists.",
+                              self._model_ext[ext].id, "asset-model")
+        doc = {k: v for k, v in body.items() if k not in ("clientToken", "assetModelId")}
+        doc.update(assetModelId=model.id, assetModelType=model.model_type, assetModelExternalId=ext,
+                   assetModelCreationDate=self.created(model), assetModelLastUpdateDate=now)
+        mine = {a.id for a in self._assets.values() if a.model_id == model.id}
+        rest = dataclasses.replace(self.catalog, models=tuple(m for m in self.catalog.models if m.id != model.id),
+                                   assets=tuple(a for a in self.catalog.assets if a.id not in mine))
+        new = _added(rest, "UpdateAssetModel", {k: v for k, v in doc.items() if v is not None}).models[-1]
+        self._check_model_update(model, new)
+        models = {**self._models, new.id: new}
+        problems = expression_problems(new, models, f"model '{new.name}'")
+        if problems:
+            raise ModelInvalid("; ".join(problems))
+        assets = tuple(_follow(a, new, now) if a.id in mine else a for a in self.catalog.assets)
+        catalog = dataclasses.replace(self.catalog, assets=assets,
+                                      models=tuple(new if m.id == model.id else m for m in self.catalog.models))
+        return Change(Registry(catalog, self.loaded_at, self.config_sources), model.id,
+                      models=frozenset({model.id}), assets=frozenset(mine))
+
+    def _check_model_update(self, old: AssetModel, new: AssetModel) -> None:
+        kept = {p.id: p for p in new.properties}
+        for prop in old.properties:
+            now = kept.get(prop.id)
+            if now is None:
+                reader = next(((m, p) for m in self._models.values() if m.id != old.id for p in m.properties
+                               for v in p.variables if v.hierarchy_id is not None
+                               and (h := m.hierarchy(v.hierarchy_id)) is not None and h.child_model_id == old.id
+                               and old.property(v.property_id or "") is prop), None)
+                if reader is not None:
+                    raise ModelInvalid(f"Property {prop.id} ({prop.name}) cannot be removed: property "
+                                       f"'{reader[1].name}' of asset model {reader[0].id} ({reader[0].name}) reads it "
+                                       "through a hierarchy.")
+            elif (now.data_type, now.kind) != (prop.data_type, prop.kind):
+                raise ModelInvalid(f"Property {prop.id} ({prop.name}) is a {prop.data_type} {prop.kind.value}; "
+                                   f"its dataType and type cannot change (got {now.data_type} {now.kind.value}).")
+        hierarchies = {h.id: h for h in new.hierarchies}
+        for h in old.hierarchies:
+            if h.id in hierarchies and hierarchies[h.id].child_model_id != h.child_model_id:
+                raise ModelInvalid(f"Hierarchy {h.id} ({h.name}) holds assets of asset model {h.child_model_id}; "
+                                   "its childAssetModelId cannot change.")
+            link = next((a for a in self.catalog.associations if a.hierarchy_id == h.id), None)
+            if h.id not in hierarchies and link is not None:
+                raise ModelInUse(f"Hierarchy {h.id} ({h.name}) cannot be removed: asset {link.child_id} is "
+                                 f"associated under it with asset {link.parent_id}; disassociate it first.",
+                                 old.id, "asset-model")
+
+    @staticmethod
+    def _new_external_id(body: Mapping[str, Any], key: str, current: str | None, what: str) -> str | None:
+        ext = body.get(key)
+        if ext is None:
+            return current
+        if not is_external_id(ext):
+            raise ModelInvalid(f"{key} {ext!r} is not a valid external id (2-128 characters: letters, digits, _ - . :)")
+        if current is not None and ext != current:
+            raise ModelInvalid(f"The external id of {what} is {current}; an external id cannot change.")
+        return str(ext)
+
+    def _with_asset(self, changed: Asset) -> Change:
+        catalog = dataclasses.replace(self.catalog,
+                                      assets=tuple(changed if a.id == changed.id else a for a in self.catalog.assets))
+        return Change(self._with(catalog), changed.id, assets=frozenset({changed.id}))
+
     def update_asset_property(self, asset_ref: str, property_ref: str, body: Mapping[str, Any],
                               now: float) -> Change:
         """``UpdateAssetProperty``: overwrites alias, notification state and unit; an omitted alias is removed.
@@ -276,11 +373,8 @@ class Registry:
         ref = self.property(asset.id, property_ref)
         alias = body.get("propertyAlias")
         if alias is not None:
-            err = alias_problem(alias)
-            if err:
-                raise ModelInvalid(f"Invalid propertyAlias: {err}.")
-            owner = self._by_alias.get(alias)
-            if owner is not None and (owner.asset_id, owner.property_id) != (asset.id, ref.property_id):
+            owner = self._other_owner(alias, "propertyAlias", ref)
+            if owner is not None:
                 raise ModelInvalid(f"The alias {alias} is already in use by property {owner.property_id} "
                                    f"({owner.property_name}) of asset {owner.asset_id} ({owner.asset_name}).")
         state = body.get("propertyNotificationState") or "DISABLED"
@@ -291,13 +385,52 @@ class Registry:
             raise ModelInvalid(err)
         model_prop = self.model(asset.model_id).property(ref.property_id)
         topic = (f"$aws/sitewise/asset-models/{asset.model_id}/assets/{asset.id}/properties/{ref.property_id}")
-        props = tuple(dataclasses.replace(p, alias=alias, notification=Notification(topic, state),
-                                          unit=unit if unit is not None else model_prop.unit if model_prop else p.unit)
-                      if p.id == ref.property_id else p for p in asset.properties)
-        changed = dataclasses.replace(asset, properties=props, updated=now)
-        catalog = dataclasses.replace(self.catalog,
-                                      assets=tuple(changed if a.id == asset.id else a for a in self.catalog.assets))
-        return Change(self._with(catalog), asset.id, assets=frozenset({asset.id}))
+        prop = asset.property(ref.property_id)
+        assert prop is not None  # the registry holds resolved assets
+        return self._with_property(asset, ref.property_id, now, alias=alias, notification=Notification(topic, state),
+                                   unit=unit if unit is not None else model_prop.unit if model_prop else prop.unit)
+
+    def associate_time_series(self, alias: str, asset_ref: str, property_ref: str, now: float) -> Change:
+        """``AssociateTimeSeriesToAssetProperty``: the alias becomes the property's, and so do its values.
+
+        Refused (ModelInUse) when the alias belongs to another property or the property has another alias
+        (disassociate that first); associating an alias with the property that has it changes nothing.
+        """
+        asset = self.asset(asset_ref)
+        ref = self.property(asset.id, property_ref)
+        owner = self._other_owner(alias, "alias", ref)
+        if owner is not None:
+            raise ModelInUse(f"The time series {alias} is associated with property {owner.property_id} "
+                             f"({owner.property_name}) of asset {owner.asset_id} ({owner.asset_name}); "
+                             "disassociate it first.", owner.asset_id, "asset")
+        if ref.alias is not None and ref.alias != alias:
+            raise ModelInUse(f"Property {ref.property_id} ({ref.property_name}) of asset {asset.id} is associated "
+                             f"with the time series {ref.alias}; disassociate it first.", asset.id, "asset")
+        return self._with_property(asset, ref.property_id, now, alias=alias)
+
+    def disassociate_time_series(self, alias: str, asset_ref: str, property_ref: str, now: float) -> Change:
+        """``DisassociateTimeSeriesFromAssetProperty``: the property loses its alias; the values stay with the
+        alias, a disassociated time series from now on."""
+        asset = self.asset(asset_ref)
+        ref = self.property(asset.id, property_ref)
+        if ref.alias != alias:
+            raise ModelNotFound(f"The time series {alias} is not associated with property {ref.property_id} "
+                                f"({ref.property_name}) of asset {asset.id}.", alias)
+        return self._with_property(asset, ref.property_id, now, alias=None)
+
+    def _other_owner(self, alias: Any, key: str, ref: PropertyRef) -> PropertyRef | None:
+        """The property other than ``ref`` that has ``alias`` (None: free); ModelInvalid for a malformed alias."""
+        err = alias_problem(alias)
+        if err:
+            raise ModelInvalid(f"Invalid {key}: {err}.")
+        owner = self._by_alias.get(alias)
+        return owner if owner is not None and (owner.asset_id, owner.property_id) != (ref.asset_id,
+                                                                                       ref.property_id) else None
+
+    def _with_property(self, asset: Asset, property_id: str, now: float, **changes: Any) -> Change:
+        """A change of one property of an asset (``changes``: the AssetProperty members to set)."""
+        props = tuple(dataclasses.replace(p, **changes) if p.id == property_id else p for p in asset.properties)
+        return self._with_asset(dataclasses.replace(asset, properties=props, updated=now))
 
     def associate_assets(self, parent_ref: str, body: Mapping[str, Any]) -> Change:
         """``AssociateAssets``: a child of the hierarchy's model, one parent per asset, no cycle."""
@@ -362,11 +495,11 @@ class Registry:
         catalog = dataclasses.replace(self.catalog, models=tuple(m for m in self.catalog.models if m.id != model.id))
         return Change(self._with(catalog), model.id, models=frozenset({model.id}))
 
-    def _deletable(self, object_id: str, what: str) -> None:
+    def _deletable(self, object_id: str, what: str, action: str = "remove") -> None:
         source = self.config_sources.get(object_id)
         if source is not None:
             raise ModelInvalid(f"{what} {object_id} is defined in the configuration file {source}, which the API "
-                               "does not change; remove it there.")
+                               f"does not change; {action} it there.")
 
 
 def _require_text(body: Mapping[str, Any], key: str) -> str:
@@ -399,3 +532,16 @@ def _added(catalog: Catalog, operation: str, doc: Mapping[str, Any]) -> Catalog:
         return add_documents(catalog, [(operation, doc)])
     except ModelInvalid as exc:
         raise ModelInvalid("; ".join(line.removeprefix(f"{operation}: ") for line in exc.problems)) from None
+
+
+def _follow(asset: Asset, model: AssetModel, now: float) -> Asset:
+    """``asset`` after its model changed: the model's properties in its order, each kept one with its alias,
+    unit and notification; the model's hierarchies."""
+    had = {p.id: p for p in asset.properties}
+    props = tuple(dataclasses.replace(had[p.id], name=p.name, external_id=p.external_id,
+                                      data_type_spec=p.data_type_spec) if p.id in had
+                  else AssetProperty(p.id, p.name, p.data_type, p.kind, None, p.unit, p.external_id, None,
+                                     p.data_type_spec)
+                  for p in model.properties)
+    hierarchies = tuple(AssetHierarchy(h.id, h.name, h.external_id) for h in model.hierarchies)
+    return dataclasses.replace(asset, properties=props, hierarchies=hierarchies, updated=now)

@@ -100,6 +100,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if lines:
             print(f"source {source.name!r}:")
             print("\n".join(f"  {line}" for line in lines))
+    for line in _childless_hierarchies(registry):
+        print(f"note: {line}", file=sys.stderr)
     unmapped = [a for a in _source_aliases(config) if registry.property_by_alias(a) is None]
     if unmapped and config.models:
         print(f"note: {len(unmapped)} source aliases belong to no asset property and will be stored as "
@@ -151,6 +153,20 @@ def _load_registry(config: Config) -> Registry:
     from sitewise_edge.runtime.models import load_registry
 
     return load_registry([m.path for m in config.models]) if config.models else Registry.empty()
+
+
+def _childless_hierarchies(registry: Registry) -> list[str]:
+    """Metrics over a hierarchy that holds no child asset: they compute nothing (often a lost association)."""
+    out = []
+    for asset in registry.assets():
+        model = registry.model(asset.model_id)
+        for prop in model.properties:
+            for hid in sorted({v.hierarchy_id for v in prop.variables if v.hierarchy_id is not None}):
+                hierarchy = model.hierarchy(hid)
+                if hierarchy is not None and not registry.children(asset.id, hierarchy.id):
+                    out.append(f"asset '{asset.name}' property '{prop.name}' reads hierarchy '{hierarchy.name}', "
+                               "which holds no child asset: it computes nothing (associations missing?)")
+    return out
 
 
 def _source_aliases(config: Config) -> list[str]:
@@ -310,7 +326,8 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     from sitewise_edge.models_pull import make_client, pull
 
     try:
-        result = pull(make_client(args.endpoint_url, args.region), args.out, args.asset_model_id or ())
+        client = make_client(args.endpoint_url, args.region)
+        result = pull(client, args.out, args.asset_model_id or ())
     except SitewiseEdgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -340,6 +340,9 @@ class ApiConfig(_Model):
     def credentials(self) -> bool:
         """Whether any credential is configured (token, access keys or users)."""
         return bool(self.token or self.access_keys or self.users)
+    any_resolution: bool = False
+    """GetAssetPropertyAggregates takes any whole ``<n>s|m|h|d`` resolution besides SiteWise's 1m, 15m, 1h and
+    1d (an extension: a script written for it fails against SiteWise)."""
 
     @model_validator(mode="after")
     def _token_when_exposed(self) -> ApiConfig:

@@ -165,6 +165,7 @@ class ApiError(SitewiseEdgeError):
         "LimitExceededException": 410,
         "ThrottlingException": 429,
         "InternalFailureException": 500,
+        "NotImplementedException": 501,
         "ServiceUnavailableException": 503,
         # AWS's own, before any service sees the request (api/auth.py), and SiteWise Edge's Authenticate
         "UnrecognizedClientException": 403,

@@ -49,9 +49,20 @@ class PullResult:
 
 
 def make_client(endpoint_url: str | None, region: str | None) -> Any:
-    """An ``iotsitewise`` client. A given endpoint (a gateway, a local endpoint) gets no host prefix."""
+    """An ``iotsitewise`` client. A given endpoint (a gateway, a local endpoint) gets no host prefix.
+
+    Raises SitewiseEdgeError when no region is given nor configured (``--region``, ``AWS_REGION``,
+    ``AWS_DEFAULT_REGION`` or the AWS configuration file): boto3 cannot sign a request without one.
+    """
     config = botocore.config.Config(inject_host_prefix=False) if endpoint_url else None
-    return boto3.client("iotsitewise", region_name=region, endpoint_url=endpoint_url, config=config)
+    try:
+        return boto3.client("iotsitewise", region_name=region, endpoint_url=endpoint_url, config=config)
+    except botocore.exceptions.NoRegionError:
+        hint = " (a gateway accepts any region, e.g. --region us-east-1)" if endpoint_url else ""
+        raise SitewiseEdgeError("models pull: no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION"
+                                f"{hint}") from None
+    except botocore.exceptions.BotoCoreError as exc:  # a malformed region or endpoint URL
+        raise SitewiseEdgeError(f"models pull: {exc}") from None
 
 
 def pull(client: Any, out: Path, asset_model_ids: Sequence[str] = (),

@@ -93,3 +93,17 @@ async def test_pull_reports_an_unreachable_endpoint(tmp_path: Path, capsys: pyte
 
     assert await pull(free_port(), tmp_path / "out") == 1
     assert "error: models pull:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("endpoint", [[], ["--endpoint-url", "http://127.0.0.1:9"]], ids=["aws", "gateway"])
+async def test_pull_without_a_region_says_how_to_give_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          endpoint: list[str]) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    argv = ["models", "pull", *endpoint, "--out", str(tmp_path / "out")]
+    assert await asyncio.to_thread(cli.main, argv) == 1
+    err = capsys.readouterr().err
+    assert "error: models pull: no AWS region: pass --region, or set AWS_REGION or AWS_DEFAULT_REGION" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -77,3 +77,44 @@ async def list_associated_assets(
 @router.get("/assets/{assetId}/properties/{propertyId}", summary="DescribeAssetProperty")
 async def describe_asset_property(backend: BackendDep, assetId: str, propertyId: str) -> dict[str, Any]:
     return render.describe_asset_property(backend.registry, assetId, propertyId)
+
+
+@router.get("/assets/{assetId}/properties", summary="ListAssetProperties")
+async def list_asset_properties(backend: BackendDep, assetId: str, filter: str | None = None,
+                                nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_properties(backend.registry, assetId, filter or "BASE")
+    return _page(items, "assetPropertySummaries", nextToken, maxResults)
+
+
+@router.get("/asset-models/{assetModelId}/properties", summary="ListAssetModelProperties")
+async def list_asset_model_properties(backend: BackendDep, assetModelId: str, filter: str | None = None,
+                                      nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_model_properties(backend.registry, assetModelId, filter or "BASE")
+    return _page(items, "assetModelPropertySummaries", nextToken, maxResults)
+
+
+@router.get("/assets/{assetId}/assetRelationships", summary="ListAssetRelationships")
+async def list_asset_relationships(backend: BackendDep, assetId: str, traversalType: str,
+                                   nextToken: str | None = None, maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_relationships(backend.registry, assetId, traversalType)
+    return _page(items, "assetRelationshipSummaries", nextToken, maxResults)
+
+
+@router.get("/asset-models/{assetModelId}/composite-models", summary="ListAssetModelCompositeModels")
+async def list_asset_model_composite_models(backend: BackendDep, assetModelId: str, nextToken: str | None = None,
+                                            maxResults: int | None = None) -> dict[str, Any]:
+    items = render.list_asset_model_composite_models(backend.registry, assetModelId)
+    return _page(items, "assetModelCompositeModelSummaries", nextToken, maxResults)
+
+
+@router.get("/asset-models/{assetModelId}/composite-models/{assetModelCompositeModelId}",
+            summary="DescribeAssetModelCompositeModel")
+async def describe_asset_model_composite_model(backend: BackendDep, assetModelId: str,
+                                               assetModelCompositeModelId: str) -> dict[str, Any]:
+    return render.describe_asset_model_composite_model(backend.registry, assetModelId, assetModelCompositeModelId)
+
+
+@router.get("/assets/{assetId}/composite-models/{assetCompositeModelId}", summary="DescribeAssetCompositeModel")
+async def describe_asset_composite_model(backend: BackendDep, assetId: str,
+                                         assetCompositeModelId: str) -> dict[str, Any]:
+    return render.describe_asset_composite_model(backend.registry, assetId, assetCompositeModelId)

@@ -32,9 +32,11 @@ from api.sitewise.data import (
     history_page,
     is_known,
     keyset,
+    null_type,
     parse_date,
     parse_quality,
     time_ordering,
+    typed_nulls,
 )
 from api.sitewise.paging import decode_bound, decode_state, encode_state, page_size, request_digest, token_int
 from api.sitewise.query import (
@@ -109,13 +111,14 @@ async def batch_latest(request: Request, backend: BackendDep) -> dict[str, Any]:
     errors: list[dict[str, Any]] = []
     for entry in entries:
         try:
-            latest = backend.latest(_stream(backend, entry))
+            stream = _stream(backend, entry)
+            latest = backend.latest(stream)
         except ApiError as exc:
             errors.append(_error(entry["entryId"], exc))
             continue
         out: dict[str, Any] = {"entryId": entry["entryId"]}
         if latest.num_rows:
-            out["assetPropertyValue"] = to_sitewise_values(latest)[0]
+            out["assetPropertyValue"] = typed_nulls(to_sitewise_values(latest), null_type(backend, stream))[0]
         success.append(out)
     return {"successEntries": success, "errorEntries": errors, "skippedEntries": []}
 
@@ -210,7 +213,8 @@ async def batch_history(request: Request, backend: BackendDep) -> dict[str, Any]
                                    descending=spec.descending, limit=left + 1,
                                    after=resume if i == page.index else None)
             values, last, used = history_page(table, left, room)
-            success.append({"entryId": entry_id, "assetPropertyValueHistory": values})
+            success.append({"entryId": entry_id,
+                            "assetPropertyValueHistory": typed_nulls(values, null_type(backend, spec.stream))})
             if last is not None:
                 return success, errors, page.token(i, t=last["t"], q=last["q"])
             left -= len(values)
@@ -241,7 +245,7 @@ class _AggregateSpec:
 def _aggregate_spec(backend: Backend, entry: dict[str, Any]) -> _AggregateSpec:
     stream = _stream(backend, entry)
     types = parse_aggregate_types(entry.get("aggregateTypes"))
-    res = parse_resolution(entry.get("resolution"))
+    res = parse_resolution(entry.get("resolution"), backend.api_config.any_resolution)
     start, end = _body_date("startDate", entry.get("startDate")), _body_date("endDate", entry.get("endDate"))
     if start > end:
         raise invalid("startDate must be before endDate")

@@ -34,15 +34,16 @@ CLIENT_TOKEN = re.compile(r"^\S{36,64}$")
 Answer = Callable[[Change], dict[str, Any]]
 
 
-async def _apply(request: Request, backend: Backend, operation: str, change: Callable[[Registry], Change],
+async def apply_change(request: Request, backend: Backend, operation: str, change: Callable[[Registry], Change],
                  body: dict[str, Any], *, status: int = 200, token: str | None = None,
                  answer: Answer | None = None) -> JSONResponse:
     """Run ``change`` on the backend's registry and answer with ``answer(change)`` (or ``{}``)."""
     token = token if token is not None else body.get("clientToken")
     if token is not None and not (isinstance(token, str) and CLIENT_TOKEN.match(token)):
         raise ApiError("InvalidRequestException", "clientToken: must be 36 to 64 characters without spaces")
-    fingerprint = json.dumps([operation, request.url.path, {k: v for k, v in body.items() if k != "clientToken"}],
-                             sort_keys=True, default=str)
+    query = sorted((k, v) for k, v in request.query_params.multi_items() if k != "clientToken")
+    fingerprint = json.dumps([operation, request.url.path, {k: v for k, v in body.items() if k != "clientToken"},
+                              *([query] if query else [])], sort_keys=True, default=str)
 
     def answered(registry: Registry) -> Change:
         result = change(registry)
@@ -56,29 +57,46 @@ async def _apply(request: Request, backend: Backend, operation: str, change: Cal
 async def create_asset_model(request: Request, backend: BackendDep) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
     now = backend.clock.time()
-    return await _apply(request, backend, "CreateAssetModel", lambda r: r.create_asset_model(body, now), body,
+    return await apply_change(request, backend, "CreateAssetModel", lambda r: r.create_asset_model(body, now), body,
                         status=202, answer=render.asset_model_created)
 
 
 @router.delete("/asset-models/{assetModelId}", summary="DeleteAssetModel", status_code=202)
 async def delete_asset_model(request: Request, backend: BackendDep, assetModelId: str,
                              clientToken: str | None = None) -> JSONResponse:
-    return await _apply(request, backend, "DeleteAssetModel", lambda r: r.delete_asset_model(assetModelId), {},
+    return await apply_change(request, backend, "DeleteAssetModel", lambda r: r.delete_asset_model(assetModelId), {},
                         status=202, token=clientToken, answer=render.asset_model_deleting)
+
+
+@router.put("/asset-models/{assetModelId}", summary="UpdateAssetModel", status_code=202)
+async def update_asset_model(request: Request, backend: BackendDep, assetModelId: str) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
+    now = backend.clock.time()
+    return await apply_change(request, backend, "UpdateAssetModel",
+                              lambda r: r.update_asset_model(assetModelId, body, now), body, status=202,
+                              answer=render.asset_model_updating)
+
+
+@router.put("/assets/{assetId}", summary="UpdateAsset", status_code=202)
+async def update_asset(request: Request, backend: BackendDep, assetId: str) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
+    now = backend.clock.time()
+    return await apply_change(request, backend, "UpdateAsset", lambda r: r.update_asset(assetId, body, now), body,
+                              status=202, answer=render.asset_updating)
 
 
 @router.post("/assets", summary="CreateAsset", status_code=202)
 async def create_asset(request: Request, backend: BackendDep) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
     now = backend.clock.time()
-    return await _apply(request, backend, "CreateAsset", lambda r: r.create_asset(body, now), body,
+    return await apply_change(request, backend, "CreateAsset", lambda r: r.create_asset(body, now), body,
                         status=202, answer=render.asset_created)
 
 
 @router.delete("/assets/{assetId}", summary="DeleteAsset", status_code=202)
 async def delete_asset(request: Request, backend: BackendDep, assetId: str,
                        clientToken: str | None = None) -> JSONResponse:
-    return await _apply(request, backend, "DeleteAsset", lambda r: r.delete_asset(assetId), {},
+    return await apply_change(request, backend, "DeleteAsset", lambda r: r.delete_asset(assetId), {},
                         status=202, token=clientToken, answer=render.asset_deleting)
 
 
@@ -87,18 +105,18 @@ async def update_asset_property(request: Request, backend: BackendDep, assetId: 
                                 propertyId: str) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
     now = backend.clock.time()
-    return await _apply(request, backend, "UpdateAssetProperty",
+    return await apply_change(request, backend, "UpdateAssetProperty",
                         lambda r: r.update_asset_property(assetId, propertyId, body, now), body)
 
 
 @router.post("/assets/{assetId}/associate", summary="AssociateAssets")
 async def associate_assets(request: Request, backend: BackendDep, assetId: str) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
-    return await _apply(request, backend, "AssociateAssets", lambda r: r.associate_assets(assetId, body), body)
+    return await apply_change(request, backend, "AssociateAssets", lambda r: r.associate_assets(assetId, body), body)
 
 
 @router.post("/assets/{assetId}/disassociate", summary="DisassociateAssets")
 async def disassociate_assets(request: Request, backend: BackendDep, assetId: str) -> JSONResponse:
     body = await json_body(request, empty_ok=True)
-    return await _apply(request, backend, "DisassociateAssets", lambda r: r.disassociate_assets(assetId, body),
+    return await apply_change(request, backend, "DisassociateAssets", lambda r: r.disassociate_assets(assetId, body),
                         body)

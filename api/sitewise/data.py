@@ -6,11 +6,18 @@ stream of an entry) are shared by the other read routes (``query.py``, ``batch.p
 bodies and entries are read by ``requests.py``, tokens and page sizes by ``paging.py``.
 
 History pages by keyset: the token holds the (time, quality) of the last value returned, so
-values written between two pages neither shift nor repeat what the next page returns.
+values written between two pages neither shift nor repeat what the next page returns; a page holds 20
+values unless ``maxResults`` says otherwise (the user guide's default), at most 20,000.
+
+Wire rules of the reads: a null value (BAD or UNCERTAIN without a value) keeps its type,
+``nullValue.valueType`` D, I, S or B from the property's data type (U only for a stream of no property);
+an ``assetId``/``propertyId`` that is not found and is not a SiteWise ID (a lower-case UUID) is a
+malformed request (400 InvalidRequestException), a well-formed unknown one ResourceNotFoundException.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -24,6 +31,7 @@ from api.backend import Backend, BackendDep
 from api.sitewise.errors import sitewise_error
 from api.sitewise.paging import decode_state, encode_state, page_size, token_int
 from api.sitewise.requests import check_entries, invalid, json_body
+from asset_models.errors import ModelNotFound
 from sitewise_edge.errors import ApiError, InvalidValue, ModelError
 from sitewise_edge.samples import (
     MAX_SECONDS,
@@ -42,9 +50,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ENTRIES = 10
 MAX_VALUES = 10
 MAX_HISTORY_RESULTS = 20_000
+DEFAULT_HISTORY_RESULTS = 20  # the user guide: 20 values a page when maxResults is not given
 HISTORY_PAGE_BYTES = 4 * 1024 * 1024
 _TQV_JSON_BYTES = 110  # a TQV's JSON without its string value, rounded up
 _DATA_TYPE_COLUMN = {"DOUBLE": "double", "INTEGER": "integer", "STRING": "string", "BOOLEAN": "boolean"}
+_VALUE_TYPE = {"DOUBLE": "D", "INTEGER": "I", "STRING": "S", "BOOLEAN": "B"}
+_ID = re.compile(r"^(?!00000000-0000-0000-0000-000000000000)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                 r"[0-9a-f]{12}$")  # botocore's ID shape
 
 
 # --- BatchPutAssetPropertyValue --------------------------------------------------------
@@ -129,7 +141,7 @@ def _put_entry(
 def entry_stream(backend: Backend, entry: dict[str, Any]) -> str:
     """The stream a batch entry names; a problem with it as the SiteWise error the entry reports (ApiError)."""
     try:
-        return backend.resolve_stream(entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
+        return read_stream(backend, entry.get("assetId"), entry.get("propertyId"), entry.get("propertyAlias"))
     except ModelError as exc:
         raise sitewise_error(exc) from None
 
@@ -146,6 +158,36 @@ def _errors(failures: dict[tuple[str, str], list[dict[str, int]]]) -> list[dict[
     return [{"errorCode": code, "errorMessage": msg, "timestamps": stamps} for (code, msg), stamps in failures.items()]
 
 
+# --- what every read shares --------------------------------------------------------------
+
+
+def read_stream(backend: Backend, asset_id: str | None, property_id: str | None, alias: str | None) -> str:
+    """The stream a read names. Not found and not of SiteWise's ID form: InvalidRequestException."""
+    try:
+        return backend.resolve_stream(asset_id, property_id, alias)
+    except ModelNotFound:
+        for name, value in (("assetId", asset_id), ("propertyId", property_id)):
+            if value and not _ID.match(value):
+                raise invalid(f"{name}: {value!r} is not a valid ID: expected a lower-case UUID such as "
+                              "5b1e4e6c-2a0e-4f3c-9d1e-0f7a3b2c1d4e") from None
+        raise
+
+
+def null_type(backend: Backend, stream: str) -> str:
+    """``nullValue.valueType`` of the stream's nulls: its property's data type, U without a property."""
+    declared = backend.property_data_type(stream)
+    return _VALUE_TYPE.get(declared[0], "U") if declared is not None else "U"
+
+
+def typed_nulls(values: list[dict[str, Any]], value_type: str) -> list[dict[str, Any]]:
+    """The TQVs with their nulls typed (``{"nullValue": {"valueType": value_type}}``)."""
+    if value_type != "U":
+        for v in values:
+            if "nullValue" in v["value"]:
+                v["value"] = {"nullValue": {"valueType": value_type}}
+    return values
+
+
 # --- GetAssetPropertyValue ---------------------------------------------------------------
 
 
@@ -156,12 +198,12 @@ async def get_latest(
     propertyId: str | None = None,
     propertyAlias: str | None = None,
 ) -> dict[str, Any]:
-    stream = backend.resolve_stream(assetId, propertyId, propertyAlias)
+    stream = read_stream(backend, assetId, propertyId, propertyAlias)
     table = backend.latest(stream)
     if table.num_rows == 0:
         require_known(backend, stream, propertyAlias)
         return {}
-    return {"propertyValue": to_sitewise_values(table)[0]}
+    return {"propertyValue": typed_nulls(to_sitewise_values(table), null_type(backend, stream))[0]}
 
 
 def require_known(backend: Backend, stream: str, alias: str | None) -> None:
@@ -277,13 +319,13 @@ async def get_history(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    stream = backend.resolve_stream(assetId, propertyId, propertyAlias)
+    stream = read_stream(backend, assetId, propertyId, propertyAlias)
     start_ns = parse_date("startDate", startDate)
     end_ns = parse_date("endDate", endDate)
     if start_ns is not None and end_ns is not None and start_ns > end_ns:
         raise invalid("startDate must be before endDate")
     descending = time_ordering(timeOrdering)
-    limit = page_size(maxResults, MAX_HISTORY_RESULTS, MAX_HISTORY_RESULTS)
+    limit = page_size(maxResults, DEFAULT_HISTORY_RESULTS, MAX_HISTORY_RESULTS)
     quality = parse_quality(qualities)
     after = keyset(decode_state(nextToken)) if nextToken else None
     table = await backend.query(
@@ -293,7 +335,7 @@ async def get_history(
     if table.num_rows == 0 and after is None:
         require_known(backend, stream, propertyAlias)
     values, last, _ = history_page(table, limit)
-    response: dict[str, Any] = {"assetPropertyValueHistory": values}
+    response: dict[str, Any] = {"assetPropertyValueHistory": typed_nulls(values, null_type(backend, stream))}
     if last is not None:
         response["nextToken"] = encode_state(last)
     return response

@@ -11,7 +11,9 @@ Semantics where the SiteWise documentation leaves a choice (README, "The SiteWis
   STANDARD_DEVIATION is the sample standard deviation; a bucket with a single value has none
   (the member is left out). For STRING and BOOLEAN properties only COUNT exists: asking for any other
   aggregate is an InvalidRequestException that says so. Besides SiteWise's 1m, 15m, 1h and 1d, any
-  whole number of seconds, minutes, hours or days (``30s``, ``5m``, ``2h``, ``7d``) is accepted.
+  whole number of seconds, minutes, hours or days (``30s``, ``5m``, ``2h``, ``7d``) is accepted with
+  ``api.any_resolution: true`` (an opt-in: a script relying on it fails against SiteWise). ``maxResults``
+  defaults to 20 (the user guide's page), at most 2500.
 - Interpolation: output times start + k * interval (k >= 1) up to end inclusive; LOCF carries the last
   value of the quality at or before each time (however old, of any type); LINEAR interpolates numeric
   values between the neighbours inside the window and returns nothing where a neighbour is missing
@@ -28,7 +30,15 @@ import pyarrow as pa
 from fastapi import APIRouter, Query
 
 from api.backend import Backend, BackendDep
-from api.sitewise.data import parse_date, parse_quality, require_known, time_ordering
+from api.sitewise.data import (
+    null_type,
+    parse_date,
+    parse_quality,
+    read_stream,
+    require_known,
+    time_ordering,
+    typed_nulls,
+)
 from api.sitewise.paging import decode_state, encode_state, page_size, token_int
 from api.sitewise.requests import invalid
 from sitewise_edge.samples import NS_PER_S, QUALITY_NAMES, Quality, to_sitewise_values
@@ -36,6 +46,7 @@ from sitewise_edge.samples import NS_PER_S, QUALITY_NAMES, Quality, to_sitewise_
 router = APIRouter(tags=["SiteWise data plane"])
 
 MAX_AGGREGATE_RESULTS = 2500
+DEFAULT_AGGREGATE_RESULTS = 20  # the user guide: "20 ... when maxResults is not given"
 MAX_INTERPOLATED_RESULTS = 250
 DEFAULT_INTERPOLATED_RESULTS = 10
 AGGREGATE_MEMBERS = {  # aggregateTypes value -> (Reader.aggregates column, response member)
@@ -55,11 +66,17 @@ _NON_NUMERIC = ("STRING", "BOOLEAN")
 # --- shared with the batch routes ------------------------------------------------------------
 
 
-def parse_resolution(value: Any) -> int:
-    """``1m``, ``15m``, ``1h``, ``1d`` (SiteWise) or any whole ``<n>s|m|h|d`` (an extension) -> ns."""
+SITEWISE_RESOLUTIONS = ("1m", "15m", "1h", "1d")
+
+
+def parse_resolution(value: Any, any_resolution: bool = False) -> int:
+    """``1m``, ``15m``, ``1h``, ``1d`` (SiteWise) -> ns; with ``any_resolution`` (``api.any_resolution``) any
+    whole ``<n>s|m|h|d`` too."""
     match = _RESOLUTION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise invalid(f"resolution: expected 1m, 15m, 1h or 1d (or any <n>s, <n>m, <n>h, <n>d), got {value!r}")
+    if match is None or (not any_resolution and value not in SITEWISE_RESOLUTIONS):
+        other = ("any <n>s, <n>m, <n>h, <n>d" if any_resolution else
+                 "others, such as 30s or 5m, with the setting api.any_resolution: true")
+        raise invalid(f"resolution: expected 1m, 15m, 1h or 1d ({other}), got {value!r}")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)] * NS_PER_S
 
 
@@ -120,16 +137,16 @@ async def get_aggregates(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    stream = backend.resolve_stream(assetId, propertyId, propertyAlias)
+    stream = read_stream(backend, assetId, propertyId, propertyAlias)
     types = parse_aggregate_types(aggregateTypes)
-    res = parse_resolution(resolution)
+    res = parse_resolution(resolution, backend.api_config.any_resolution)
     start_ns, end_ns = parse_date("startDate", startDate), parse_date("endDate", endDate)
     if start_ns is None or end_ns is None:
         raise invalid("startDate and endDate are required")
     if start_ns > end_ns:
         raise invalid("startDate must be before endDate")
     descending = time_ordering(timeOrdering)
-    limit = page_size(maxResults, MAX_AGGREGATE_RESULTS, MAX_AGGREGATE_RESULTS)
+    limit = page_size(maxResults, DEFAULT_AGGREGATE_RESULTS, MAX_AGGREGATE_RESULTS)
     quality = parse_quality(qualities)
     quality = int(Quality.GOOD) if quality is None else quality
     check_aggregate_types(backend, stream, types)
@@ -149,7 +166,7 @@ async def get_aggregates(
 # --- GetInterpolatedAssetPropertyValues ------------------------------------------------------
 
 
-def interpolated_values(table: pa.Table) -> list[dict[str, Any]]:
+def interpolated_values(table: pa.Table, value_type: str = "U") -> list[dict[str, Any]]:
     """Rows of ``Reader.interpolated`` -> SiteWise ``InterpolatedAssetPropertyValue`` objects."""
     samples = pa.table({
         "time": table.column("time_ns").cast(pa.timestamp("ns", tz="UTC")),
@@ -157,7 +174,8 @@ def interpolated_values(table: pa.Table) -> list[dict[str, Any]]:
         "string": table.column("string"), "boolean": table.column("boolean"),
         "quality": pa.array([0] * table.num_rows, pa.int8()),
     })
-    return [{"timestamp": v["timestamp"], "value": v["value"]} for v in to_sitewise_values(samples)]
+    return [{"timestamp": v["timestamp"], "value": v["value"]} for v in typed_nulls(to_sitewise_values(samples),
+                                                                                      value_type)]
 
 
 @router.get("/properties/interpolated", summary="GetInterpolatedAssetPropertyValues")
@@ -177,7 +195,7 @@ async def get_interpolated(
     nextToken: str | None = None,
     maxResults: int | None = None,
 ) -> dict[str, Any]:
-    stream = backend.resolve_stream(assetId, propertyId, propertyAlias)
+    stream = read_stream(backend, assetId, propertyId, propertyAlias)
     kind = INTERPOLATION_TYPES.get(type)
     if kind is None:
         raise invalid(f"type: expected LINEAR_INTERPOLATION or LOCF_INTERPOLATION, got {type!r}")
@@ -213,7 +231,8 @@ async def get_interpolated(
     table = await backend.query(
         lambda r: r.interpolated(stream, start_ns, end_ns, interval, kind=kind, quality=q, window_ns=window,
                                  first_k=first_k, limit=limit + 1))
-    response: dict[str, Any] = {"interpolatedAssetPropertyValues": interpolated_values(table.slice(0, limit))}
+    response: dict[str, Any] = {"interpolatedAssetPropertyValues": interpolated_values(
+        table.slice(0, limit), null_type(backend, stream))}
     if table.num_rows > limit:
         response["nextToken"] = encode_state({"k": table.column("k")[limit].as_py()})
     return response

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from asset_models.errors import ResourceType
+from asset_models.errors import ModelNotFound, ResourceType
 from asset_models.model import (
     Asset,
     AssetModel,
     AssetProperty,
+    CompositeModel,
     ModelProperty,
     PropertyKind,
     Variable,
@@ -30,6 +31,7 @@ from sitewise_edge.errors import ApiError
 
 ARN_PREFIX = "arn:aws:iotsitewise:local:000000000000"
 LIST_FILTERS = ("ALL", "TOP_LEVEL")
+PROPERTY_FILTERS = ("ALL", "BASE")
 DIRECTIONS = ("CHILD", "PARENT")
 
 
@@ -62,7 +64,7 @@ def describe_asset_model(registry: Registry, ref: str, exclude_properties: bool 
         "assetModelProperties": [] if exclude_properties else [model_property_json(p) for p in model.properties],
         "assetModelHierarchies": [_hierarchy_json(h.id, h.name, h.external_id, h.child_model_id)
                                   for h in model.hierarchies],
-        "assetModelCompositeModels": [],
+        "assetModelCompositeModels": [_composite_json(c, model_property_json) for c in model.composite_models],
         "assetModelCreationDate": registry.created(model),
         "assetModelLastUpdateDate": registry.updated(model),
         "assetModelStatus": _active(),
@@ -152,7 +154,8 @@ def describe_asset(registry: Registry, ref: str, exclude_properties: bool = Fals
         "assetModelId": asset.model_id,
         "assetProperties": [] if exclude_properties else [_asset_property_json(p) for p in asset.properties],
         "assetHierarchies": [_hierarchy_json(h.id, h.name, h.external_id) for h in asset.hierarchies],
-        "assetCompositeModels": [],
+        "assetCompositeModels": [_composite_json(c, _composite_property_json)
+                                 for c in registry.model(asset.model_id).composite_models],
         "assetCreationDate": registry.created(asset),
         "assetLastUpdateDate": registry.updated(asset),
         "assetStatus": _active(),
@@ -220,6 +223,126 @@ def describe_asset_property(registry: Registry, asset_ref: str, property_ref: st
     return out
 
 
+def list_asset_model_properties(registry: Registry, model_ref: str, filter: str = "BASE") -> list[dict[str, Any]]:
+    """``AssetModelPropertySummary`` items of a model, in its order (``BASE``: outside composite models)."""
+    _check_property_filter(filter)
+    model = registry.model(model_ref)
+    out = []
+    for composite, prop in _with_composites(model, filter):
+        item = model_property_json(prop)
+        if composite is not None:
+            item["assetModelCompositeModelId"] = composite.id
+        item["path"] = _path(model, composite, prop)
+        out.append(item)
+    return out
+
+
+def list_asset_relationships(registry: Registry, asset_ref: str, traversal: str) -> list[dict[str, Any]]:
+    """``AssetRelationshipSummary`` items: ``PATH_TO_ROOT``, the links from the asset up to its root asset."""
+    if traversal != "PATH_TO_ROOT":
+        raise _invalid(f"Invalid traversalType {traversal}. Valid values are PATH_TO_ROOT.")
+    node = registry.asset(asset_ref)
+    out = []
+    while (parent := registry.parent(node.id)) is not None:
+        out.append({"hierarchyInfo": {"parentAssetId": parent.id, "childAssetId": node.id},
+                    "relationshipType": "HIERARCHY"})
+        node = parent
+    return out
+
+
+def _check_property_filter(filter: str) -> None:
+    if filter not in PROPERTY_FILTERS:
+        raise _invalid(f"Invalid filter {filter}. Valid values are ALL and BASE.")
+
+
+def list_asset_properties(registry: Registry, asset_ref: str, filter: str = "BASE") -> list[dict[str, Any]]:
+    """``AssetPropertySummary`` items of an asset, in its model's order (``BASE``: outside composite models;
+    the gateway's properties all are)."""
+    _check_property_filter(filter)
+    asset = registry.asset(asset_ref)
+    model = registry.model(asset.model_id)
+    out = []
+    for composite, model_prop in _with_composites(model, filter):
+        prop = asset.property(model_prop.id) if composite is None else None
+        body = _asset_property_json(prop) if prop is not None else _composite_property_json(model_prop)
+        item = {k: v for k, v in body.items() if k in ("id", "externalId", "alias", "unit", "notification")}
+        if composite is not None:
+            item["assetCompositeModelId"] = composite.id
+        item["path"] = _path(asset, composite, model_prop)
+        out.append(item)
+    return out
+
+
+def _with_composites(model: AssetModel, filter: str) -> list[tuple[CompositeModel | None, ModelProperty]]:
+    """The model's properties, then (``ALL``) those of its composite models, each with its composite model."""
+    base: list[tuple[CompositeModel | None, ModelProperty]] = [(None, p) for p in model.properties]
+    return base + ([(c, p) for c in model.composite_models for p in c.properties] if filter == "ALL" else [])
+
+
+def _path(owner: Asset | AssetModel, composite: CompositeModel | None, prop: ModelProperty) -> list[dict[str, str]]:
+    middle = [{"id": composite.id, "name": composite.name}] if composite is not None else []
+    return [{"id": owner.id, "name": owner.name}, *middle, {"id": prop.id, "name": prop.name}]
+
+
+# --- composite models --------------------------------------------------------------------------------
+
+
+def _composite_json(composite: CompositeModel, prop_json: Any) -> dict[str, Any]:
+    """An ``AssetModelCompositeModel`` (``prop_json``: model_property_json) or an ``AssetCompositeModel``."""
+    return _drop_none({"name": composite.name, "description": composite.description, "type": composite.type,
+                       "properties": [prop_json(p) for p in composite.properties], "id": composite.id,
+                       "externalId": composite.external_id})
+
+
+def _composite_property_json(prop: ModelProperty) -> dict[str, Any]:
+    """An asset's ``AssetProperty`` of a composite model: the model's, without alias (none maps onto it)."""
+    return _drop_none({"id": prop.id, "name": prop.name, "externalId": prop.external_id, "dataType": prop.data_type,
+                       "dataTypeSpec": prop.data_type_spec, "unit": prop.unit})
+
+
+def _composite(model: AssetModel, ref: str, owner: str) -> CompositeModel:
+    found = model.composite_model(ref)
+    if found is None:
+        raise ModelNotFound(f"Composite model {ref} does not exist in {owner}.", ref)
+    return found
+
+
+def list_asset_model_composite_models(registry: Registry, model_ref: str) -> list[dict[str, Any]]:
+    """``AssetModelCompositeModelSummary`` items, in the model's order."""
+    model = registry.model(model_ref)
+    return [_drop_none({"id": c.id, "externalId": c.external_id, "name": c.name, "type": c.type,
+                        "description": c.description,
+                        "path": [{"id": model.id, "name": model.name}, {"id": c.id, "name": c.name}]})
+            for c in model.composite_models]
+
+
+def describe_asset_model_composite_model(registry: Registry, model_ref: str, ref: str) -> dict[str, Any]:
+    """A ``DescribeAssetModelCompositeModel`` body."""
+    model = registry.model(model_ref)
+    c = _composite(model, ref, f"asset model {model.id}")
+    return _drop_none({
+        "assetModelId": model.id, "assetModelCompositeModelId": c.id, "assetModelCompositeModelExternalId":
+        c.external_id, "assetModelCompositeModelPath": [{"id": model.id, "name": model.name},
+                                                        {"id": c.id, "name": c.name}],
+        "assetModelCompositeModelName": c.name, "assetModelCompositeModelDescription": c.description or c.name,
+        "assetModelCompositeModelType": c.type,
+        "assetModelCompositeModelProperties": [model_property_json(p) for p in c.properties],
+        "assetModelCompositeModelSummaries": []})
+
+
+def describe_asset_composite_model(registry: Registry, asset_ref: str, ref: str) -> dict[str, Any]:
+    """A ``DescribeAssetCompositeModel`` body."""
+    asset = registry.asset(asset_ref)
+    c = _composite(registry.model(asset.model_id), ref, f"asset {asset.id}")
+    return _drop_none({
+        "assetId": asset.id, "assetCompositeModelId": c.id, "assetCompositeModelExternalId": c.external_id,
+        "assetCompositeModelPath": [{"id": asset.id, "name": asset.name}, {"id": c.id, "name": c.name}],
+        "assetCompositeModelName": c.name, "assetCompositeModelDescription": c.description or c.name,
+        "assetCompositeModelType": c.type,
+        "assetCompositeModelProperties": [_composite_property_json(p) for p in c.properties],
+        "assetCompositeModelSummaries": []})
+
+
 def _asset_property_json(prop: AssetProperty) -> dict[str, Any]:
     """An ``AssetProperty``: optional members only when set, as SiteWise omits them."""
     out: dict[str, Any] = {"id": prop.id, "name": prop.name}
@@ -249,6 +372,16 @@ def asset_model_created(change: Change) -> dict[str, Any]:
 def asset_created(change: Change) -> dict[str, Any]:
     """The ``CreateAsset`` response."""
     return {"assetId": change.subject, "assetArn": asset_arn(change.subject), "assetStatus": {"state": "CREATING"}}
+
+
+def asset_model_updating(change: Change) -> dict[str, Any]:
+    """The ``UpdateAssetModel`` response (the change is in force at once)."""
+    return {"assetModelId": change.subject, "assetModelStatus": {"state": "UPDATING"}}
+
+
+def asset_updating(change: Change) -> dict[str, Any]:
+    """The ``UpdateAsset`` response."""
+    return {"assetId": change.subject, "assetStatus": {"state": "UPDATING"}}
 
 
 def asset_model_deleting(change: Change) -> dict[str, Any]:

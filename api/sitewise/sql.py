@@ -1,6 +1,11 @@
 """ExecuteQuery: the user's SQL over SiteWise's five views, in a sandbox with limits.
 
-The user's SQL runs in a fresh in-memory DuckDB connection without file access
+The statement is parsed as SiteWise's query language and translated to DuckDB (implicit joins on
+``asset_id``/``property_id``, SiteWise's date and string functions: :mod:`api.sitewise.sql_dialect`); the
+time-series views hold only the rows the statement's filters can reach (its ``event_timestamp`` range,
+its stream literals and the metadata conditions joined to them), fetched from the store for this query.
+
+The translated SQL runs in a fresh in-memory DuckDB connection without file access
 (``enable_external_access=false``, configuration locked, no Python replacement scans) that holds
 nothing but the five SiteWise views over Arrow tables taken from the store and the registry.
 Before that, DuckDB's own parser checks the text: one SELECT statement, no table functions
@@ -36,6 +41,7 @@ from api.backend import Backend, BackendDep, Reader
 from api.sitewise.paging import decode_bound, encode_state, page_size, request_digest, token_int
 from api.sitewise.query import parse_resolution
 from api.sitewise.requests import json_body
+from api.sitewise.sql_dialect import SERIES_VIEWS, Scan, parse, scan_of, translate
 from asset_models.registry import Registry
 from sitewise_edge.config import QueryLimits
 from sitewise_edge.errors import ApiError
@@ -169,7 +175,7 @@ def _asset_property_table(registry: Registry) -> pa.Table:
         for p in a.properties:
             default = model_props[p.id].default_value if p.id in model_props else None
             values = _attribute(p.data_type, default) if p.kind.value == "attribute" else (None,) * 4
-            rows.append((a.id, p.id, p.name, p.alias, p.external_id, None, p.kind.value.upper(), p.data_type,
+            rows.append((a.id, p.id, p.name, p.alias, p.external_id, None, p.kind.value, p.data_type,
                          *values))
     strings = ("asset_id", "property_id", "property_name", "property_alias", "property_external_id",
                "asset_composite_model_id", "property_type", "property_data_type")
@@ -189,26 +195,77 @@ def _with_event_timestamp(table: pa.Table) -> pa.Table:
     return table.append_column("event_timestamp", us)
 
 
-def _aggregates_table(reader: Reader) -> pa.Table:
+_FOREVER = 2**62
+_DAY_NS = 86_400 * 10**9  # the longest precomputed resolution: a bucket at t holds values up to t + 1 d
+
+
+def _aggregates_table(reader: Reader, streams: list[str] | None, start_ns: int, end_ns: int) -> pa.Table:
     parts = []
     for name in PRECOMPUTED_RESOLUTIONS:
-        t = reader.aggregates(None, -(2**62), 2**62, parse_resolution(name), quality=None, limit=2**62)
+        t = reader.aggregates(streams, start_ns, end_ns, parse_resolution(name), quality=None, limit=_FOREVER)
         parts.append(t.append_column("resolution", pa.array([name] * t.num_rows, pa.string())))
     return _with_event_timestamp(pa.concat_tables(parts))
 
 
-def build_sandbox(con: duckdb.DuckDBPyConnection, views: set[str], reader: Reader, backend: Backend) -> None:
-    """Register the Arrow tables behind the ``views`` the statement reads, then lock the connection."""
+def _raw_table(reader: Reader, streams: list[str] | None, start_ns: int, end_ns: int) -> pa.Table:
+    """The store's rows in (start, end] of ``streams`` (None: all), shaped as ``Reader.current_rows``."""
+    if streams is None and start_ns <= -_FOREVER and end_ns >= _FOREVER:
+        return reader.current_rows()
+    t = reader.points(streams, start_ns, end_ns, quality=None)
+    return pa.table({"stream": t.column("stream").cast(pa.string()), "time_ns": t.column("time").cast(pa.int64()),
+                     **{c: t.column(c) for c in ("double", "integer", "string", "boolean", "quality")}})
+
+
+def scan_streams(con: duckdb.DuckDBPyConnection, scan: Scan) -> list[str] | None:
+    """The streams a scan can reach (None: every stream), from ``__sw_streams`` and the metadata views."""
+    found: set[str] | None = None
+
+    def keep(streams: set[str]) -> None:
+        nonlocal found
+        found = streams if found is None else found & streams
+
+    def column(sql: str, params: list[Any]) -> set[str]:
+        return {r[0] for r in con.execute(sql, params).fetchall()}
+
+    if scan.streams is not None:  # an unmapped stream's alias is its name; a mapped one's, the property's
+        aliases = sorted(scan.streams)
+        keep(set(aliases) | column("SELECT stream FROM __sw_streams WHERE list_contains(?, property_alias)",
+                                   [aliases]))
+    if scan.ids:
+        assets = sorted({a for a, _ in scan.ids if a is not None})
+        props = sorted({p for _, p in scan.ids if p is not None})
+        keep(column("SELECT stream FROM __sw_streams WHERE (len(?) = 0 OR list_contains(?, asset_id)) "
+                    "AND (len(?) = 0 OR list_contains(?, property_id))", [assets, assets, props, props]))
+    if scan.metadata_sql is not None:
+        keep(column(f"SELECT s.stream FROM __sw_streams s JOIN ({scan.metadata_sql}) m ON s.asset_id = m.asset_id "
+                    "AND (m.property_id IS NULL OR s.property_id = m.property_id)", []))
+    return None if found is None else sorted(found)
+
+
+def _bounds(scan: Scan, extra_end: int = 0) -> tuple[int, int]:
+    start = -_FOREVER if scan.start_ns is None else scan.start_ns
+    end = _FOREVER if scan.end_ns is None else scan.end_ns + extra_end
+    return start, end
+
+
+def build_sandbox(con: duckdb.DuckDBPyConnection, views: set[str], reader: Reader, backend: Backend,
+                  scans: dict[str, Scan] | None = None) -> None:
+    """Register the Arrow tables behind the ``views`` the statement reads, then lock the connection.
+
+    ``scans``: per time-series view, the rows the statement can reach (default: all of them).
+    """
     registry = backend.registry
+    scans = scans or {}
     con.register("__sw_streams", _stream_table(registry))
-    if "asset" in views:
+    if "asset" in views or any(s.metadata_sql for s in scans.values()):
         con.register("__sw_asset", _asset_table(registry))
         con.execute("CREATE VIEW asset AS SELECT * FROM __sw_asset")
-    if "asset_property" in views:
+    if "asset_property" in views or any(s.metadata_sql for s in scans.values()):
         con.register("__sw_asset_property", _asset_property_table(registry))
         con.execute("CREATE VIEW asset_property AS SELECT * FROM __sw_asset_property")
     if "raw_time_series" in views:
-        con.register("__sw_raw", _with_event_timestamp(reader.current_rows()))
+        scan = scans.get("raw_time_series", Scan())
+        con.register("__sw_raw", _with_event_timestamp(_raw_table(reader, scan_streams(con, scan), *_bounds(scan))))
         con.execute("CREATE VIEW raw_time_series AS " + _VIEW_SQL["raw_time_series"].format(src="__sw_raw"))
     if "latest_value_time_series" in views:
         latest = backend.latest_all()
@@ -221,7 +278,9 @@ def build_sandbox(con: duckdb.DuckDBPyConnection, views: set[str], reader: Reade
         con.execute("CREATE VIEW latest_value_time_series AS "
                     + _VIEW_SQL["raw_time_series"].format(src="__sw_latest"))
     if "precomputed_aggregates" in views:
-        con.register("__sw_aggregates", _aggregates_table(reader))
+        scan = scans.get("precomputed_aggregates", Scan())
+        con.register("__sw_aggregates", _aggregates_table(reader, scan_streams(con, scan),
+                                                          *_bounds(scan, extra_end=_DAY_NS)))
         con.execute("CREATE VIEW precomputed_aggregates AS " + _VIEW_SQL["precomputed_aggregates"])
     con.execute("SET lock_configuration = true")
 
@@ -275,6 +334,15 @@ def _row_bytes(batch: pa.RecordBatch) -> np.ndarray:
     return sizes
 
 
+def _constant_ns(con: duckdb.DuckDBPyConnection, expression: str) -> int | None:
+    """The nanoseconds of a constant timestamp expression (a filter's bound), None if it is not one."""
+    try:
+        rows = con.execute(f"SELECT epoch_ns(CAST(({expression}) AS TIMESTAMP))").fetchall()
+    except duckdb.Error:
+        return None
+    return None if len(rows) != 1 or rows[0][0] is None else int(rows[0][0])
+
+
 def run_statement(reader: Reader, backend: Backend, statement: str, offset: int,
                   limit: int) -> tuple[pa.Table, bool]:
     """Rows ``offset`` .. ``offset + limit`` of the statement's result that fit ``max_page_bytes``, and
@@ -283,14 +351,21 @@ def run_statement(reader: Reader, backend: Backend, statement: str, offset: int,
     con = duckdb.connect(":memory:", config={**_SANDBOX_CONFIG, "memory_limit": f"{limits.memory_limit}B",
                                               "threads": limits.threads})
     try:
-        views = checked_views(con, statement)
-        build_sandbox(con, views, reader, backend)
+        try:
+            tree = parse(statement)
+        except ApiError:
+            checked_views(con, statement)  # DuckDB's diagnosis names a table function or a statement type
+            raise
+        sql = translate(tree, backend.clock.time_ns() // 1_000_000)
+        views = checked_views(con, sql)
         watchdog = _Watchdog(con, limits)
         watchdog.start()
         try:
+            build_sandbox(con, views, reader, backend,
+                          {v: scan_of(tree, v, lambda e: _constant_ns(con, e)) for v in SERIES_VIEWS})
             batches: list[pa.RecordBatch] = []
             skip, want, room = offset, limit, limits.max_page_bytes
-            stream = con.sql(statement).to_arrow_reader(4096)
+            stream = con.sql(sql).to_arrow_reader(4096)
             schema = stream.schema
             for batch in stream:
                 if skip >= batch.num_rows:

@@ -205,6 +205,22 @@ class _Checker:
             return
         raise self.error(_pos(arg), "timestamp() takes a variable or pretrigger(variable)")
 
+    def _option(self, node: A.Call, allowed: tuple[str, ...], what: str) -> None:
+        if len(node.args) < 2:
+            return
+        option = node.args[1]
+        choices = " or ".join(f"'{a}'" for a in allowed)
+        if not isinstance(option, A.Str):
+            raise self.error(_pos(option), f"the {what} of {node.name}() must be a string literal: {choices}")
+        if option.value.lower() not in allowed:
+            raise self.error(option.pos, f"unknown {what} '{option.value}' for {node.name}(): use {choices}")
+
+    def call_timeweightedavg(self, node: A.Call, parent: A.Node | None) -> None:
+        self._option(node, ("locf", "linear"), "interpolation")
+
+    def call_timeweightedstdev(self, node: A.Call, parent: A.Node | None) -> None:
+        self._option(node, ("f", "p"), "algorithm")
+
     def call_jp(self, node: A.Call, parent: A.Node | None) -> None:
         path = node.args[1]
         if not isinstance(path, A.Str):

@@ -36,7 +36,7 @@ from .columns import (
 )
 from .functions import FUNCTIONS, Family, javafmt
 from .inputs import SeriesData
-from .windows import aggregate, partial, pick, positive, statetime
+from .windows import aggregate, partial, pick, positive, statetime, time_weighted
 
 Fn = Callable[["Ctx"], Col]
 
@@ -353,6 +353,7 @@ class Compiler:
         arg = node.args[0]
         var = next(n.name for n in A.walk(arg) if isinstance(n, A.Var))
         fn = self.compile(arg)
+        how = _time_weighting(node)
 
         def window_level(ctx: Ctx) -> Col:
             win = _window(ctx)
@@ -374,7 +375,9 @@ class Compiler:
                 return _if(lambda c: Col(full(found.ok, win.w, True), None, None, BOOL),
                            lambda c: found, lambda c: prior)(win.ctx)
             if s is None or s.timestamps is None:
-                raise ValueError(f"statetime({var}) needs the timestamps of its points")
+                raise ValueError(f"{name}({var}) needs the timestamps of its points")
+            if how is not None:
+                return time_weighted(points, s.timestamps, offsets, prior, win.ends, win.interval, how)
             if prior is None:
                 return constant_none(win.w)
             known = full(s.prior.ok, win.w, True) if s.prior is not None else np.zeros(win.w, bool)
@@ -403,6 +406,18 @@ def _foldable(node: A.Node) -> bool:
 def _run_constant(fn: Fn) -> Col:
     with np.errstate(all="ignore"):
         return fn(Ctx(1, {}))
+
+
+def _time_weighting(node: A.Call) -> str | None:
+    """The interpolation (TimeWeightedAvg) or algorithm (TimeWeightedStDev) of a call, else None."""
+    defaults = {"timeweightedavg": "locf", "timeweightedstdev": "f"}
+    if node.name not in defaults:
+        return None
+    if len(node.args) < 2:
+        return defaults[node.name]
+    option = node.args[1]
+    assert isinstance(option, A.Str)  # the checker allows a string literal only
+    return option.value.lower()
 
 
 def _var_name(node: A.Node) -> str:

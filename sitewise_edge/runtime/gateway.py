@@ -141,8 +141,8 @@ class Gateway:
         self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="api"))
         self._tasks.append(asyncio.create_task(self._ingest_loop(), name="ingest"))
         self._tasks.append(asyncio.create_task(self._watch_health(), name="health"))
-        if self.metrics.plan.groups:
-            self._tasks.append(asyncio.create_task(self._supervise("metrics", self.metrics.run), name="metrics"))
+        # always: a metric created through the API is computed even where the configuration has none
+        self._tasks.append(asyncio.create_task(self._supervise("metrics", self.metrics.run), name="metrics"))
         for pub in self.destinations:
             self._tasks.append(asyncio.create_task(self._supervise(f"publisher {pub.name}", pub.run),
                                                    name=f"publisher-{pub.name}"))
@@ -318,7 +318,6 @@ class Gateway:
                 engine = TransformEngine(TransformPlan.build(self.registry))
                 engine.seed(self.store.latest_all())
                 self.transforms = engine
-                self.metrics.plan = MetricPlan.build(self.registry)
                 self._compute_registry = self.registry
             computed = await asyncio.to_thread(self.transforms.process, accepted)
         if computed is not None:
@@ -339,12 +338,16 @@ class Gateway:
             if replay is not None:
                 return replay
             result = change(self.registry)
+            plan = MetricPlan.build(result.registry) if result.models or result.assets or result.associations \
+                else None  # before saving: a plan that does not build refuses the change
             try:
                 await asyncio.to_thread(self.model_store.save, result)
             except OSError as exc:
                 raise ApiError("InternalFailureException",
                                f"cannot save the change under {self.model_store.directory}: {exc}") from None
             self.registry = result.registry
+            if plan is not None:
+                self.metrics.replan(plan)
             self.client_tokens.remember(client_token, request, result.response)
             return result.response
 
@@ -435,6 +438,10 @@ class Gateway:
             if chosen:
                 p.wake_requeue()
         return {"records": records, "values": values}
+
+    @property
+    def started_at(self) -> float:
+        return self._started_at
 
     def status(self) -> dict[str, Any]:
         """What /health shows; a password inside a URL (an endpoint, an error naming it) is redacted."""

@@ -66,8 +66,19 @@ class MetricRunner:
                 self.dirty.setdefault(group.key, set()).update(int(e) for e in np.unique(ends))
                 self._wake.set()
 
+    def replan(self, plan: MetricPlan) -> None:
+        """Compute ``plan`` from now on (the models changed through the API). A metric new to the runner
+        begins with the window open now, so the window open at its creation gets its value when it closes."""
+        now = self.gateway.clock.time_ns()
+        for group in plan.groups:
+            self.closed.setdefault(group.key, group.window_end_of(now) - group.interval_ns)
+        self.plan = plan
+        self._wake.set()
+
     async def run(self) -> None:
-        self.closed = await asyncio.to_thread(self._load)
+        """Runs for as long as the gateway, with no metric too: one created through the API wakes it."""
+        loaded = await asyncio.to_thread(self._load)
+        self.closed = {**self.closed, **loaded}
         while True:
             await self.tick()
             self._wake.clear()
@@ -106,7 +117,10 @@ class MetricRunner:
                     await self.gateway.store.append(part)
                 await self.gateway.transform(out)  # transforms that take this metric as input
 
-    def _until_next(self, now: int) -> float:
+    def _until_next(self, now: int) -> float | None:
+        """Seconds until the next window closes (None: no metric, wait to be woken)."""
+        if not self.plan.groups:
+            return None
         nxt = min(g.window_ends(now - self.GRACE_NS, now - self.GRACE_NS + g.interval_ns)[0]
                   for g in self.plan.groups)
         return max(0.05, (nxt + self.GRACE_NS - now) / NS_PER_S)

@@ -14,11 +14,14 @@ _OTHERS: list[Spec] = [
     Spec("earliest", Family.TEMPORAL, 1, 1),
     Spec("latest", Family.TEMPORAL, 1, 1),
     Spec("statetime", Family.TEMPORAL, 1, 1),
+    Spec("timeweightedavg", Family.TEMPORAL, 1, 2),  # (x, 'locf' | 'linear')
+    Spec("timeweightedstdev", Family.TEMPORAL, 1, 2),  # (x, 'f' | 'p')
     Spec("avg", Family.AGGREGATION, 1, None),
     Spec("sum", Family.AGGREGATION, 1, None),
     Spec("min", Family.AGGREGATION, 1, None),
     Spec("max", Family.AGGREGATION, 1, None),
     Spec("count", Family.AGGREGATION, 1, None),
+    Spec("stdev", Family.AGGREGATION, 1, None),
 ]
 
 FUNCTIONS: dict[str, Spec] = {s.name: s for s in [*common.SPECS, *compare.SPECS, *strings.SPECS, *dates.SPECS,
