@@ -16,14 +16,18 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auth import Authenticator
 from api.backend import Backend
 from api.dashboard.feeds import router as dashboard_feeds
 from api.dashboard.routes import router as dashboard_router
 from api.guard import Guard
+from api.metrics import RequestMetrics, exposition, metrics_registry
 from api.ops import router as ops_router
+from api.signin import router as signin_router
 from api.sitewise.assets import router as assets_router
 from api.sitewise.batch import router as batch_router
 from api.sitewise.data import router as data_router
@@ -107,7 +111,16 @@ def create_app(backend: Backend) -> FastAPI:
         log.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
         return _error("InternalFailureException", f"internal error: {type(exc).__name__}")
 
-    app.add_middleware(Guard, config=backend.api_config)
+    app.state.auth = Authenticator(backend.api_config, backend.clock)
+    app.add_middleware(Guard, config=backend.api_config, auth=app.state.auth)
+    registry = metrics_registry(backend, app.state.auth)
+    app.add_middleware(RequestMetrics, registry=registry, backend=backend)  # outside the guard: refusals count
+    cors = backend.api_config.cors
+    if cors.origins:  # outside the guard: preflights are answered first, refusals carry the CORS headers
+        anyone = "*" in cors.origins
+        app.add_middleware(CORSMiddleware, allow_origins=cors.origins, allow_credentials=not anyone,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"], allow_headers=["*"],
+                           expose_headers=["x-amzn-ErrorType", "x-amzn-RequestId"], max_age=int(cors.max_age))
 
     @app.get("/health", tags=["operations"], summary="The verdict (ok, degraded, unavailable), its reasons, and "
              "the state of every component")
@@ -124,6 +137,11 @@ def create_app(backend: Backend) -> FastAPI:
         return JSONResponse({"ready": ok, "status": verdict["status"], "reasons": verdict["reasons"]},
                             200 if ok else 503)
 
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics: sources, store, publishers, API")
+    async def metrics() -> Response:
+        body, content_type = exposition(registry)
+        return Response(body, media_type=content_type)
+
     app.include_router(data_router)
     app.include_router(query_router)
     app.include_router(sql_router)
@@ -133,4 +151,5 @@ def create_app(backend: Backend) -> FastAPI:
     app.include_router(dashboard_router)
     app.include_router(dashboard_feeds)
     app.include_router(ops_router)
+    app.include_router(signin_router)
     return app

@@ -19,14 +19,16 @@ In this order, each refusal in SiteWise's error shape (``x-amzn-ErrorType`` and 
    ``application/x-amz-json-1.x``, ``...+json``): the ``text/plain`` and form bodies a page can send
    without asking are refused (415 InvalidRequestException). boto3 and the AWS CLI send no Origin and
    ``application/json`` with every body (none on a bodyless DELETE), so they pass unchanged.
-4. **Credentials**: with ``api.token`` set, writes need it (``Authorization: Bearer`` or ``x-api-token``);
-   with ``api.auth: read`` every route does but ``/health``, ``/ready`` and the dashboard page itself
-   (its data comes from routes that need the token: open it as ``/#token=...``). 401 UnauthorizedException.
+4. **Credentials** (``api/auth.py``): a SigV4 signature, a session cookie or the bearer token identify
+   the caller with ``read`` or ``write`` access; a credential that is sent must be right (403/401 in AWS's
+   codes). With any credential configured (``api.token``, ``api.access_keys``, ``api.users``), writes need
+   ``write`` access; with ``api.auth: read`` every route also needs ``read``, but ``/health``, ``/ready``,
+   the sign-in routes and the dashboard page itself. 401 UnauthorizedException without credentials, 403
+   AccessDeniedException for a read-only caller's write. CORS preflights (OPTIONS) pass: they carry none.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -34,6 +36,7 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.datastructures import Headers
 
+from api.auth import Access, Authenticator, RequestParts
 from api.sitewise.errors import error_response
 from sitewise_edge.config import ApiConfig, is_loopback
 from sitewise_edge.errors import ApiError
@@ -48,8 +51,10 @@ READ_ONLY_POSTS = frozenset({
     "/properties/batch/latest", "/properties/batch/history", "/properties/batch/aggregates", "/queries/execution",
 })
 """SiteWise reads that travel as POST: with ``auth: write`` they need no token (Grafana and dashboards use them)."""
-OPEN_ROUTES = frozenset({"/health", "/ready", "/"})
-"""What ``auth: read`` leaves open: liveness for orchestrators and the dashboard's HTML (no data in it)."""
+OPEN_ROUTES = frozenset({"/health", "/ready", "/", "/login", "/auth/login", "/auth/logout", "/auth/session",
+                         "/authenticate"})
+"""What ``auth: read`` leaves open: liveness for orchestrators, the dashboard's HTML (no data in it) and the
+ways to sign in."""
 OPEN_PREFIXES = ("/dashboard/static/", "/docs", "/redoc", "/openapi.json")
 """Also open: the dashboard's scripts and styles, the API docs and their schema (code, no data)."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -84,14 +89,15 @@ def _is_json(content_type: str) -> bool:
 class Guard:
     """Pure ASGI middleware (it wraps ``receive`` to count the body, which an ``@app.middleware`` cannot)."""
 
-    def __init__(self, app: ASGIApp, config: ApiConfig) -> None:
+    def __init__(self, app: ASGIApp, config: ApiConfig, auth: Authenticator) -> None:
         self.app = app
         self.config = config
+        self.auth = auth
         self.check_host = is_loopback(config.host) or bool(config.allowed_hosts)
         names = [h.lower() for h in config.allowed_hosts]
         self.hosts = {h for h in names if not h.startswith("*.")} | {_host_name(config.host)}
         self.host_suffixes = tuple(h[1:] for h in names if h.startswith("*."))
-        self.origins = {o.rstrip("/").lower() for o in config.allowed_origins}
+        self.origins = {o.rstrip("/").lower() for o in [*config.allowed_origins, *config.cors.origins]}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,14 +105,50 @@ class Guard:
             return
         headers = Headers(scope=scope)
         refusal = self.refusal(scope, headers)
+        body: bytes | None = None
+        if refusal is None and self.auth.wants_body(headers):
+            if "content-length" in headers or "transfer-encoding" in headers:
+                body, receive = await self._buffered(receive)  # the signature covers the body's hash
+            else:
+                body = b""  # a GET: nothing to wait for
+            if body is None:
+                refusal = self._too_large(), 413
+        if refusal is None:
+            refusal = self._credentials(scope, headers, body)
         if refusal is not None:
             await error_response(*refusal)(scope, receive, send)
             return
         await self.app(scope, self._counted(receive), send)
 
+    def _credentials(self, scope: Scope, headers: Headers, body: bytes | None) -> tuple[ApiError, int | None] | None:
+        method, path = scope["method"], scope["path"]
+        need = self._needs(method, path)
+        if need is None and (path in OPEN_ROUTES or method == "OPTIONS" or not (
+                self.config.credentials and _sends_credentials(headers))):
+            return None  # a liveness probe with a stale token still gets its answer
+        parts = RequestParts(method, scope.get("scheme", "http"), scope.get("raw_path", path.encode()).decode(
+            "latin-1"), scope.get("query_string", b"").decode("latin-1"), headers)
+        try:
+            principal = self.auth.identify(parts, body)
+        except ApiError as exc:
+            return exc, ApiError.STATUS.get(exc.code, 403)
+        scope.setdefault("state", {})["principal"] = principal
+        if need is None:
+            return None
+        if principal is None:
+            what = "every route but /health" if self.config.auth == "read" else "this route"
+            self.auth.failures["UnauthorizedException"] += 1
+            return ApiError("UnauthorizedException", f"{what} needs credentials: sign the request (SigV4) with "
+                            "a key of api.access_keys, sign in, or send 'Authorization: Bearer <token>'"), None
+        if need == "write" and principal.access != "write":
+            self.auth.failures["AccessDeniedException"] += 1
+            return ApiError("AccessDeniedException", f"{principal.name!r} may read only: {method} {path} "
+                            "needs write access"), None
+        return None
+
     def refusal(self, scope: Scope, headers: Headers) -> tuple[ApiError, int | None] | None:
         """Why the request is refused before any route runs, or None."""
-        method, path = scope["method"], scope["path"]
+        method = scope["method"]
         host = headers.get("host", "")
         if self.check_host and not self._known_host(_host_name(host)):
             return ApiError("InvalidRequestException", f"the Host header {host!r} is not a name of this gateway: "
@@ -124,10 +166,6 @@ class Guard:
             if (content_type is not None or has_body) and not _is_json(content_type or ""):
                 return ApiError("InvalidRequestException", f"the request body must be JSON (Content-Type "
                                 f"application/json), not {content_type or 'untyped'}"), 415
-        if self._needs_token(method, path) and not self._has_token(headers):
-            what = "every route but /health" if self.config.auth == "read" else "this route"
-            return ApiError("UnauthorizedException", f"{what} needs the API token: send "
-                            "'Authorization: Bearer <token>' or 'x-api-token'"), None
         return None
 
     def _known_host(self, name: str) -> bool:
@@ -140,20 +178,40 @@ class Guard:
         origin = origin.rstrip("/").lower()
         return origin == f"{scope.get('scheme', 'http')}://{host.lower()}" or origin in self.origins
 
-    def _needs_token(self, method: str, path: str) -> bool:
-        if not self.config.token:
-            return False
-        if self.config.auth == "read":
-            return path not in OPEN_ROUTES and not path.startswith(OPEN_PREFIXES)
-        return method not in SAFE_METHODS and not (method == "POST" and path in READ_ONLY_POSTS)
+    def _needs(self, method: str, path: str) -> Access | None:
+        """The access a request needs: None, ``read`` or ``write``."""
+        if not self.config.credentials or method == "OPTIONS" or path in OPEN_ROUTES:
+            return None
+        if method not in SAFE_METHODS and not (method == "POST" and path in READ_ONLY_POSTS):
+            return "write"
+        return "read" if self.config.auth == "read" and not path.startswith(OPEN_PREFIXES) else None
 
-    def _has_token(self, headers: Headers) -> bool:
-        token = self.config.token or ""
-        given = headers.get("x-api-token") or ""
-        auth = headers.get("authorization") or ""
-        if auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        return hmac.compare_digest(given.encode(), token.encode())
+    async def _buffered(self, receive: Receive) -> tuple[bytes | None, Receive]:
+        """The whole body (None past ``max_body_size``) and a ``receive`` that hands it on again."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_size:
+                return None, receive
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return body, replay
 
     def _too_large(self) -> ApiError:
         return ApiError("InvalidRequestException", f"the request body is larger than api.max_body_size "
@@ -174,3 +232,7 @@ class Guard:
             return message
 
         return counted
+
+
+def _sends_credentials(headers: Headers) -> bool:
+    return "authorization" in headers or "x-api-token" in headers

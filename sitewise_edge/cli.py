@@ -2,6 +2,8 @@
 
     sitewise-edge run -c gateway.yaml          run a gateway
     sitewise-edge validate -c gateway.yaml     check a configuration (and its asset models)
+    sitewise-edge status -c gateway.yaml       the running gateway's overview in a terminal
+    sitewise-edge tls generate --host NAME     a self-signed certificate and key for api.tls
     sitewise-edge demo [--port 8080]           simulators + gateway + local SiteWise endpoint
     sitewise-edge simulate opcua|modbus        one simulator on its own (modbus: --framer rtu, --serial PORT)
     sitewise-edge models pull --out DIR        copy asset models and assets from SiteWise (or a gateway)
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from sitewise_edge.config import Config, load_config, redact
 from sitewise_edge.errors import ConfigError, ModelError, SitewiseEdgeError
+from sitewise_edge.logs import FORMATS, LogFormat, setup_logging
 
 if TYPE_CHECKING:
     from asset_models.registry import Registry
@@ -35,25 +38,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXIT_CONFIG = 2
 
 
-class _Redacting(logging.Filter):
-    """Passwords inside URLs (``opc.tcp://user:pass@host``) leave no log line, whoever logs them (asyncua too)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "@" in message:
-            record.msg, record.args = redact(message), None
-        return True
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_Redacting())
-    for noisy in ("asyncua", "pymodbus", "botocore", "urllib3", "uvicorn.error"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+def _setup_logging(level: str, fmt: LogFormat = "text") -> None:
+    setup_logging(level, fmt)
 
 
 def _load_error(exc: ConfigError | ModelError) -> int:
@@ -75,16 +61,40 @@ def _print_config_error(exc: ConfigError) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Every problem in one run: the configuration's, the models', the expressions' and the aliases'."""
+    from asset_models.metrics import MetricPlan
+    from asset_models.registry import Registry
+    from asset_models.transforms import TransformPlan
+    from sitewise_edge.runtime.models import load_registry
+
+    problems = 0
+    config: Config | None = None
     try:
         config = load_config(args.config)
-        registry = _load_registry(config)
-        from asset_models.metrics import MetricPlan
-        from asset_models.transforms import TransformPlan
-
-        TransformPlan.build(registry)  # compiles every transform and metric expression
-        MetricPlan.build(registry)
-    except (ConfigError, ModelError) as exc:
-        return _load_error(exc)
+    except ConfigError as exc:
+        _print_config_error(exc)
+        problems += len(exc.issues)
+    # the models are checked even when the configuration is not valid, as far as its models section names them
+    paths = [m.path for m in config.models] if config is not None else _model_paths(args.config)
+    registry: Registry | None = None
+    try:
+        registry = load_registry(paths) if paths else Registry.empty()
+    except ModelError as exc:
+        problems += _print_model_error(exc)
+    if registry is not None:
+        for build in (TransformPlan.build, MetricPlan.build):  # each compiles every expression of its kind
+            try:
+                build(registry)
+            except ModelError as exc:
+                problems += _print_model_error(exc)
+    if config is not None and registry is not None:
+        for problem in _alias_problems(config, registry):
+            print(f"{args.config}: {problem}", file=sys.stderr)
+            problems += 1
+    if problems:
+        print(f"{problems} problem(s): nothing was started", file=sys.stderr)
+        return EXIT_CONFIG
+    assert config is not None and registry is not None
     for source in config.sources:
         lines = source.plan_lines()
         if lines:
@@ -98,6 +108,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
               f"data streams: {', '.join(unmapped[:5])}{' ...' if len(unmapped) > 5 else ''}", file=sys.stderr)
     print("ok")
     return 0
+
+
+def _print_model_error(exc: ModelError) -> int:
+    """Print a model error; how many problems it holds."""
+    from asset_models.errors import ModelInvalid
+
+    print(f"models: {exc}", file=sys.stderr)
+    return len(exc.problems) if isinstance(exc, ModelInvalid) else 1
+
+
+def _model_paths(config_path: Path) -> list[Path]:
+    """``models[].path`` of a configuration that did not validate, read as far as it can be (else none)."""
+    import yaml
+
+    from sitewise_edge.config import resolve_path
+
+    try:
+        data = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return []
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return []
+    return [resolve_path(Path(m["path"]), Path(config_path).parent) for m in models
+            if isinstance(m, dict) and isinstance(m.get("path"), str) and "${" not in m["path"]]
+
+
+def _alias_problems(config: Config, registry: Registry) -> list[str]:
+    """A source alias naming a property that is not a measurement: its values would be refused at run time."""
+    out = []
+    for i, source in enumerate(config.sources):
+        key, items = source.aliased_items()
+        for j, item in enumerate(items):
+            ref = registry.property_by_alias(item.alias)
+            if ref is not None and ref.kind != "measurement":
+                out.append(f"sources[{i}].{key}[{j}].alias: {item.alias!r} is the alias of {ref.kind} "
+                           f"'{ref.property_name}' of asset '{ref.asset_name}': a source writes measurements only")
+    return out
 
 
 def _load_registry(config: Config) -> Registry:
@@ -173,7 +221,8 @@ def _run_gateways(configs: Callable[[], list[Config]], before: Callable[[], Awai
             assert main_gw.api_port is not None
             if announce:
                 announce([*helpers, *gateways])
-            print(f"Dashboard: {dashboard_url(main_gw.config.api.host, main_gw.api_port)}", flush=True)
+            api = main_gw.config.api
+            print(f"Dashboard: {dashboard_url(api.host, main_gw.api_port, api.tls is not None)}", flush=True)
             await stop.wait()
         finally:
             for gw in reversed(gateways):
@@ -303,12 +352,76 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
     return deadletter_command(args, config)
 
 
+# --- status, tls, version ----------------------------------------------------------------------
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as package_version
+
+    try:
+        return package_version("sitewise-edge")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sitewise_edge.status import fetch_health, render
+
+    url = args.url
+    verify: bool | str = not args.insecure
+    if url is None:
+        if args.config is None:
+            print("error: say which gateway: -c gateway.yaml or --url http://127.0.0.1:8080", file=sys.stderr)
+            return EXIT_CONFIG
+        try:
+            api = load_config(args.config).api
+        except ConfigError as exc:
+            _print_config_error(exc)
+            return EXIT_CONFIG
+        host = "127.0.0.1" if api.host in ("0.0.0.0", "") else "::1" if api.host == "::" else api.host
+        url = f"{'https' if api.tls else 'http'}://{f'[{host}]' if ':' in host else host}:{api.port}"
+        if api.tls and verify:
+            verify = str(api.tls.cert)  # a self-signed certificate is its own CA
+    try:
+        health = fetch_health(url, verify=verify)
+    except SitewiseEdgeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        import json
+
+        print(json.dumps(health, indent=2))
+    else:
+        print(render(health, url))
+    return 0 if health.get("status") != "unavailable" else 1
+
+
+def cmd_tls_generate(args: argparse.Namespace) -> int:
+    from sitewise_edge.clock import SYSTEM_CLOCK
+    from sitewise_edge.tls import generate_self_signed
+
+    names = args.host or [socket.gethostname()]
+    try:
+        cert, key = generate_self_signed(args.out, names, SYSTEM_CLOCK, args.days)
+    except OSError as exc:
+        print(f"error: cannot write into {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {cert} and {key} (self-signed, for {', '.join(names)}, {args.days} days). In the configuration:\n"
+          f"api:\n  tls: {{cert: {cert.resolve()}, key: {key.resolve()}}}\n"
+          f"Clients must trust {cert} (boto3: verify=\"{cert}\"; the AWS CLI: --ca-bundle {cert}).")
+    return 0
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sitewise-edge", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default=os.environ.get("SITEWISE_EDGE_LOG_FORMAT", "text"), choices=FORMATS,
+                        help="text (default) or json: one JSON object per line (env SITEWISE_EDGE_LOG_FORMAT)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run a gateway")
@@ -318,6 +431,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a configuration file and its asset models")
     p.add_argument("-c", "--config", required=True, type=Path)
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("status", help="the running gateway's overview in a terminal (sources, store, publishers)")
+    p.add_argument("-c", "--config", type=Path, default=None, help="the gateway's configuration (finds its API)")
+    p.add_argument("--url", default=None, help="or the API's address, e.g. https://gateway-line1:8443")
+    p.add_argument("--insecure", action="store_true", help="HTTPS: accept a certificate no CA signed (self-signed)")
+    p.add_argument("--json", action="store_true", help="print /health as JSON instead")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("tls", help="HTTPS certificates")
+    tls = p.add_subparsers(dest="tls_command", required=True)
+    p = tls.add_parser("generate", help="write a self-signed certificate and key (cert.pem, key.pem) for api.tls")
+    p.add_argument("--out", type=Path, default=Path("tls"), help="folder to write them into (default ./tls)")
+    p.add_argument("--host", action="append", default=[], metavar="NAME",
+                   help="a host name or address clients use to reach the gateway; repeatable")
+    p.add_argument("--days", type=int, default=825, help="validity (default 825 days)")
+    p.set_defaults(func=cmd_tls_generate)
 
     p = sub.add_parser("demo", help="run simulators, a gateway and a local SiteWise endpoint")
     p.add_argument("--port", type=int, default=8080, help="API and dashboard port (default 8080)")
@@ -362,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, args.log_format)
     return int(args.func(args))
 
 

@@ -263,6 +263,47 @@ class QueryLimits(_Model):
     A single row larger than this is refused (ValidationException)."""
 
 
+Access = Annotated[Literal["read", "write"], closed("access", Literal["read", "write"])]
+
+
+class AccessKey(_Model):
+    """An AWS-style access key the API verifies SigV4 signatures with (boto3, the AWS CLI, Grafana).
+
+        access_keys:
+          - {id: EDGEREADER0000000001, secret: ${EDGE_READER_SECRET}, access: read}
+    """
+
+    id: str = Field(min_length=16, max_length=128, pattern=r"^\w+$")
+    secret: str = Field(min_length=16, repr=False)
+    access: Access = "read"
+    """``read``: the reads (GET and the read-only POSTs); ``write``: every route."""
+
+
+class ApiUser(_Model):
+    """A user of the dashboard's sign-in and of the edge ``Authenticate`` operation."""
+
+    name: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=8, repr=False)
+    access: Access = "read"
+
+
+class TlsConfig(_Model):
+    """HTTPS: a PEM certificate (chain) and its key; ``sitewise-edge tls generate`` makes a self-signed pair."""
+
+    cert: Path
+    key: Path
+
+
+class CorsConfig(_Model):
+    """Cross-origin reads for web apps served elsewhere (Grafana in the browser, a plant portal)."""
+
+    origins: list[str] = []
+    """Origins allowed to call the API from a browser (``https://grafana.plant``); ``*`` allows any (then
+    without cookies)."""
+    max_age: Duration = 600.0
+    """How long a browser may keep a preflight's answer."""
+
+
 class ApiConfig(_Model):
     host: str = "127.0.0.1"
     port: Port = 8080
@@ -285,19 +326,41 @@ class ApiConfig(_Model):
     """BatchPutAssetPropertyValue refuses a value stamped further ahead of the gateway's clock
     (TimestampOutOfRangeException for that value, as SiteWise does beyond +10 minutes)."""
     query: QueryLimits = QueryLimits()
+    access_keys: list[AccessKey] = []
+    """Keys SigV4 signatures are verified with; a signed request with another key or a wrong signature is
+    refused (UnrecognizedClientException, InvalidSignatureException)."""
+    users: list[ApiUser] = []
+    """Who signs in to the dashboard (a session cookie) or calls ``Authenticate`` (temporary SigV4 keys)."""
+    session_timeout: Duration = 8 * 3600.0
+    """Lifetime of a dashboard session and of the keys ``Authenticate`` hands out."""
+    tls: TlsConfig | None = None
+    cors: CorsConfig = CorsConfig()
+
+    @property
+    def credentials(self) -> bool:
+        """Whether any credential is configured (token, access keys or users)."""
+        return bool(self.token or self.access_keys or self.users)
     any_resolution: bool = False
     """GetAssetPropertyAggregates takes any whole ``<n>s|m|h|d`` resolution besides SiteWise's 1m, 15m, 1h and
     1d (an extension: a script written for it fails against SiteWise)."""
 
     @model_validator(mode="after")
     def _token_when_exposed(self) -> ApiConfig:
-        if not is_loopback(self.host) and not self.token:
+        if not is_loopback(self.host) and not self.credentials:
             raise ValueError(
-                f"host {self.host!r} exposes the API beyond this machine: set token "
+                f"host {self.host!r} exposes the API beyond this machine: set token, access_keys or users "
                 "(for example token: ${SITEWISE_EDGE_TOKEN})"
             )
-        if self.auth == "read" and not self.token:
-            raise ValueError("auth: read needs a token (for example token: ${SITEWISE_EDGE_TOKEN})")
+        if self.auth == "read" and not self.credentials:
+            raise ValueError("auth: read needs a token, access_keys or users (for example token: "
+                             "${SITEWISE_EDGE_TOKEN})")
+        listed = (("access_keys", [k.id for k in self.access_keys]), ("users", [u.name for u in self.users]))
+        for field, names in listed:
+            seen: set[str] = set()
+            for i, name in enumerate(names):
+                if name in seen:
+                    raise ValueError(f"{field}[{i}]: {name!r} is listed twice")
+                seen.add(name)
         return self
 
 
@@ -533,6 +596,10 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+SECRET_KEYS = frozenset({"secret", "password", "token"})
+"""Keys whose values an error message never quotes."""
+
+
 def _issue_from_error(err: Mapping[str, Any]) -> ConfigIssue:
     path = _loc_to_path(tuple(err["loc"]))
     kind = err["type"]
@@ -555,6 +622,8 @@ def _issue_from_error(err: Mapping[str, Any]) -> ConfigIssue:
     elif kind == "union_tag_not_found":
         msg = "required key 'type' is missing"
         path = f"{path}.type" if path else "type"
+    elif err["loc"] and err["loc"][-1] in SECRET_KEYS:
+        pass  # a secret's value is never echoed
     else:
         msg = f"{msg} (got {err.get('input')!r})" if "input" in err and not isinstance(
             err["input"], dict | list) else msg
@@ -634,5 +703,8 @@ def resolve_paths(config: Config, base: Path) -> Config:
     """Make the file-relative paths of a configuration absolute (a source resolves its own)."""
     gateway = config.gateway.model_copy(update={"data_dir": resolve_path(config.gateway.data_dir, base)})
     models = [m.model_copy(update={"path": resolve_path(m.path, base)}) for m in config.models]
+    if config.api.tls is not None:
+        tls = TlsConfig(cert=resolve_path(config.api.tls.cert, base), key=resolve_path(config.api.tls.key, base))
+        config = config.model_copy(update={"api": config.api.model_copy(update={"tls": tls})})
     sources = [s.resolve_paths(base) for s in config.sources]
     return config.model_copy(update={"gateway": gateway, "models": models, "sources": sources})

@@ -167,6 +167,11 @@ class ApiError(SitewiseEdgeError):
         "InternalFailureException": 500,
         "NotImplementedException": 501,
         "ServiceUnavailableException": 503,
+        # AWS's own, before any service sees the request (api/auth.py), and SiteWise Edge's Authenticate
+        "UnrecognizedClientException": 403,
+        "InvalidSignatureException": 403,
+        "IncompleteSignatureException": 400,
+        "IllegalArgumentException": 400,
     }
 
     def __init__(self, code: str, message: str, fields: Mapping[str, str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
     core        sitewise_edge.{samples, errors, config, files, clock, health}: imports nothing else of the project
     components  connectors, asset_models, storage, sitewise_edge.publish, sitewise_edge.simulators,
-                sitewise_edge.models_pull: core and themselves
+                sitewise_edge.models_pull, .tls, .logs, .status: core and themselves
     api         core, asset_models (model types it renders) and itself; never storage, connectors or the runtime
     top         sitewise_edge.runtime, sitewise_edge.cli, sitewise_edge.__main__: anything
 
@@ -25,7 +25,7 @@ PACKAGES = ("sitewise_edge", "connectors", "asset_models", "storage", "api")
 CORE = frozenset({"sitewise_edge", "sitewise_edge.samples", "sitewise_edge.errors", "sitewise_edge.config",
                   "sitewise_edge.files", "sitewise_edge.clock", "sitewise_edge.health"})
 COMPONENTS = ("connectors", "asset_models", "storage", "sitewise_edge.publish", "sitewise_edge.simulators",
-              "sitewise_edge.models_pull")
+              "sitewise_edge.models_pull", "sitewise_edge.tls", "sitewise_edge.logs", "sitewise_edge.status")
 TOP = ("sitewise_edge.runtime", "sitewise_edge.cli", "sitewise_edge.__main__")
 
 

@@ -19,9 +19,11 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -36,7 +38,7 @@ from asset_models.transforms import TransformEngine, TransformPlan
 from connectors.base import Connector, ConnectorState, ConnectorStatus, PollingConnector, StreamingConnector, registered
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import Config, S3Export, SourceConfig, redact_all
-from sitewise_edge.errors import ApiError, ConnectorError, SitewiseEdgeError, StoreError
+from sitewise_edge.errors import ApiError, ConfigError, ConfigIssue, ConnectorError, SitewiseEdgeError, StoreError
 from sitewise_edge.health import Health
 from sitewise_edge.publish.base import Publisher
 from sitewise_edge.publish.deadletter import DeadLetterFilter
@@ -121,6 +123,9 @@ class Gateway:
     # --- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        tls = self.config.api.tls
+        if tls is not None:
+            check_tls(tls.cert, tls.key)  # before anything is opened: a bad pair leaves nothing to close
         await self.store.open()
         self.transforms.seed(self.store.latest_all())  # transforms go on from the values before a restart
         self.store.retain_cursors({p.cursor_name for p in self.publishers})
@@ -130,7 +135,9 @@ class Gateway:
         # a client holding a request open (a slow query, a stuck reader) must not hold the stop: at most
         # DRAIN_TIMEOUT, then its connection is closed
         server = _EmbeddedServer(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                                timeout_graceful_shutdown=int(DRAIN_TIMEOUT)))
+                                                timeout_graceful_shutdown=int(DRAIN_TIMEOUT),
+                                                ssl_certfile=tls.cert if tls else None,
+                                                ssl_keyfile=tls.key if tls else None))
         self._server = server
         self._tasks.append(asyncio.create_task(server.serve(sockets=[sock]), name="api"))
         self._tasks.append(asyncio.create_task(self._ingest_loop(), name="ingest"))
@@ -147,8 +154,8 @@ class Gateway:
                 self._tasks[0].result()
                 raise SitewiseEdgeError("the API server stopped during start-up")
             await asyncio.sleep(0.01)
-        log.info("gateway %s running: %d sources, %d publishers, API on http://%s:%d/", self.name,
-                 len(self.connectors), len(self.publishers), self.config.api.host, self.api_port)
+        log.info("gateway %s running: %d sources, %d publishers, API on %s", self.name, len(self.connectors),
+                 len(self.publishers), dashboard_url(self.config.api.host, self.api_port, tls is not None))
 
     @staticmethod
     def _bind(host: str, port: int) -> socket.socket:
@@ -592,9 +599,22 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def dashboard_url(host: str, port: int) -> str:
+def dashboard_url(host: str, port: int, tls: bool = False) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    return f"http://{shown}:{port}/"
+    return f"{'https' if tls else 'http'}://{shown}:{port}/"
+
+
+def check_tls(cert: Path, key: Path) -> None:
+    """Load the certificate and key as the server will; a ConfigError naming the file and the reason."""
+    for path in (cert, key):
+        if not path.is_file():
+            raise ConfigError([ConfigIssue("api.tls", f"cannot read {path}: no such file (make a self-signed "
+                                           "pair with: sitewise-edge tls generate)")])
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError([ConfigIssue("api.tls", f"the certificate {cert} and key {key} do not load: "
+                                       f"{getattr(exc, 'reason', None) or exc} (PEM files of one pair?)")]) from None
 
 
 async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
