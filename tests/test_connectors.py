@@ -27,7 +27,7 @@ from connectors.base import (
 )
 from sitewise_edge.config import CONNECTORS_ENTRY_POINTS, SourceConfig, load_config, source_types
 from sitewise_edge.runtime import Gateway, make_connector
-from sitewise_edge.samples import SCHEMA
+from sitewise_edge.samples import SCHEMA, from_sitewise_values
 from tests.conftest import eventually, gateway_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +129,22 @@ async def test_a_malformed_batch_is_dropped_and_counted_for_its_source(tmp_path:
         shown = (await health(gw))["sources"]["buggy"]
         assert shown["valuesDropped"] >= 2 and shown["valuesDropped"] % 2 == 0
         assert source["sources"]["buggy"]["state"] == "connected"  # the runtime goes on reading it
+    finally:
+        await gw.stop()
+
+
+async def test_a_malformed_batch_stored_with_others_loses_none_of_theirs(tmp_path: Path) -> None:
+    """Batches of several sources are stored as one append: a malformed one is dropped alone."""
+    gw = Gateway(gateway_config(tmp_path))
+    buggy = _MalformedSource()
+    gw.connectors = []
+    await gw.start()
+    try:
+        good = from_sitewise_values("/good/x", [{"timestamp": {"timeInSeconds": 1_700_000_000},
+                                                 "value": {"doubleValue": 4.5}, "quality": "GOOD"}])
+        await gw._store_read([(ConnectorStatus(), good), (buggy.status, await buggy.poll())])
+        assert buggy.status.values_dropped == 2
+        assert gw.store.latest("/good/x").column("double").to_pylist() == [4.5]
     finally:
         await gw.stop()
 

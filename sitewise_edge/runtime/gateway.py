@@ -46,7 +46,7 @@ from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.runtime.metrics import MetricRunner
 from sitewise_edge.runtime.models import ModelStore, TokenCache
-from sitewise_edge.samples import Quality, concat
+from sitewise_edge.samples import SCHEMA, Quality, concat
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -277,8 +277,8 @@ class Gateway:
     async def _store_read(self, items: list[tuple[ConnectorStatus, pa.RecordBatch]]) -> None:
         accepted: list[pa.RecordBatch] = []
         for source, batch in items:
-            try:
-                accepted.append(self._check(batch))
+            try:  # conformed one by one: a malformed batch is dropped alone, never with the group it came in
+                accepted.append(self._check(batch if batch.schema == SCHEMA else batch.cast(SCHEMA)))
             except pa.ArrowException as exc:  # a malformed batch from a connector: a bug, never accepted
                 self.rejected_values += batch.num_rows
                 source.values_dropped += batch.num_rows

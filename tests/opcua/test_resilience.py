@@ -46,7 +46,9 @@ async def test_a_dropped_connection_is_retried_within_a_second(
         lost = time.monotonic()
         read = status.values_read
         await eventually(lambda: status.state is ConnectorState.CONNECTED and status.values_read > read, 5)  # noqa: B023
-        assert time.monotonic() - lost < SOURCE_FIRST_RETRY + 0.5
+        # the retry comes after SOURCE_FIRST_RETRY; the rest is a new session and a read, which on a loaded
+        # 2-core machine took just over 0.5 s: far from the next back-off step either way
+        assert time.monotonic() - lost < SOURCE_FIRST_RETRY + 1.0
         assert status.reconnects == drop
         assert "connection lost" in (status.last_error or "") or status.last_error is None
 
