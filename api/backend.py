@@ -98,6 +98,10 @@ class Backend(Protocol):
         """Accept a batch: returns once it is durable."""
         ...
 
+    async def delete_stream(self, stream: str) -> None:
+        """Delete the values of a stream written so far (durable on return; storage/tombstones.py)."""
+        ...
+
     def latest(self, stream: str) -> pa.Table:
         """The latest value of a stream (0 or 1 row), from memory."""
         ...

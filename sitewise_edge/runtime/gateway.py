@@ -399,6 +399,9 @@ class Gateway:
             return None
         return prop.data_type, f"the property {prop.property_name} of asset {prop.asset_name}", prop.kind
 
+    async def delete_stream(self, stream: str) -> None:
+        await self.store.delete_stream(stream)
+
     def latest(self, stream: str) -> pa.Table:
         table = self.store.latest(stream)
         conn = self._source_of.get(stream)
