@@ -235,16 +235,21 @@ class Store:
 
     # --- deleting -------------------------------------------------------------------------
 
-    async def delete_stream(self, stream: str) -> int:
+    async def delete_stream(self, stream: str, client_token: str | None = None) -> int:
         """Delete the stream's values accepted so far (DeleteTimeSeries): reads no longer see them, values
         written from now on form a new series, and the rows leave the disk when their files are next rewritten.
-        Durable on return. Returns the first record sequence number that survives."""
+        Durable on return. Returns the first record sequence number that survives. ``client_token``: see
+        :meth:`deleted_by`."""
         async with self.state.maintenance:  # no compaction or merge reads the marks halfway
             with self.state.lock:
                 before = self.state.visible_seq  # every record below is published; later ones survive
-            await asyncio.to_thread(self.state.tombstones.add, stream, before)
+            await asyncio.to_thread(self.state.tombstones.add, stream, before, client_token)
             await asyncio.to_thread(self._forget_latest, stream, before)
         return before
+
+    def deleted_by(self, client_token: str) -> str | None:
+        """The stream a delete with this ``clientToken`` deleted (a retry answers as the first request did)."""
+        return self.state.tombstones.tokens.get(client_token)
 
     def _forget_latest(self, stream: str, before_seq: int) -> None:
         """Drop a deleted stream's latest value; a value written after the delete takes its place (blocking)."""

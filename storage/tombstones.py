@@ -39,9 +39,10 @@ TOMBSTONES_FILE = "tombstones.json"
 class Tombstones:
     """The deleted streams of one store: stream -> the first sequence number that survives."""
 
-    def __init__(self, path: Path, marks: dict[str, int] | None = None) -> None:
+    def __init__(self, path: Path, marks: dict[str, int] | None = None, tokens: dict[str, str] | None = None) -> None:
         self.path = path
         self.marks: dict[str, int] = dict(marks or {})
+        self.tokens: dict[str, str] = dict(tokens or {})  # clientToken -> the stream its delete deleted
 
     @classmethod
     def load(cls, data_dir: Path) -> Tombstones:
@@ -51,17 +52,20 @@ class Tombstones:
         try:
             raw = read_json(path)
             marks = {str(k): int(v) for k, v in raw["deleted"].items()}
+            tokens = {str(k): str(v) for k, v in raw.get("tokens", {}).items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             # refusing to open beats showing deleted values again
             raise StoreError(f"the deleted-streams file is unreadable ({e}); restore it or remove it to show "
                              "the deleted values again", path=path) from e
-        return cls(path, marks)
+        return cls(path, marks, tokens)
 
-    def add(self, stream: str, before_seq: int) -> None:
-        """Delete the stream's rows accepted before ``before_seq`` (durable on return; blocking)."""
+    def add(self, stream: str, before_seq: int, client_token: str | None = None) -> None:
+        """Delete the stream's rows accepted before ``before_seq`` (durable on return; blocking). ``client_token``
+        is remembered with it, so a retry of the same request is recognised (:attr:`tokens`)."""
         marks = {**self.marks, stream: max(before_seq, self.marks.get(stream, 0))}
-        write_json_atomic(self.path, {"deleted": marks}, indent=1, sort_keys=True)
-        self.marks = marks
+        tokens = {**self.tokens, client_token: stream} if client_token is not None else self.tokens
+        write_json_atomic(self.path, {"deleted": marks, "tokens": tokens}, indent=1, sort_keys=True)
+        self.marks, self.tokens = marks, tokens
         log.info("deleted time series %s (values accepted before record %d)", stream, before_seq)
 
     def table(self) -> pa.Table:

@@ -22,7 +22,8 @@ by its id (ConflictingOperationException).
 tombstone (``storage/tombstones.py``), so no read sees its values again, and values written by the
 alias afterwards form a new time series. As in SiteWise, a time series associated with an asset
 property cannot be deleted (ConflictingOperationException, 409: disassociate it first), and an
-alias without values is ResourceNotFoundException (404).
+alias without values is ResourceNotFoundException (404). A retry with the same ``clientToken``
+answers as the first request did (the token is kept with the tombstone), and deletes nothing written since.
 """
 
 from __future__ import annotations
@@ -239,7 +240,12 @@ async def delete_time_series(request: Request, backend: BackendDep, alias: str |
                          f"({ref.property_name}) of asset {ref.asset_id}: disassociate it first "
                          "(DisassociateTimeSeriesFromAssetProperty).", time_series_id(stream), "time-series")
     assert alias is not None
+    earlier = backend.deleted_by(token) if token is not None else None
+    if earlier is not None:  # a retry: answer as the first request did, without deleting what came since
+        if earlier != alias:
+            raise invalid(f"clientToken {token} was used by a request to delete {earlier}.")
+        return JSONResponse({}, status_code=200)
     if not backend.latest(alias).num_rows:
         raise ModelNotFound(f"Time series {alias} does not exist.", alias)
-    await backend.delete_stream(alias)
+    await backend.delete_stream(alias, token)
     return JSONResponse({}, status_code=200)

@@ -123,3 +123,18 @@ async def test_a_malformed_client_token_is_refused(api: Any) -> None:
     assert (r.status_code, r.headers["x-amzn-ErrorType"]) == (400, "InvalidRequestException")
     assert "clientToken" in r.json()["message"]
     assert (await reads(client, ALIAS))["history"] == [1.0]
+
+
+async def test_a_retry_with_the_same_client_token_answers_again_and_deletes_nothing_newer(api: Any) -> None:
+    _, client = api
+    token = str(uuid.uuid4())
+    await put(client, ALIAS, tqv(1.0, NOW))
+    await put(client, OTHER, tqv(2.0, NOW))
+    await client("delete_time_series", alias=ALIAS, clientToken=token)
+    await put(client, ALIAS, tqv(3.0, NOW + 5))  # written after the delete: a retry keeps it
+    await client("delete_time_series", alias=ALIAS, clientToken=token)
+    assert (await reads(client, ALIAS))["history"] == [3.0]
+    err = await client.error("delete_time_series", alias=OTHER, clientToken=token)
+    assert err["Error"]["Code"] == "InvalidRequestException"
+    assert f"was used by a request to delete {ALIAS}" in err["Error"]["Message"]
+    assert (await reads(client, OTHER))["history"] == [2.0]

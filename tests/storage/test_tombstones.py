@@ -166,3 +166,16 @@ def delete_then_kill_9(data_dir: Path) -> None:
 async def test_the_delete_survives_kill_9(tmp_path: Path) -> None:
     await asyncio.to_thread(delete_then_kill_9, tmp_path)
     assert await after_restart(tmp_path, "/gone") == ([9.0], [9.0])
+
+
+async def test_the_client_token_of_a_delete_is_kept_across_a_restart(tmp_path: Path) -> None:
+    token = "a" * 36
+    store = await open_store(tmp_path)
+    await store.append(values("/gone", [1], 100.0))
+    await store.delete_stream("/gone", token)
+    await store.close()
+    store = await open_store(tmp_path)
+    try:
+        assert (store.deleted_by(token), store.deleted_by("b" * 36)) == ("/gone", None)
+    finally:
+        await store.close()
