@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from sitewise_edge.samples import SCHEMA, Quality
+from storage import tombstones
 from storage.encoding import SQL_COLUMNS
 from storage.snapshot import ROW_BITS, Snapshot
 
@@ -51,9 +52,8 @@ class Reader:
             version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
             parts.append(f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
         union = " UNION ALL ".join(parts)
-        if snapshot.tombstones is not None:  # deleted streams (storage/tombstones.py): rows before the delete go
-            con.register("tombstones", snapshot.tombstones)
-            union = f"SELECT u.* FROM ({union}) u ANTI JOIN tombstones t ON u.stream = t.stream AND u._v < t.before_v"
+        if snapshot.tombstones is not None:  # deleted streams: rows before the delete go
+            union = tombstones.hide(union, snapshot.tombstones, con)
         con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + union)
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
 

@@ -19,7 +19,7 @@ from sitewise_edge.errors import StoreError
 from sitewise_edge.samples import from_columns
 from storage.compaction import MERGE_FAN_IN
 from storage.store import Store
-from storage.tombstones import TOMBSTONES_FILE
+from storage.tombstones import INLINE_MARKS, TOMBSTONES_FILE
 from tests.conftest import ROOT, ended
 from tests.storage.test_store import T0, open_store
 
@@ -177,5 +177,21 @@ async def test_the_client_token_of_a_delete_is_kept_across_a_restart(tmp_path: P
     store = await open_store(tmp_path)
     try:
         assert (store.deleted_by(token), store.deleted_by("b" * 36)) == ("/gone", None)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("deleted", [2, INLINE_MARKS + 8], ids=["predicate", "anti-join"])
+async def test_many_deleted_streams_and_quoted_names(tmp_path: Path, deleted: int) -> None:
+    names = [f"/it's/{i}" for i in range(deleted + 1)]
+    store = await open_store(tmp_path)
+    try:
+        for name in names:
+            await store.append(values(name, [1], 100.0))
+        for name in names[:-1]:
+            await store.delete_stream(name)
+        with store.reader() as r:
+            assert r.streams() == [names[-1]]
+        assert seen(store, names[0]) == GONE and seen(store, names[-1])["history"] == [101.0]
     finally:
         await store.close()
