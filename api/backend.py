@@ -98,6 +98,14 @@ class Backend(Protocol):
         """Accept a batch: returns once it is durable."""
         ...
 
+    async def delete_stream(self, stream: str, client_token: str | None) -> None:
+        """Delete the values of a stream written so far (durable on return; storage/tombstones.py)."""
+        ...
+
+    def deleted_by(self, client_token: str) -> str | None:
+        """The stream an earlier delete with this ``clientToken`` deleted, if any."""
+        ...
+
     def latest(self, stream: str) -> pa.Table:
         """The latest value of a stream (0 or 1 row), from memory."""
         ...

@@ -50,7 +50,7 @@ class Compaction:
                 return 0
             first, last = todo[0].seq, todo[-1].seq
             started = state.clock.monotonic()
-            table = concat([r.batch for r in todo])
+            table = concat([state.tombstones.keep_record(r.seq, r.batch) for r in todo])  # deleted streams go
             written = await asyncio.to_thread(segments.write_partitions, table, state.parquet_dir, first, last)
             await asyncio.to_thread(write_manifest, state.data_dir, last)
             with state.lock:
@@ -101,7 +101,7 @@ class Compaction:
                     run = await asyncio.to_thread(mergeable_run, live)
                     if not run:
                         break
-                    merged = await asyncio.to_thread(segments.merge_files, run)
+                    merged = await asyncio.to_thread(segments.merge_files, run, state.tombstones.keep_file)
                     state.replace_files(run, [merged])  # queries switch to the merged file before the sources go
                     self._bury(run)
                     merges += 1

@@ -163,6 +163,14 @@ class LatestIndex:
         self._time[gone] = _NEVER
         self._version[gone] = _NEVER
 
+    def forget(self, stream: str, before_version: int) -> bool:
+        """Drop the stream's latest value if it was written before ``before_version`` (a deleted stream)."""
+        slot = self._slot.get(stream)
+        if slot is None or self._time[slot] == _NEVER or self._version[slot] >= before_version:
+            return False
+        self._time[slot] = self._version[slot] = _NEVER
+        return True
+
     def save(self, path: Path) -> None:
         known = self._known()
         table = self._table(known).append_column("_v", pa.array(self._version[known], pa.int64()))

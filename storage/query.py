@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from sitewise_edge.samples import SCHEMA, Quality
+from storage import tombstones
 from storage.encoding import SQL_COLUMNS
 from storage.snapshot import ROW_BITS, Snapshot
 
@@ -50,7 +51,10 @@ class Reader:
             files = ", ".join(_sql_string(str(p)) for p in snapshot.files)
             version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
             parts.append(f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
-        con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + " UNION ALL ".join(parts))
+        union = " UNION ALL ".join(parts)
+        if snapshot.tombstones is not None:  # deleted streams: rows before the delete go
+            union = tombstones.hide(union, snapshot.tombstones, con)
+        con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + union)
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
 
     def _current(self, where: str) -> str:
@@ -74,6 +78,13 @@ class Reader:
         return self._fetch(
             "SELECT * EXCLUDE (_v) FROM raw WHERE stream = ? ORDER BY time_ns DESC, _v DESC LIMIT 1", [stream]
         )
+
+    def latest_versioned(self, stream: str) -> tuple[pa.Table, int | None]:
+        """:meth:`latest` and its row's version (to repair the store's latest-value index)."""
+        result = self._con.sql("SELECT * FROM raw WHERE stream = ? ORDER BY time_ns DESC, _v DESC LIMIT 1",
+                               params=[stream]).to_arrow_table()
+        versions = result.column("_v").to_pylist()
+        return _to_samples(result.drop_columns(["_v"])), (versions[0] if versions else None)
 
     def latest_all(self) -> pa.Table:
         """The latest value of every stream (by scanning: the store keeps an index for the API)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,14 +127,17 @@ def file_rows(path: Path) -> int:
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
-def merge_files(paths: list[Path]) -> Path:
+def merge_files(paths: list[Path], keep: Callable[[pa.Table, int], pa.Table] | None = None) -> Path:
     """Merge consecutive files of one day (in write order) into one; later writes of a key win.
 
     The merged file is written before the sources are deleted; a crash in between leaves files whose
     range lies inside the merged one, which :func:`remove_contained` deletes at the next open.
     """
     paths = sorted(paths, key=lambda p: seq_range(p)[0])
-    table = pa.concat_tables([read_file(p) for p in paths]).unify_dictionaries()
+    tables = [read_file(p) for p in paths]
+    if keep is not None:  # rows to drop as the files are rewritten (deleted streams: storage/tombstones.py)
+        tables = [keep(t, seq_range(p)[1]) for t, p in zip(tables, paths, strict=True)]
+    table = pa.concat_tables(tables).unify_dictionaries()
     first, last = seq_range(paths[0])[0], seq_range(paths[-1])[1]
     path = paths[0].parent / f"{first:020d}-{last:020d}.parquet"
     write_samples(table, path)

@@ -45,6 +45,7 @@ class Snapshot:
     files: tuple[Path, ...]
     resident: tuple[Record, ...]  # oldest first
     resident_rows: pa.Table | None = None  # ``resident`` as one table with ``_v`` (the store's cache)
+    tombstones: pa.Table | None = None  # deleted streams ``(stream, before_v)`` (storage/tombstones.py)
 
     def resident_table(self) -> pa.Table:
         """The resident rows as one table (chunks per record, the stream dictionary-encoded per chunk), with

@@ -29,6 +29,7 @@ from storage import wal
 from storage.latest import LatestIndex
 from storage.recovery import Quarantined
 from storage.snapshot import QUERY_SCHEMA, Record, Snapshot, query_batch
+from storage.tombstones import TOMBSTONES_FILE, Tombstones
 
 
 @dataclass(frozen=True, order=True)
@@ -96,6 +97,7 @@ class StoreState:
     compacted_through: int = 0  # the last record in Parquet
     visible_seq: int = 1  # one past the last record queries and publishers can read
     latest: LatestIndex = field(default_factory=LatestIndex)
+    tombstones: Tombstones = field(default_factory=lambda: Tombstones(Path(TOMBSTONES_FILE)))  # loaded on open
     cursors: dict[str, Position] = field(default_factory=dict)
     quarantine: list[Quarantined] = field(default_factory=list)  # WAL damage ever found (storage/recovery.py)
 
@@ -157,4 +159,5 @@ class StoreState:
         with self.lock:
             if self.resident_table is None:
                 self.resident_table = pa.Table.from_batches(self.resident_query, schema=QUERY_SCHEMA)
-            return Snapshot(tuple(self.files), tuple(self.resident), self.resident_table)
+            marks = self.tombstones.table() if self.tombstones.marks else None
+            return Snapshot(tuple(self.files), tuple(self.resident), self.resident_table, marks)

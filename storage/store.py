@@ -8,6 +8,7 @@
         r.points(["/plant/temp"], start_ns, end_ns)     # GOOD points of streams in (start, end]
     rows, pos = store.read(Position(0, 0), 1000)   # publishers: everything after a position
     store.save_cursor("publisher-cloud", pos)      # ... once the destination acknowledged
+    await store.delete_stream("/plant/temp")       # DeleteTimeSeries: a durable tombstone (storage/tombstones.py)
     snap = store.snapshot()              # the S3 export: Parquet files + resident records
     await store.close()
 
@@ -45,8 +46,9 @@ from storage.layout import LAYOUT_VERSION
 from storage.query import Reader
 from storage.recovery import Quarantined, Recovery
 from storage.retention import Retention
-from storage.snapshot import Snapshot
+from storage.snapshot import ROW_BITS, Snapshot
 from storage.state import Position, StoreState, StoreStats, free_bytes
+from storage.tombstones import Tombstones
 from storage.writer import LogWriter
 
 __all__ = ["LAYOUT_VERSION", "Position", "Store", "StoreStats"]
@@ -109,6 +111,7 @@ class Store:
         assert self._duck is not None
         state = self.state
         layout.open_parquet(state, self._duck)
+        state.tombstones = Tombstones.load(state.data_dir)
         report, last_seq = self._writer.recover()
         self._cursors.load()
         # never reuse a sequence number a cursor or a compaction has already seen (a lost WAL tail)
@@ -117,6 +120,8 @@ class Store:
         state.disk.used = state.stats.disk_bytes = self._retention.disk_usage()
         self._retention.probe()
         state.visible_seq = max(last_seq, state.compacted_through) + 1
+        for stream, before in state.tombstones.marks.items():
+            self._forget_latest(stream, before)
         return report
 
     async def close(self) -> None:
@@ -227,6 +232,37 @@ class Store:
     def disk_status(self) -> dict[str, object]:
         """The disk as the store saw it last: used, free, the limits, and why writes are refused (if they are)."""
         return self.state.disk.as_dict(self.config.max_disk, self.config.disk_reserve)
+
+    # --- deleting -------------------------------------------------------------------------
+
+    async def delete_stream(self, stream: str, client_token: str | None = None) -> int:
+        """Delete the stream's values accepted so far (DeleteTimeSeries): reads no longer see them, values
+        written from now on form a new series, and the rows leave the disk when their files are next rewritten.
+        Durable on return. Returns the first record sequence number that survives. ``client_token``: see
+        :meth:`deleted_by`."""
+        async with self.state.maintenance:  # no compaction or merge reads the marks halfway
+            with self.state.lock:
+                before = self.state.visible_seq  # every record below is published; later ones survive
+            await asyncio.to_thread(self.state.tombstones.add, stream, before, client_token)
+            await asyncio.to_thread(self._forget_latest, stream, before)
+        return before
+
+    def deleted_by(self, client_token: str) -> str | None:
+        """The stream a delete with this ``clientToken`` deleted (a retry answers as the first request did)."""
+        return self.state.tombstones.tokens.get(client_token)
+
+    def _forget_latest(self, stream: str, before_seq: int) -> None:
+        """Drop a deleted stream's latest value; a value written after the delete takes its place (blocking)."""
+        with self.state.lock:
+            if not self.state.latest.forget(stream, before_seq << ROW_BITS):
+                return
+        if self._duck is None:
+            return
+        with Reader(self._duck.cursor(), self.snapshot()) as r:
+            table, version = r.latest_versioned(stream)
+        if version is not None:
+            with self.state.lock:
+                self.state.latest.update(version >> ROW_BITS, table.combine_chunks().to_batches()[0])
 
     # --- reading ------------------------------------------------------------------------
 

@@ -14,8 +14,16 @@ again. ``timeSeriesId`` is derived from the stream key, so it survives both.
 
 An association is refused where it would hide values: the alias's values are of another data
 type than the property (InvalidRequestException), or the property already has values written
-by its id (ConflictingOperationException). ``DeleteTimeSeries`` would delete stored values,
-which the store cannot do yet: it answers the not-supported error (``api/sitewise/unserved.py``).
+by its id (ConflictingOperationException).
+
+    POST /timeseries/delete/?alias=  | ?assetId=&propertyId=   DeleteTimeSeries
+
+``DeleteTimeSeries`` deletes a disassociated time series (by alias): the store keeps a durable
+tombstone (``storage/tombstones.py``), so no read sees its values again, and values written by the
+alias afterwards form a new time series. As in SiteWise, a time series associated with an asset
+property cannot be deleted (ConflictingOperationException, 409: disassociate it first), and an
+alias without values is ResourceNotFoundException (404). A retry with the same ``clientToken``
+answers as the first request did (the token is kept with the tombstone), and deletes nothing written since.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.backend import Backend, BackendDep, Reader
-from api.sitewise.control import apply_change
+from api.sitewise.control import CLIENT_TOKEN, apply_change
 from api.sitewise.paging import offset_page, page_size
 from api.sitewise.render import arn
 from api.sitewise.requests import invalid, json_body
@@ -209,3 +217,35 @@ async def associate_time_series(request: Request, backend: BackendDep, alias: st
 async def disassociate_time_series(request: Request, backend: BackendDep, alias: str, assetId: str,
                                    propertyId: str) -> JSONResponse:
     return await _associate(request, backend, "DisassociateTimeSeriesFromAssetProperty", alias, assetId, propertyId)
+
+
+@router.post("/timeseries/delete/", summary="DeleteTimeSeries")
+async def delete_time_series(request: Request, backend: BackendDep, alias: str | None = None,
+                             assetId: str | None = None, propertyId: str | None = None) -> JSONResponse:
+    body = await json_body(request, empty_ok=True)
+    token = body.get("clientToken")
+    if token is not None and not (isinstance(token, str) and CLIENT_TOKEN.match(token)):
+        raise invalid("clientToken: must be 36 to 64 characters without spaces")
+    if (assetId is None) != (propertyId is None):
+        raise invalid("assetId and propertyId must be given together.")
+    if alias is None and assetId is None:
+        raise invalid("Either alias, or assetId and propertyId, must be given.")
+    registry = backend.registry
+    ref = registry.property(assetId, propertyId) if assetId is not None and propertyId is not None else None
+    if ref is None and alias is not None:
+        ref = registry.property_by_alias(alias)
+    if ref is not None:
+        stream = ref.alias if ref.alias is not None else synthetic_stream(ref.asset_id, ref.property_id)
+        raise ModelInUse(f"The time series {ref.alias or stream} is associated with property {ref.property_id} "
+                         f"({ref.property_name}) of asset {ref.asset_id}: disassociate it first "
+                         "(DisassociateTimeSeriesFromAssetProperty).", time_series_id(stream), "time-series")
+    assert alias is not None
+    earlier = backend.deleted_by(token) if token is not None else None
+    if earlier is not None:  # a retry: answer as the first request did, without deleting what came since
+        if earlier != alias:
+            raise invalid(f"clientToken {token} was used by a request to delete {earlier}.")
+        return JSONResponse({}, status_code=200)
+    if not backend.latest(alias).num_rows:
+        raise ModelNotFound(f"Time series {alias} does not exist.", alias)
+    await backend.delete_stream(alias, token)
+    return JSONResponse({}, status_code=200)

@@ -399,6 +399,12 @@ class Gateway:
             return None
         return prop.data_type, f"the property {prop.property_name} of asset {prop.asset_name}", prop.kind
 
+    async def delete_stream(self, stream: str, client_token: str | None) -> None:
+        await self.store.delete_stream(stream, client_token)
+
+    def deleted_by(self, client_token: str) -> str | None:
+        return self.store.deleted_by(client_token)
+
     def latest(self, stream: str) -> pa.Table:
         table = self.store.latest(stream)
         conn = self._source_of.get(stream)

@@ -50,8 +50,9 @@ async def test_aws_cli_time_series_and_asset_properties(api: Any) -> None:
 @pytest.mark.parametrize(("args", "expected"), [
     (("describe-time-series", "--alias", "/no/such/stream"),
      "(ResourceNotFoundException) when calling the DescribeTimeSeries operation: Time series /no/such/stream"),
-    (("delete-time-series", "--alias", LOOSE),
-     "(NotImplementedException) when calling the DeleteTimeSeries operation: DeleteTimeSeries is not supported"),
+    (("describe-default-encryption-configuration",),
+     "(NotImplementedException) when calling the DescribeDefaultEncryptionConfiguration operation: "
+     "DescribeDefaultEncryptionConfiguration is not supported"),
 ], ids=["not-found", "not-supported"])
 async def test_aws_cli_errors_name_the_problem(api: Any, args: tuple[str, ...], expected: str) -> None:
     gw, _ = api

@@ -53,10 +53,10 @@ def test_each_served_route_is_the_operation_it_claims() -> None:
 @pytest.mark.parametrize(("op", "kwargs", "name"), [
     ("describe_gateway", {"gatewayId": SOME_ID}, "DescribeGateway"),
     ("list_portals", {}, "ListPortals"),
-    ("delete_time_series", {"alias": "/plant1/line1/press1/speed"}, "DeleteTimeSeries"),
+    ("describe_default_encryption_configuration", {}, "DescribeDefaultEncryptionConfiguration"),
     ("describe_storage_configuration", {}, "DescribeStorageConfiguration"),
     ("list_gateways", {}, "ListGateways"),
-], ids=["gateway", "portal", "delete-time-series", "storage-configuration", "gateways"])
+], ids=["gateway", "portal", "encryption", "storage-configuration", "gateways"])
 async def test_an_unserved_operation_answers_501_naming_it(api: Any, op: str, kwargs: dict[str, Any],
                                                           name: str) -> None:
     _, client = api
