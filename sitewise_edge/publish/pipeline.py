@@ -258,10 +258,13 @@ class _Drain(Generic[P]):
                 await pipe.store.wait_for_data(self._wait_for_more())
                 continue
             self.behind = table.num_rows >= rows
-            pipe.stats.state = "sending"
+            if pipe.stats.state in ("starting", "idle"):  # a failing state stays until a request passes
+                pipe.stats.state = "sending"
             prepared = await asyncio.to_thread(pipe.prepare, table)
             pipe.stats.values_rejected += prepared.rejected
             pipe.stats.values_to_s3 += prepared.to_s3
+            pipe.stats.values_read += table.num_rows
+            pipe.stats.values_forwardable += 0 if prepared.table is None else prepared.table.num_rows
             if self.behind:  # a backlog: chunks big enough for full entries (10 values of a stream)
                 rows = min(MAX_CHUNK_ROWS, max(pipe.chunk_rows, 2 * MAX_VALUES * prepared.streams))
             self.position = next_pos

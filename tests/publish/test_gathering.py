@@ -13,11 +13,12 @@ import pytest
 
 from sitewise_edge.config import SitewisePublisher, StorageConfig
 from sitewise_edge.publish.pipeline import MAX_CHUNK_ROWS
+from sitewise_edge.publish.quota import values_quota, verdict
 from sitewise_edge.publish.requests import CHUNK, gather
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.samples import from_columns
 from storage.store import Store
-from tests.conftest import eventually
+from tests.conftest import eventually, gateway_config
 from tests.gateway.fault_endpoint import FaultEndpoint
 
 NOW_NS = time.time_ns() - 600 * 10**9
@@ -140,3 +141,52 @@ async def test_a_partial_entry_waits_at_most_the_batch_interval(store: Store) ->
             assert [r.values for r in ep.requests] == [5]
         finally:
             await stop(run)
+
+
+# --- can the destination keep up? ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("ingest", "quota", "sending", "age", "warns", "catch_up"), [
+    (2400.0, 1000.0, 1000.0, 300.0, "above the quota of 1,000 values/s", None),
+    (800.0, 1000.0, 1000.0, 300.0, None, 300.0 * 800 / 200),  # drains: 1,200 s at 200 values/s net
+    (800.0, None, 700.0, 60.0, "the backlog grows", None),  # no quota, but the endpoint is slower than ingest
+    (800.0, 1000.0, 800.0, 2.0, None, None),  # caught up: nothing to say
+    (None, 1000.0, 0.0, 600.0, None, None),  # ingest not known
+], ids=["over-quota", "draining", "endpoint-slower", "caught-up", "unknown"])
+def test_the_verdict_on_ingest_quota_and_sending(ingest: float | None, quota: float | None, sending: float,
+                                                 age: float, warns: str | None, catch_up: float | None) -> None:
+    v = verdict(ingest, quota, sending, age)
+    assert (v.warning is None) == (warns is None) and (warns is None or warns in str(v.warning))
+    assert v.catch_up == (None if catch_up is None else pytest.approx(catch_up))
+
+
+def test_the_quota_is_the_tightest_rate_limit() -> None:
+    def cfg(**kw: float) -> SitewisePublisher:
+        return SitewisePublisher(name="c", type="sitewise", **kw)
+
+    assert values_quota(cfg()) == (1000.0, "rate_limit_values 1,000/s")  # SiteWise's documented default
+    assert values_quota(cfg(rate_limit_values=0, rate_limit_requests=5))[0] == 500.0
+    assert values_quota(cfg(rate_limit_values=0, rate_limit_requests=0)) == (None, "no rate limit")
+
+
+async def test_ingest_above_the_quota_is_said_in_health_and_the_stats(tmp_path: Path, start_gateway: Any) -> None:
+    async with FaultEndpoint() as ep:
+        gw = await start_gateway(gateway_config(
+            tmp_path, gateway={"name": "edge", "data_dir": str(tmp_path / "edge")}, models=[],
+            publishers=[{"name": "cloud", "type": "sitewise", "endpoint_url": ep.url, "batch_interval": "50ms",
+                         "rate_limit_values": 50, "rate_limit_requests": 0, "rate_limit_entries_per_property": 0,
+                         "status_log_interval": "1s"}]))
+
+        def reason() -> str | None:
+            found = [r for r in gw.health.verdict()["reasons"] if r["component"] == "publisher cloud quota"]
+            return found[0]["reason"] if found else None
+
+        k = 0
+        while reason() is None:  # 400 values/s into the store against a quota of 50 values/s
+            assert k < 300, gw.status()["publishers"]["cloud"]
+            await gw.ingest(scan(40, time.time_ns(), prefix="/q/s"))
+            k += 1
+            await asyncio.sleep(0.1)  # the plant's pace, not a wait for a result
+        status = gw.status()["publishers"]["cloud"]
+        assert "above the quota of 50 values/s" in str(reason()) and status["quotaWarning"] == reason()
+        assert status["ingestValuesPerSecond"] > 50
