@@ -56,6 +56,8 @@ WINDOW_CHUNKS = 6
 """Chunks a drain reads ahead of its cursor (unacknowledged at most); rows gather over all but the newest."""
 MAX_CHUNK_ROWS = 50_000
 """With many streams a chunk grows (up to this) until it holds 20 values per stream."""
+QUEUED_PER_LANE = 2
+"""A drain reads no more while the lanes hold this many requests per lane not yet started."""
 LIVE_READS = 4
 """Caught up, a drain reads about this many times per ``batch_interval``: rows gather between reads."""
 
@@ -160,6 +162,7 @@ class _Lane(Generic[P]):
         if group.left == 0:
             for chunk in group.chunks:
                 group.drain.done(chunk)
+        group.drain._changed.set()  # a request less queued: the drain may read again
         self.wake.set()
 
 
@@ -243,7 +246,9 @@ class _Drain(Generic[P]):
                 await self.flush()
                 self.finished.set()
                 return
-            while len(self.window) >= WINDOW_CHUNKS:
+            # read once the window has room and the lanes little queued: while the endpoint is the bound, the log
+            # fills meanwhile and the next read is a full chunk, so entries fill instead of going out by age
+            while len(self.window) >= WINDOW_CHUNKS or pipe.queued(self.live) >= QUEUED_PER_LANE * len(pipe.lanes):
                 await self._wait_changed()
             table, next_pos = await asyncio.to_thread(self._read, self.position, rows)
             if table.num_rows == 0:
@@ -282,14 +287,15 @@ class _Drain(Generic[P]):
         if not self.held_chunks:
             return interval
         first = min(c.read_at for c in self.held_chunks.values())
-        return max(0.0, min(interval, first + interval - self.pipe.clock.monotonic()))
+        floor = interval / LIVE_READS if self.pipe.queued(self.live) else 0.0  # overdue rows wait for idle lanes
+        return max(floor, min(interval, first + interval - self.pipe.clock.monotonic()))
 
     async def _gather(self, new: pa.Table | None, flush: bool = False) -> None:
         """Join the new rows to those waiting, send the full entries and what is due, keep the rest."""
         pipe = self.pipe
         ids = sorted(self.held_chunks)
         force_below = ids[-1] - (WINDOW_CHUNKS - 2) if ids else 0  # the oldest chunk of a full window goes
-        if not self.behind:
+        if not self.behind and pipe.queued(self.live) == 0:  # partial entries go by age only to idle lanes
             due = pipe.clock.monotonic() - pipe.config.batch_interval
             force_below = max(force_below, *(i + 1 for i in ids if self.held_chunks[i].read_at <= due), 0)
         chunk_id = ids[-1] if new is not None and ids else -1
@@ -363,6 +369,10 @@ class Pipeline(Generic[P]):
         self.chunk_rows = config.max_in_flight * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
         self.lanes: list[_Lane[P]] = [_Lane(deliver, 2 * config.max_in_flight) for _ in range(config.max_in_flight)]
         self.drains: list[_Drain[P]] = []
+
+    def queued(self, live: bool) -> int:
+        """Requests of the live (or the backlog) drain waiting in the lanes, not yet started."""
+        return sum(len(lane.live if live else lane.backlog) for lane in self.lanes)
 
     @property
     def oldest_ns(self) -> int | None:
