@@ -3,6 +3,8 @@
     reasons = sitewise_rejections(table, now_s=time.time())   # "" where SiteWise will accept the row
     lanes = build_requests(table, lanes=4)                    # lanes[i] = requests, each ≤10 entries
     entries = build_entries(table)                            # any number, for the dead-letter store
+    now, wait = gather(held_and_new, force_below=3)           # full entries now, the rest waits
+
 
 No I/O and no clock (``now_s`` is passed in). An entry holds one stream's values, at most 10, in
 time order; a request at most 10 entries. Every stream goes to one lane, by a stable hash of its
@@ -153,6 +155,35 @@ def build_requests(table: pa.Table, lanes: int = 1) -> list[list[list[Entry]]]:
             requests.append(group)
         out.append(requests)
     return out
+
+
+CHUNK = "_chunk"
+"""The column :func:`gather` reads: which chunk of the log a row came from (ids increase with the log)."""
+
+
+def gather(table: pa.Table, force_below: int = 0, flush: bool = False) -> tuple[pa.Table, pa.Table]:
+    """Rows of several chunks -> (rows to send now, rows that wait for more of their stream).
+
+    Per stream, in time order: the values that fill entries of 10 go now, the rest waits, unless it
+    comes from a chunk below ``force_below`` (held long enough): then the stream's values up to the
+    last such one go too, so a stream's values always leave in time order. ``flush``: everything goes.
+    Columnar: one sort, no loop per value."""
+    if flush or table.num_rows == 0:
+        return table, table.slice(0, 0)
+    order = pc.sort_indices(pa.table({"s": table.column("stream").cast(pa.string()), "t": table.column("time")}),
+                            [("s", "ascending"), ("t", "ascending")])
+    table = table.take(order)
+    n = table.num_rows
+    streams = table.column("stream").cast(pa.string()).combine_chunks()
+    change = np.asarray(pc.not_equal(streams.slice(1), streams.slice(0, n - 1)).to_numpy(zero_copy_only=False),
+                        dtype=bool)
+    starts = np.concatenate([[0], np.flatnonzero(change) + 1])
+    lengths = np.diff(np.concatenate([starts, [n]]))
+    rank = np.arange(n) - np.repeat(starts, lengths)
+    forced = table.column(CHUNK).to_numpy() < force_below
+    cut = np.maximum(lengths // MAX_VALUES * MAX_VALUES, np.maximum.reduceat(np.where(forced, rank + 1, 0), starts))
+    now = rank < np.repeat(cut, lengths)
+    return table.filter(pa.array(now)), table.filter(pa.array(~now))
 
 
 def build_entries(table: pa.Table) -> list[Entry]:
