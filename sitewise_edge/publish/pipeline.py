@@ -45,7 +45,16 @@ from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK, Clock
 from sitewise_edge.config import SitewisePublisher
 from sitewise_edge.files import write_json_atomic
 from sitewise_edge.publish.base import LogSource, P
-from sitewise_edge.publish.requests import CHUNK, MAX_ENTRIES, MAX_VALUES, Entry, build_requests, entry_key, gather
+from sitewise_edge.publish.requests import (
+    CHUNK,
+    MAX_ENTRIES,
+    MAX_VALUES,
+    Entry,
+    StreamTypes,
+    build_requests,
+    entry_key,
+    gather,
+)
 from sitewise_edge.publish.stats import SitewiseStats
 
 log = logging.getLogger(__name__)
@@ -300,7 +309,7 @@ class _Drain(Generic[P]):
             force_below = max(force_below, *(i + 1 for i in ids if self.held_chunks[i].read_at <= due), 0)
         chunk_id = ids[-1] if new is not None and ids else -1
         lanes, sent_ids, left_ids, self.held = await asyncio.to_thread(
-            _gather_requests, self.held, new, chunk_id, force_below, flush, len(pipe.lanes))
+            _gather_requests, self.held, new, chunk_id, force_below, flush, len(pipe.lanes), pipe.types)
         if lanes:
             chunks = [self.held_chunks[i] for i in sent_ids]
             requests = [r for lane in lanes for r in lane]
@@ -333,7 +342,8 @@ class _Drain(Generic[P]):
 
 
 def _gather_requests(held: pa.Table | None, new: pa.Table | None, chunk_id: int, force_below: int, flush: bool,
-                     lanes: int) -> tuple[list[list[list[Entry]]], set[int], set[int], pa.Table | None]:
+                     lanes: int, types: StreamTypes | None = None
+                     ) -> tuple[list[list[list[Entry]]], set[int], set[int], pa.Table | None]:
     """One gathering step (worker thread): requests per lane, the chunk ids sent from and still waiting,
     the rows that wait."""
     parts = [] if held is None else [held]
@@ -347,7 +357,7 @@ def _gather_requests(held: pa.Table | None, new: pa.Table | None, chunk_id: int,
     now, wait = gather(table, force_below, flush)
     sent = set(pc.unique(now.column(CHUNK)).to_pylist()) if now.num_rows else set()
     left = set(pc.unique(wait.column(CHUNK)).to_pylist()) if wait.num_rows else set()
-    lanes_out = build_requests(now.drop_columns([CHUNK]), lanes) if now.num_rows else []
+    lanes_out = build_requests(now.drop_columns([CHUNK]), lanes, types) if now.num_rows else []
     return lanes_out, sent, left, wait if wait.num_rows else None
 
 
@@ -369,6 +379,7 @@ class Pipeline(Generic[P]):
         self.chunk_rows = config.max_in_flight * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
         self.lanes: list[_Lane[P]] = [_Lane(deliver, 2 * config.max_in_flight) for _ in range(config.max_in_flight)]
         self.drains: list[_Drain[P]] = []
+        self.types = StreamTypes()  # each stream's value type, for its nulls
 
     def queued(self, live: bool) -> int:
         """Requests of the live (or the backlog) drain waiting in the lanes, not yet started."""
