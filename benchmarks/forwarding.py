@@ -1,7 +1,14 @@
-"""Forwarding under partial faults: the SiteWise publisher against a fault-injecting endpoint (issue 9 item 3).
+"""Forwarding under partial faults (issue 9 item 3), and its CPU cost per value (issue 10).
 
     .venv/bin/python benchmarks/forwarding.py [--faults 0,10,30,40,50] [--backlog 60000] [--rate 2000]
                                               [--seconds 10] [--delay 0.03] [--concurrency 4]
+    .venv/bin/python benchmarks/forwarding.py --cpu [--backlog 200000] [--concurrency 4]
+
+**--cpu**: CPU µs per value and values/s of this process, sending to a fault-free endpoint without delay (in
+its own process): a bare boto3 loop sending pre-built 10 × 10 requests (validation and serialisation in
+botocore: the reference), the publisher's client sending the same requests (the body encoded at once,
+validation off: :func:`sitewise_edge.publish.clients.fast_batch_put`), and the whole publisher draining a
+backlog of ``--backlog`` values from a store (reading, gathering, building, sending, acknowledging).
 
 For every fault rate, a fault-injecting endpoint (tests/gateway/fault_endpoint.py in its own process) answers
 that share of requests with an error: three quarters ``429 ThrottlingException`` and one quarter
@@ -119,6 +126,70 @@ async def live(store: Store, port: int, name: str, rate: float, seconds: float, 
     return {"produced": produced, "delivered": sent, "status": status}
 
 
+def _send_loop(client: Any, requests: list[list[dict[str, Any]]], concurrency: int) -> tuple[float, float]:
+    """Send every request, ``concurrency`` threads; returns (seconds, CPU seconds of this process)."""
+    import concurrent.futures
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda r: client.batch_put_asset_property_value(entries=r, enablePartialEntryProcessing=True),
+                      requests))
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def cpu_per_value(backlog: int, concurrency: int) -> None:
+    import boto3
+    import botocore.config
+    import pyarrow as pa
+
+    from sitewise_edge.publish.clients import sitewise_client
+    from sitewise_edge.publish.requests import build_requests
+
+    proc, port = start_endpoint(0, 0.0)
+    rows: list[tuple[str, float, float, float]] = []
+    try:
+        url = f"http://127.0.0.1:{port}"
+        batches = make_batches(backlog, time.time_ns() - 3600 * 10**9)
+        build_cpu = time.process_time()
+        requests = [r for lane in build_requests(pa.Table.from_batches(batches), 1) for r in lane]
+        build_cpu = time.process_time() - build_cpu
+        total = sum(len(v["propertyValues"]) for r in requests for v in r)
+        bare = boto3.client("iotsitewise", region_name="us-east-1", endpoint_url=url, config=botocore.config.Config(
+            inject_host_prefix=False, retries={"total_max_attempts": 1}, max_pool_connections=2 * concurrency))
+        cfg = SitewisePublisher(name="cpu", type="sitewise", endpoint_url=url, max_in_flight=concurrency)
+        fast = sitewise_client(cfg)
+        for name, client in (("bare boto3 loop (botocore validates + serialises)", bare),
+                             ("publisher's client (body encoded at once, validation off)", fast)):
+            _send_loop(client, requests[:20], concurrency)  # warm up: connections, the service model
+            wall, cpu = _send_loop(client, requests, concurrency)
+            rows.append((name, total / wall, cpu / total * 1e6, 0.0))
+        with tempfile.TemporaryDirectory() as d:
+            store = Store(Path(d) / "store", StorageConfig(compact_interval="1h"))
+            await store.open()
+            for batch in batches:
+                await store.append(batch)
+            task = publisher("cpu", port, store, concurrency)
+            wall, cpu = time.perf_counter(), time.process_time()
+            runner = asyncio.create_task(task.run())
+            await until(lambda: task.stats.values_sent >= total, within=600)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            per_request = task.stats.values_sent / max(1, task.stats.requests_sent)
+            await cancel(runner)
+            await store.close()
+        rows.append(("whole publisher: store -> gather -> build -> send -> ack", total / wall, cpu / total * 1e6,
+                     per_request))
+    finally:
+        stop(proc)
+    print(f"\n{total:,} values ({STREAMS:,} streams), {len(requests):,} requests, {concurrency} in flight, endpoint "
+          f"without delay in its own process; CPU of this process (building the requests: "
+          f"{build_cpu / total * 1e6:.1f} µs/value, not in the loops' figures)")
+    ref = rows[0][2]
+    print("| path | values/s | CPU µs/value | vs bare boto3 | values/request |")
+    print("|------|---------:|-------------:|--------------:|---------------:|")
+    for name, rate, us, per_req in rows:
+        print(f"| {name} | {rate:,.0f} | {us:.1f} | {us / ref:.2f}x | {per_req or 100:.0f} |")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faults", default="0,10,30,40,50", help="fault rates in %%, comma-separated")
@@ -127,9 +198,13 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the live phase")
     parser.add_argument("--delay", type=float, default=0.03, help="the endpoint's answer delay (s)")
     parser.add_argument("--concurrency", type=int, default=4, help="the publisher's max_in_flight")
+    parser.add_argument("--cpu", action="store_true", help="CPU µs per value against a bare boto3 loop instead")
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "x")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "x")
+    if args.cpu:
+        await cpu_per_value(args.backlog, args.concurrency)
+        return
     rates = [float(x) for x in args.faults.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as d:

@@ -386,8 +386,9 @@ class SitewisePublisher(_Model):
     """API token of a sitewise-edge endpoint that requires one (sent as ``x-api-token``); use ``${VAR}``."""
     min_retry_interval: Duration = 0.5
     """First back-off after a failure; doubles (with jitter) up to ``max_retry_interval``."""
-    max_in_flight: int = Field(default=4, ge=1, le=64)
-    """Requests in flight at once; each data stream keeps to one of them (time order per stream)."""
+    max_in_flight: int = Field(default=16, ge=1, le=64)
+    """Requests in flight at once, at most (throttling lowers it); each data stream keeps to one of them (time
+    order per stream). 16 covers a 100 ms round trip at 16,000 values/s."""
     publishing_order: Literal["oldest_first", "newest_first"] = "oldest_first"
     """``newest_first``: fresh data goes first whenever a backlog waits; the backlog gets what is left."""
     live_after: Duration = 60.0

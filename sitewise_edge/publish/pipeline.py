@@ -6,13 +6,16 @@
     pipeline.oldest_ns                           # the oldest value not yet acknowledged, for the status
 
 **Drains and lanes.** A drain reads the log in chunks from its position; ``prepare`` (in a worker
-thread) turns a chunk into requests per lane. Every stream belongs to one of ``max_in_flight``
-lanes; a lane sends its requests one after the other through ``deliver``, the lanes run
-concurrently. A drain reads ahead at most ``WINDOW_CHUNKS`` chunks; a chunk is acknowledged when
-every request of it was delivered (or dead-lettered durably), and the cursor moves to the end of
-the longest run of acknowledged chunks, saved by a background task (one save at a time). So the
-saved cursor never passes an undelivered value: at-least-once, and after a crash only the window
-is sent again.
+thread) filters and checks a chunk. Rows then *gather* across chunks (:func:`~sitewise_edge.publish.
+requests.gather`): a stream's values go out once they fill entries of 10, so requests carry 10 entries
+× 10 values whenever a backlog exists, also with thousands of streams; a partial entry waits at most
+``batch_interval`` (or until its chunk is the oldest of a full window) and then goes as it is. Every
+stream belongs to one of ``max_in_flight`` lanes; a lane sends its requests in order through
+``deliver``, the lanes run concurrently. A drain reads ahead at most ``WINDOW_CHUNKS`` chunks; a
+chunk is acknowledged when its last row has left the gatherer and every request holding one of its
+rows was delivered (or dead-lettered durably), and the cursor moves to the end of the longest run of
+acknowledged chunks, saved by a background task (one save at a time). So the saved cursor never
+passes an undelivered value: at-least-once, and after a crash only the window is sent again.
 
 **Live lane.** When the oldest unsent value is older than ``live_after`` and more is waiting
 (``newest_first``: whenever more is waiting), the log is split at its head: the running drain
@@ -34,30 +37,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK, Clock
 from sitewise_edge.config import SitewisePublisher
 from sitewise_edge.files import write_json_atomic
 from sitewise_edge.publish.base import LogSource, P
-from sitewise_edge.publish.requests import MAX_ENTRIES, MAX_VALUES, Entry, entry_key
+from sitewise_edge.publish.requests import (
+    CHUNK,
+    MAX_ENTRIES,
+    MAX_VALUES,
+    Entry,
+    StreamTypes,
+    build_requests,
+    entry_key,
+    gather,
+)
 from sitewise_edge.publish.stats import SitewiseStats
 
 log = logging.getLogger(__name__)
 
 REQUESTS_PER_LANE_CHUNK = 10
 """A chunk holds about this many full requests per lane: ``max_in_flight`` × 1,000 values."""
-WINDOW_CHUNKS = 3
-"""Chunks a drain reads ahead of its cursor (unacknowledged at most)."""
+WINDOW_CHUNKS = 6
+"""Chunks a drain reads ahead of its cursor (unacknowledged at most); rows gather over all but the newest."""
 MAX_CHUNK_ROWS = 50_000
-"""With many streams a chunk grows (up to this) until it holds 20 values per stream: full entries."""
+"""With many streams a chunk grows (up to this) until it holds 20 values per stream."""
+QUEUED_PER_LANE = 2
+"""A drain reads no more while the lanes hold this many requests per lane not yet started."""
+LIVE_READS = 4
+"""Caught up, a drain reads about this many times per ``batch_interval``: rows gather between reads."""
 
 
 @dataclass
 class Prepared:
-    """One chunk, ready to send: requests per lane, and what was taken out of it before sending."""
+    """One chunk, ready to send: the rows that go to SiteWise, and what was taken out of it before."""
 
-    lanes: list[list[list[Entry]]]
+    table: pa.Table | None = None
     rejected: int = 0
     to_s3: int = 0
     oldest_ns: int | None = None
@@ -65,7 +83,7 @@ class Prepared:
 
 
 Prepare = Callable[[pa.Table], Prepared]
-"""Filter, check and build the requests of one chunk (blocking: runs in a worker thread)."""
+"""Filter and check the rows of one chunk (blocking: runs in a worker thread)."""
 Deliver = Callable[[list[Entry]], Awaitable[None]]
 """Send one request until every value is delivered, parked or dead-lettered."""
 
@@ -73,16 +91,18 @@ Deliver = Callable[[list[Entry]], Awaitable[None]]
 @dataclass
 class _Chunk(Generic[P]):
     end: P
-    pending: int
+    pending: int  # request groups holding its rows, +1 while rows of it wait in the gatherer
     oldest_ns: int | None
+    id: int = 0
+    read_at: float = 0.0  # monotonic
 
 
 @dataclass
 class _Group(Generic[P]):
-    """The requests of one chunk in one lane: the chunk is told once all are done."""
+    """The requests of one gathering step, over all lanes: its chunks are told once all are done."""
 
     drain: _Drain[P]
-    chunk: _Chunk[P]
+    chunks: list[_Chunk[P]]
     left: int
 
 
@@ -110,8 +130,7 @@ class _Lane(Generic[P]):
         self.running = 0
         self.wake = asyncio.Event()
 
-    def put(self, drain: _Drain[P], chunk: _Chunk[P], requests: list[list[Entry]]) -> None:
-        group = _Group(drain, chunk, len(requests))
+    def put(self, drain: _Drain[P], group: _Group[P], requests: list[list[Entry]]) -> None:
         queue = self.live if drain.live else self.backlog
         d = id(drain)
         queue.extend(_Job(group, entries, [(d, entry_key(e)) for e in entries]) for entries in requests)
@@ -150,7 +169,9 @@ class _Lane(Generic[P]):
         group = job.group
         group.left -= 1
         if group.left == 0:
-            group.drain.done(group.chunk)
+            for chunk in group.chunks:
+                group.drain.done(chunk)
+        group.drain._changed.set()  # a request less queued: the drain may read again
         self.wake.set()
 
 
@@ -167,6 +188,9 @@ class _Drain(Generic[P]):
         self.save = save
         self.window: collections.deque[_Chunk[P]] = collections.deque()
         self.behind = False  # the last read was full: more is waiting
+        self.held: pa.Table | None = None  # rows waiting in the gatherer for more of their stream
+        self.held_chunks: dict[int, _Chunk[P]] = {}  # the chunks with rows in ``held``
+        self._next_id = 0
         self.finished = asyncio.Event()
         self._changed = asyncio.Event()
         self._dirty = asyncio.Event()
@@ -225,12 +249,15 @@ class _Drain(Generic[P]):
         rows = pipe.chunk_rows
         while True:
             if self.stop is not None and self.position >= self.stop:
+                await self._gather(None, flush=True)  # the end of the range: what waits goes as it is
                 while self.window:  # wait until the rest of the range is acknowledged
                     await self._wait_changed()
                 await self.flush()
                 self.finished.set()
                 return
-            while len(self.window) >= WINDOW_CHUNKS:
+            # read once the window has room and the lanes little queued: while the endpoint is the bound, the log
+            # fills meanwhile and the next read is a full chunk, so entries fill instead of going out by age
+            while len(self.window) >= WINDOW_CHUNKS or pipe.queued(self.live) >= QUEUED_PER_LANE * len(pipe.lanes):
                 await self._wait_changed()
             table, next_pos = await asyncio.to_thread(self._read, self.position, rows)
             if table.num_rows == 0:
@@ -238,29 +265,63 @@ class _Drain(Generic[P]):
                 if self.stop is not None:  # nothing left before the split point (or it was lost)
                     self.position = max(self.position, self.stop)
                     continue
+                if self.held_chunks:
+                    await self._gather(None)  # what waited long enough goes
                 if not self.window:
                     pipe.stats.state = "idle"
-                await pipe.store.wait_for_data(pipe.config.batch_interval)
+                await pipe.store.wait_for_data(self._wait_for_more())
                 continue
-            if table.num_rows < MAX_VALUES * MAX_ENTRIES and not self.window and self.stop is None:
-                # little is waiting: wait a moment for more, so requests go out full
-                await pipe.store.wait_for_data(pipe.config.batch_interval)
-                table, next_pos = await asyncio.to_thread(self._read, self.position, rows)
             self.behind = table.num_rows >= rows
-            pipe.stats.state = "sending"
+            if pipe.stats.state in ("starting", "idle"):  # a failing state stays until a request passes
+                pipe.stats.state = "sending"
             prepared = await asyncio.to_thread(pipe.prepare, table)
             pipe.stats.values_rejected += prepared.rejected
             pipe.stats.values_to_s3 += prepared.to_s3
+            pipe.stats.values_read += table.num_rows
+            pipe.stats.values_forwardable += 0 if prepared.table is None else prepared.table.num_rows
             if self.behind:  # a backlog: chunks big enough for full entries (10 values of a stream)
                 rows = min(MAX_CHUNK_ROWS, max(pipe.chunk_rows, 2 * MAX_VALUES * prepared.streams))
             self.position = next_pos
-            busy = [lane for lane in prepared.lanes if lane]
-            chunk = _Chunk(next_pos, len(busy) + 1, prepared.oldest_ns)
+            chunk = _Chunk(next_pos, 1, prepared.oldest_ns, self._next_id, pipe.clock.monotonic())
+            self._next_id += 1
             self.window.append(chunk)
-            for i, requests in enumerate(prepared.lanes):
-                if requests:
-                    pipe.lanes[i].put(self, chunk, requests)
-            self.done(chunk)  # the +1: a chunk with nothing to send is acknowledged here
+            self.held_chunks[chunk.id] = chunk
+            await self._gather(prepared.table, flush=self.stop is not None and self.position >= self.stop)
+            if not self.behind:  # caught up: let values gather between reads, so entries fill
+                await asyncio.sleep(pipe.config.batch_interval / LIVE_READS)
+
+    def _wait_for_more(self) -> float:
+        """How long to wait for new data: at most until the oldest waiting row is due."""
+        interval = self.pipe.config.batch_interval
+        if not self.held_chunks:
+            return interval
+        first = min(c.read_at for c in self.held_chunks.values())
+        floor = interval / LIVE_READS if self.pipe.queued(self.live) else 0.0  # overdue rows wait for idle lanes
+        return max(floor, min(interval, first + interval - self.pipe.clock.monotonic()))
+
+    async def _gather(self, new: pa.Table | None, flush: bool = False) -> None:
+        """Join the new rows to those waiting, send the full entries and what is due, keep the rest."""
+        pipe = self.pipe
+        ids = sorted(self.held_chunks)
+        force_below = ids[-1] - (WINDOW_CHUNKS - 2) if ids else 0  # the oldest chunk of a full window goes
+        if not self.behind and pipe.queued(self.live) == 0:  # partial entries go by age only to idle lanes
+            due = pipe.clock.monotonic() - pipe.config.batch_interval
+            force_below = max(force_below, *(i + 1 for i in ids if self.held_chunks[i].read_at <= due), 0)
+        chunk_id = ids[-1] if new is not None and ids else -1
+        lanes, sent_ids, left_ids, self.held = await asyncio.to_thread(
+            _gather_requests, self.held, new, chunk_id, force_below, flush, len(pipe.lanes), pipe.types)
+        if lanes:
+            chunks = [self.held_chunks[i] for i in sent_ids]
+            requests = [r for lane in lanes for r in lane]
+            group = _Group(self, chunks, len(requests))
+            for c in chunks:
+                c.pending += 1
+            for i, reqs in enumerate(lanes):
+                if reqs:
+                    pipe.lanes[i].put(self, group, reqs)
+        for i in ids:  # chunks whose last row left the gatherer (or that had none to send)
+            if i not in left_ids:
+                self.done(self.held_chunks.pop(i))
 
     def _read(self, position: P, rows: int) -> tuple[pa.Table, P]:
         """``store.read``, but never past ``stop`` (found by bisection on the row count: rare)."""
@@ -278,6 +339,26 @@ class _Drain(Generic[P]):
             else:
                 hi = mid - 1
         return store.read(position, lo) if lo else (table.slice(0, 0), position)
+
+
+def _gather_requests(held: pa.Table | None, new: pa.Table | None, chunk_id: int, force_below: int, flush: bool,
+                     lanes: int, types: StreamTypes | None = None
+                     ) -> tuple[list[list[list[Entry]]], set[int], set[int], pa.Table | None]:
+    """One gathering step (worker thread): requests per lane, the chunk ids sent from and still waiting,
+    the rows that wait."""
+    parts = [] if held is None else [held]
+    if new is not None and new.num_rows:
+        parts.append(new.append_column(CHUNK, pa.array(np.full(new.num_rows, chunk_id, dtype=np.int64))))
+    if not parts:
+        return [], set(), set(), None
+    table = pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+    if table.num_rows == 0:
+        return [], set(), set(), None
+    now, wait = gather(table, force_below, flush)
+    sent = set(pc.unique(now.column(CHUNK)).to_pylist()) if now.num_rows else set()
+    left = set(pc.unique(wait.column(CHUNK)).to_pylist()) if wait.num_rows else set()
+    lanes_out = build_requests(now.drop_columns([CHUNK]), lanes, types) if now.num_rows else []
+    return lanes_out, sent, left, wait if wait.num_rows else None
 
 
 class Pipeline(Generic[P]):
@@ -298,6 +379,11 @@ class Pipeline(Generic[P]):
         self.chunk_rows = config.max_in_flight * REQUESTS_PER_LANE_CHUNK * MAX_ENTRIES * MAX_VALUES
         self.lanes: list[_Lane[P]] = [_Lane(deliver, 2 * config.max_in_flight) for _ in range(config.max_in_flight)]
         self.drains: list[_Drain[P]] = []
+        self.types = StreamTypes()  # each stream's value type, for its nulls
+
+    def queued(self, live: bool) -> int:
+        """Requests of the live (or the backlog) drain waiting in the lanes, not yet started."""
+        return sum(len(lane.live if live else lane.backlog) for lane in self.lanes)
 
     @property
     def oldest_ns(self) -> int | None:

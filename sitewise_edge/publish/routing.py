@@ -41,7 +41,6 @@ from sitewise_edge.publish.requests import (
     MAX_AGE_S,
     Entry,
     build_entries,
-    build_requests,
     entry_values,
     sitewise_rejections,
 )
@@ -82,7 +81,7 @@ class Router:
     # --- before sending (worker thread) ----------------------------------------------------
 
     def prepare(self, table: pa.Table) -> Prepared:
-        """Filter, check and build the requests of one chunk; dead-letter (fsynced) what cannot go."""
+        """Filter and check the rows of one chunk; dead-letter (fsynced) what cannot go."""
         streams = table.column("stream")
         drop = self.skip() if self.skip else set()
         if drop or self._filtered:
@@ -90,7 +89,7 @@ class Router:
             keep = [s for s in names if s not in drop and _cached(self._allowed_cache, self._allowed, s)]
             if len(keep) < len(names):
                 table = table.filter(pc.is_in(streams.cast(pa.string()), pa.array(keep, pa.string())))
-        out = Prepared([])
+        out = Prepared()
         if table.num_rows == 0:
             return out
         out.streams = len(pc.unique(table.column("stream")))
@@ -108,7 +107,7 @@ class Router:
             table = table.filter(pa.array(reasons == ""))
         if table.num_rows:
             out.oldest_ns = pc.min(table.column("time").cast(pa.int64())).as_py()
-            out.lanes = build_requests(table, self.lanes)
+            out.table = table
         return out
 
     def _route_old(self, table: pa.Table, now: float) -> tuple[pa.Table, int, int]:

@@ -25,20 +25,23 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Generic
+from typing import Any, Generic
 
 import pyarrow as pa
 
-from sitewise_edge.clock import SYSTEM_CLOCK, Clock
+from sitewise_edge.clock import NS_PER_S, SYSTEM_CLOCK, Clock
 from sitewise_edge.config import S3Export, SitewisePublisher
 from sitewise_edge.publish.base import LogSource, P
 from sitewise_edge.publish.clients import SitewiseClient, endpoint_name, sitewise_client
 from sitewise_edge.publish.concurrency import AdaptiveLimit
 from sitewise_edge.publish.deadletter import DeadLetter, DeadLetterFilter, DeadLetterStore
 from sitewise_edge.publish.pipeline import Pipeline, Prepared
+from sitewise_edge.publish.quota import values_quota, verdict
 from sitewise_edge.publish.ratelimit import RateLimits
 from sitewise_edge.publish.requests import Entry, entry_key, entry_values
 from sitewise_edge.publish.retry import REQUEST_ERRORS, Failure, FailureStreak, RequestFailure, sitewise_policy
@@ -57,8 +60,11 @@ class SitewisePublisherTask(Generic[P]):
 
     def __init__(self, config: SitewisePublisher, store: LogSource[P], deadletter_dir: Path,
                  client: SitewiseClient | None = None, skip: Callable[[], set[str]] | None = None, *,
-                 state_dir: Path | None = None, exports: Sequence[S3Export] = (), clock: Clock = SYSTEM_CLOCK) -> None:
+                 state_dir: Path | None = None, exports: Sequence[S3Export] = (), clock: Clock = SYSTEM_CLOCK,
+                 accepted: Callable[[], int] | None = None) -> None:
+        """``accepted``: the count of values the store accepted so far (the ingest rate for the quota check)."""
         self.config = config
+        self.accepted = accepted
         self.clock = clock
         self.name = config.name
         self.store = store
@@ -79,6 +85,8 @@ class SitewisePublisherTask(Generic[P]):
                              exports=exports, skip=skip, clock=clock)
         self.pipeline: Pipeline[P] | None = None
         self._quiet_until = 0.0
+        self.quota, self.quota_source = values_quota(config)
+        self._pool: ThreadPoolExecutor | None = None
 
     # --- running ------------------------------------------------------------------------
 
@@ -91,9 +99,18 @@ class SitewisePublisherTask(Generic[P]):
         self.pipeline = Pipeline(self.config, self.store, self.stats, self.prepare, self.deliver,
                                  cursor_name=self.cursor_name, state_path=self.state_path, endpoint=self.endpoint,
                                  clock=self.clock)
+        if self.quota is not None:
+            log.info("publisher %s: quota %s values/s (%s; SiteWise's default: 1,000 data points/s per account)",
+                     self.name, f"{self.quota:,.0f}", self.quota_source)
         helpers = [asyncio.create_task(self.router.requeue_loop(), name=f"{self.name}-requeue"),
                    asyncio.create_task(self._status_loop(), name=f"{self.name}-status")]
-        await self.pipeline.run(helpers)
+        # a thread per request in flight, and one for the requeue pass
+        self._pool = ThreadPoolExecutor(self.config.max_in_flight + 1, f"ThreadPoolExecutor-sitewise-{self.name}")
+        try:
+            await self.pipeline.run(helpers)
+        finally:
+            self._pool.shutdown(wait=False)  # a request still on the wire ends by its timeout
+            self._pool = None
 
     def prepare(self, table: pa.Table) -> Prepared:
         """Filter, check and build the requests of one chunk (worker thread); see :class:`Router`."""
@@ -120,8 +137,7 @@ class SitewisePublisherTask(Generic[P]):
                 await self.limits.acquire(entry_values(pending), [entry_key(e) for e in pending])
                 self.stats.rate_wait_s = self.limits.waited
                 try:
-                    response = await asyncio.to_thread(self._client().batch_put_asset_property_value,
-                                                       entries=pending, enablePartialEntryProcessing=True)
+                    response = await self._call(pending)
                 except REQUEST_ERRORS as exc:
                     failure = self.retry.classify_error(exc)
                     if failure.throttled:
@@ -153,6 +169,15 @@ class SitewisePublisherTask(Generic[P]):
                     self.concurrency.on_answer(True, self.concurrency.in_flight + 1)
                 await asyncio.sleep(self.retry.backoff.delay(attempt))
         return failures
+
+    async def _call(self, entries: list[Entry]) -> dict[str, Any]:
+        """One request in a thread of the publisher's own pool (the loop's default pool has cpu + 4 threads,
+        shared with the store: it capped the requests in flight at about 6)."""
+        call = functools.partial(self._client().batch_put_asset_property_value, entries=entries,
+                                 enablePartialEntryProcessing=True)
+        if self._pool is None:
+            return await asyncio.to_thread(call)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     def _client(self) -> SitewiseClient:
         if self.client is None:
@@ -214,20 +239,37 @@ class SitewisePublisherTask(Generic[P]):
         self.stats.in_flight_limit = self.concurrency.limit
         return self.stats.as_dict(self.clock.time())
 
+    def _backlog_age(self) -> float | None:
+        oldest = self.pipeline.oldest_ns if self.pipeline is not None else None
+        return None if oldest is None else max(0.0, self.clock.time() - oldest / NS_PER_S)
+
     async def _status_loop(self) -> None:
         """Values/s over the last 10 s, and a summary line every ``status_log_interval``."""
-        samples: collections.deque[tuple[float, int, int, int]] = collections.deque(maxlen=11)
+        samples: collections.deque[tuple[float, int, int, int, int | None]] = collections.deque(maxlen=11)
         next_log = self.clock.monotonic() + self.config.status_log_interval
+        next_verdict = 0.0
         logged = (-1, -1)
         while True:
             await asyncio.sleep(1.0)
             now = self.clock.monotonic()
             st = self.stats
-            samples.append((now, st.values_sent, st.requests_tried, st.requests_sent))
-            t0, v0, tried0, sent0 = samples[0]
+            accepted = self.accepted() if self.accepted is not None else None
+            samples.append((now, st.values_sent, st.requests_tried, st.requests_sent, accepted))
+            t0, v0, tried0, sent0, a0 = samples[0]
             st.rate = (st.values_sent - v0) / (now - t0) if now > t0 else 0.0
+            if accepted is not None and a0 is not None and now - t0 >= 5.0:
+                share = st.values_forwardable / st.values_read if st.values_read else 1.0
+                st.ingest_rate = (accepted - a0) / (now - t0) * share
+                v = verdict(st.ingest_rate, self.quota, st.rate, self._backlog_age(), self.quota_source)
+                st.catch_up_s = v.catch_up
+                # the reason's figures change every second: refresh its text at the status interval, not more
+                if (v.warning is None) != (st.quota_warning is None) or (v.warning and now >= next_verdict):
+                    st.quota_warning = v.warning
+                    next_verdict = now + self.config.status_log_interval
             tried = st.requests_tried - tried0
             st.success_rate = (st.requests_sent - sent0) / tried if tried else None
+            answered = st.requests_sent - sent0
+            st.values_per_request = (st.values_sent - v0) / answered if answered else None
             if now >= next_log:
                 next_log = now + self.config.status_log_interval
                 s = self._snapshot()
@@ -236,12 +278,16 @@ class SitewisePublisherTask(Generic[P]):
                     logged = mark
                     log.info("publisher %s: %s, %d values sent (%.0f/s), oldest unsent %s, %d retries, "
                              "success rate %s, %d in flight at most, %d dead-lettered, %d parked, %d to S3, "
-                             "errors %s%s", self.name, s["state"],
+                             "errors %s%s%s", self.name, s["state"],
                              self.stats.values_sent, self.stats.rate, _age(s["oldestUnsentAgeSeconds"]),
                              self.stats.retries, _pct(self.stats.success_rate), self.concurrency.allowed,
                              self.stats.values_rejected, self.stats.values_parked,
                              self.stats.values_to_s3, self.stats.errors or "none",
-                             ", live lane on" if self.stats.live_lane else "")
+                             ", live lane on" if self.stats.live_lane else "", _catch_up(self.stats.catch_up_s))
+
+
+def _catch_up(seconds: float | None) -> str:
+    return "" if seconds is None else f", backlog sent in ~{seconds:,.0f}s at the current rates"
 
 
 def _pct(share: float | None) -> str:

@@ -68,6 +68,17 @@ class SitewiseStats(PublishStats):
     """Answered / tried over the last 10 s (None: nothing tried)."""
     in_flight_limit: float = 0.0
     """The adaptive limit of requests in flight (AIMD, up to ``max_in_flight``)."""
+    values_per_request: float | None = None
+    """Values per answered request over the last 10 s (None: none answered)."""
+    values_read: int = 0
+    values_forwardable: int = 0
+    """Rows read from the log, and those of them bound for SiteWise (the share of the ingest it forwards)."""
+    ingest_rate: float | None = None
+    """Values/s of the forwarded streams entering the store (last 10 s; None: not known)."""
+    catch_up_s: float | None = None
+    """Seconds until the backlog is sent at the current rates (None: no backlog, or it grows)."""
+    quota_warning: str | None = None
+    """Why the backlog must grow (ingest above the quota, or above what is sent), for /health."""
 
     @property
     def requests_tried(self) -> int:
@@ -85,6 +96,10 @@ class SitewiseStats(PublishStats):
             "successRate": None if self.success_rate is None else round(self.success_rate, 3),
             "successRateTotal": round(self.requests_sent / tried, 3) if (tried := self.requests_tried) else None,
             "inFlightLimit": round(self.in_flight_limit, 1),
+            "valuesPerRequest": None if self.values_per_request is None else round(self.values_per_request, 1),
+            "ingestValuesPerSecond": None if self.ingest_rate is None else round(self.ingest_rate, 1),
+            "catchUpSeconds": None if self.catch_up_s is None else round(self.catch_up_s, 1),
+            "quotaWarning": self.quota_warning,
         }
 
 

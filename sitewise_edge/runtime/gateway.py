@@ -101,7 +101,8 @@ class Gateway:
         s3_exports = [p for p in config.publishers if isinstance(p, S3Export)]
         # SiteWise publishers hold store cursors and dead letters; S3 exports hold neither (see destinations)
         self.publishers = [SitewisePublisherTask(p, self.store, deadletter, skip=self.not_forwarded,
-                                                 exports=s3_exports, clock=clock)
+                                                 exports=s3_exports, clock=clock,
+                                                 accepted=lambda: self.store.stats.values_accepted)
                            for p in config.publishers if not isinstance(p, S3Export)]
         self.exports = [S3ExportTask(p, self.store, self.name, clock=clock)
                         for p in config.publishers if isinstance(p, S3Export)]
@@ -534,6 +535,8 @@ class Gateway:
             state = str(s.get("state"))
             failing = state in ("retrying", "throttled", "auth-error", "error")
             report(f"publisher {pub.name}", f"{state}: {s.get('lastError')}" if failing else None)
+            warning = s.get("quotaWarning")  # the backlog must grow: ingest above the quota or the send rate
+            report(f"publisher {pub.name} quota", str(warning) if warning else None)
         disk = self.store.disk_status()
         report("disk", str(disk["refusing"]) if disk["refusing"] else None, blocks_ingest=True)
         report("store", f"cannot write: {self.store_error}" if self.store_error else None, blocks_ingest=True)

@@ -78,3 +78,47 @@ async def test_without_credentials_a_local_endpoint_gets_unsigned_requests(caplo
             client = await asyncio.to_thread(sitewise_client, publisher(endpoint.url))
         assert any("sending unsigned requests" in r.getMessage() for r in caplog.records)
         assert (await put(client))["errorEntries"] == [] and len(endpoint.received) == 1
+
+
+def entries_of_every_kind() -> list[dict[str, Any]]:
+    def tqv(value: dict[str, Any], n: int, quality: str = "GOOD") -> dict[str, Any]:
+        stamp = {"timeInSeconds": NOW_S + n, "offsetInNanos": 999_999_999}
+        return {"value": value, "timestamp": stamp, "quality": quality}
+
+    return [
+        {"entryId": "e0", "propertyAlias": "/clients/dbl", "propertyValues": [
+            tqv({"doubleValue": 1.5}, 0), tqv({"doubleValue": float("nan")}, 1, "BAD"), tqv({"doubleValue": -0.0}, 2),
+            tqv({"doubleValue": 1e-300}, 3, "UNCERTAIN")]},
+        {"entryId": "e1", "assetId": "5f3a0b7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+         "propertyId": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "propertyValues": [tqv({"integerValue": -2**31}, 0)]},
+        {"entryId": "e2", "propertyAlias": "/clients/str \"q\" ü", "propertyValues": [
+            tqv({"stringValue": "x: NaN, \"quoted\" \u00e9 \u2603 \n"}, 0), tqv({"booleanValue": False}, 1),
+            tqv({"nullValue": {"valueType": "D"}}, 2)]},
+    ]
+
+
+@pytest.mark.usefixtures("_credentials")
+async def test_the_fast_body_is_botocore_s_own_and_still_signed() -> None:
+    """The publisher's client encodes the body itself (no per-value validation and serialisation in
+    botocore): byte for byte what a plain boto3 client sends, signed by botocore, accepted."""
+    import boto3
+    import botocore.config
+
+    async with FaultEndpoint() as endpoint:
+        sent: list[tuple[bytes, str]] = []
+
+        def capture(request: Any, **_: Any) -> None:
+            sent.append((bytes(request.body), request.headers.get("Authorization", b"").decode()))
+
+        plain = boto3.client("iotsitewise", region_name="eu-west-1", endpoint_url=endpoint.url,
+                             config=botocore.config.Config(inject_host_prefix=False))
+        fast = await asyncio.to_thread(sitewise_client, publisher(endpoint.url))
+        for client in (plain, fast):
+            client.meta.events.register("before-send.iotsitewise.*", capture)
+            answer = await asyncio.to_thread(client.batch_put_asset_property_value, entries=entries_of_every_kind(),
+                                             enablePartialEntryProcessing=True)
+            assert answer["errorEntries"] == []
+        (plain_body, plain_auth), (fast_body, fast_auth) = sent
+        assert fast_body == plain_body and b'"NaN"' in fast_body
+        assert fast_auth.startswith("AWS4-HMAC-SHA256 Credential=test/") and plain_auth.startswith("AWS4-HMAC-SHA256")
+        assert len(endpoint.received) == 2 * 8
