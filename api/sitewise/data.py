@@ -198,12 +198,20 @@ async def get_latest(
     propertyId: str | None = None,
     propertyAlias: str | None = None,
 ) -> dict[str, Any]:
-    stream = read_stream(backend, assetId, propertyId, propertyAlias)
+    return latest_answer(backend, assetId, propertyId, propertyAlias)
+
+
+def latest_answer(backend: Backend, asset_id: str | None, property_id: str | None,
+                  alias: str | None) -> dict[str, Any]:
+    """GetAssetPropertyValue's answer, from the in-memory latest index (no query, no thread).
+    ``api/app.py``'s hot path calls it too, without FastAPI's routing."""
+    stream = read_stream(backend, asset_id, property_id, alias)
     table = backend.latest(stream)
     if table.num_rows == 0:
-        require_known(backend, stream, propertyAlias)
+        require_known(backend, stream, alias)
         return {}
     return {"propertyValue": typed_nulls(to_sitewise_values(table), null_type(backend, stream))[0]}
+
 
 
 def require_known(backend: Backend, stream: str, alias: str | None) -> None:

@@ -12,6 +12,7 @@ import botocore.exceptions
 import httpx
 import pytest
 
+from api.sitewise.data import get_latest
 from tests.botocore_shapes import assert_valid_output
 from tests.conftest import gateway_config, sitewise_client
 
@@ -270,3 +271,27 @@ async def test_reads_sent_as_post_need_no_write_token(tmp_path: Path, start_gate
             {"entryId": "a", "propertyAlias": PRESS1_TEMP}]})
         query = await http.post("/queries/execution", json={"queryStatement": "SELECT asset_name FROM asset"})
     assert latest.status_code == 200 and query.status_code == 200
+
+
+async def test_latest_on_the_hot_path_answers_as_the_fastapi_route(api: Any) -> None:
+    """``GET /properties/latest`` skips FastAPI's routing (api/app.py HotRoutes): its answers, errors and
+    metric label are those of the route, whose function it calls."""
+    gw, client = api
+    await call(client, "batch_put_asset_property_value", entries=[
+        {"entryId": "t", "propertyAlias": PRESS1_TEMP, "propertyValues": [tqv({"doubleValue": 5.5}, NOW - 1)]}])
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        ok = await http.get("/properties/latest", params=[("propertyAlias", "/nowhere"),
+                                                          ("propertyAlias", PRESS1_TEMP)])  # the last one counts
+        assert ok.status_code == 200 and ok.headers["content-type"] == "application/json"
+        assert ok.json()["propertyValue"]["value"] == {"doubleValue": 5.5}
+        assert ok.json() == await get_latest(backend=gw, propertyAlias=PRESS1_TEMP)
+        bad = await http.get("/properties/latest", params={"assetId": "not-an-id", "propertyId": "x"})
+        assert bad.status_code == 400 and bad.headers["x-amzn-ErrorType"] == "InvalidRequestException"
+        assert "assetId: 'not-an-id' is not a valid ID" in bad.json()["message"]
+        unknown = await http.get("/properties/latest", params={"propertyAlias": "/no/such/alias"})
+        assert unknown.status_code == 404 and unknown.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
+        none = await http.get("/properties/latest")
+        assert none.status_code == 400 and none.headers["x-amzn-ErrorType"] == "InvalidRequestException"
+        scraped = (await http.get("/metrics")).text
+    assert 'operation="/properties/latest",status="200"' in scraped
+    assert 'operation="/properties/latest",status="404"' in scraped
