@@ -24,6 +24,7 @@ from sitewise_edge.config import load_config
 from sitewise_edge.runtime import Gateway
 from sitewise_edge.simulators.modbus import ModbusSimulator
 from sitewise_edge.simulators.opcua import OpcUaSimulator
+from sitewise_edge.simulators.plant import MACHINES, running_seconds
 from tests.conftest import (
     EXAMPLES,
     ROOT,
@@ -254,15 +255,26 @@ async def test_oee_from_the_simulators_through_the_api(tmp_path: Path, simulator
         machines = [a for a in gw.registry.assets() if a.name in ("Press1", "Press2", "Oven1")]
         model = gw.registry.model(machines[0].model_id)
         prop = {p.name: p.id for p in model.properties}
+        made = 0.0
         for machine in machines:
             availability = await call(api, "get_asset_property_value", assetId=machine.id,
                                       propertyId=prop["Availability"])
             assert 0.0 <= availability["propertyValue"]["value"]["doubleValue"] <= 1.0
-            parts = await call(api, "get_asset_property_value", assetId=machine.id, propertyId=prop["Successes"])
-            assert parts["propertyValue"]["value"]["doubleValue"] > 0
+            parts = (await call(api, "get_asset_property_value", assetId=machine.id,
+                                propertyId=prop["Successes"]))["propertyValue"]
+            # the plant makes parts only while a machine runs: its window's count follows its state then
+            at = parts["timestamp"]["timeInSeconds"]
+            i = MACHINES.index(machine.name)
+            ran = running_seconds(i, at - 60, at), running_seconds(i, at, at + 60)
+            if min(ran) > 0:
+                assert parts["value"]["doubleValue"] > 0, (machine.name, at)
+            elif max(ran) == 0:
+                assert parts["value"]["doubleValue"] == 0, (machine.name, at)
+            made += parts["value"]["doubleValue"]
         line = next(a for a in gw.registry.assets() if a.name == "Line 1")
         line_prop = {p.name: p.id for p in gw.registry.model(line.model_id).properties}
         total = await call(api, "get_asset_property_value", assetId=line.id, propertyId=line_prop["Line Parts"])
-        assert total["propertyValue"]["value"]["doubleValue"] > 0
+        assert total["propertyValue"]["timestamp"]["timeInSeconds"] == at  # the same window, one level up
+        assert (total["propertyValue"]["value"]["doubleValue"] > 0) == (made > 0)
     finally:
         await gw.stop()
