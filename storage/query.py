@@ -19,11 +19,13 @@ DuckDB timestamps, so no precision is lost. Intervals are (start, end], as in Si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
 from sitewise_edge.samples import SCHEMA, Quality
 from storage.encoding import SQL_COLUMNS
 from storage.snapshot import ROW_BITS, Snapshot
@@ -41,8 +43,10 @@ class Reader:
     view is that rule applied to everything. Both views are private to this class.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, snapshot: Snapshot,
+                 precomputed: Mapping[int, Path] | None = None) -> None:
         self._con = con
+        self._precomputed = dict(precomputed or {})  # day start ns -> its aggregates (storage/aggregates.py)
         resident = snapshot.resident_table()
         con.register("resident_rows", resident)
         parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
@@ -52,6 +56,11 @@ class Reader:
             parts.append(f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
         con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + " UNION ALL ".join(parts))
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
+
+    @property
+    def precomputed_days(self) -> int:
+        """The days whose precomputed aggregates this reader may use (storage/aggregates.py)."""
+        return len(self._precomputed)
 
     def _current(self, where: str) -> str:
         """SQL for the current rows matching ``where`` (a filter on raw's columns)."""
@@ -213,28 +222,66 @@ class Reader:
         """
         if resolution_ns <= 0:
             raise ValueError(f"resolution must be positive, got {resolution_ns} ns")
-        where = ["time_ns > ?", "time_ns <= ?"]
-        params: list[object] = [start_ns, end_ns]
-        if streams is not None:
-            if not streams:
-                return _AGGREGATES_SCHEMA.empty_table()
-            where.append(f"stream IN ({', '.join('?' * len(streams))})")
-            params += streams
-        if quality is not None:
-            where.append("quality = ?")
-            params.append(quality)
-        order = "DESC" if descending else "ASC"
+        if streams is not None and not streams:
+            return _AGGREGATES_SCHEMA.empty_table()
         r = int(resolution_ns)
-        sql = (
-            f"SELECT stream, time_ns - (((time_ns % {r}) + {r}) % {r}) AS time_ns, quality, "
-            "count(*) AS count, sum(v) AS sum, avg(v) AS avg, min(v) AS min, max(v) AS max, "
-            "stddev_samp(v) AS stddev "
-            f"FROM (SELECT stream, time_ns, quality, coalesce(double, CAST(integer AS DOUBLE)) AS v "
-            f"FROM ({self._current(' AND '.join(where))})) "
-            f"GROUP BY ALL ORDER BY stream, time_ns {order}, quality LIMIT ? OFFSET ?"
-        )
-        result = self._con.sql(sql, params=[*params, limit, offset]).to_arrow_table()
+        kept = [*_stream_filter(streams), *_quality_filter(quality)]
+        whole = self._precomputed_ranges(streams, start_ns, end_ns, r)
+        parts = []
+        for lo, hi in _complement(start_ns, end_ns, whole):  # raw: the edges, the fresh tail, unbuilt days
+            source = self._current(" AND ".join([*kept, f"time_ns > {lo}", f"time_ns <= {hi}"]))
+            parts.append(_bucket_sql(source, r))
+        if whole:
+            paths = ", ".join(_sql_string(str(self._precomputed[d])) for d in sorted(
+                d for d in self._precomputed if any(lo < d + NS_PER_DAY and d < hi for lo, hi in whole)))
+            in_whole = " OR ".join(f"(time_ns >= {lo} AND time_ns < {hi})" for lo, hi in whole)
+            parts.append(f"SELECT {_AGGREGATE_COLUMNS} FROM read_parquet([{paths}]) "
+                         f"WHERE {' AND '.join([f'resolution = {r}', *kept, f'({in_whole})'])}")
+        if not parts:
+            return _AGGREGATES_SCHEMA.empty_table()
+        order = "DESC" if descending else "ASC"
+        sql = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) "
+               f"ORDER BY stream, time_ns {order}, quality LIMIT ? OFFSET ?")
+        result = self._con.sql(sql, params=[limit, offset]).to_arrow_table()
         return result.cast(_AGGREGATES_SCHEMA)
+
+    def _precomputed_ranges(
+        self, streams: Sequence[str] | None, start_ns: int, end_ns: int, r: int,
+    ) -> list[tuple[int, int]]:
+        """The time ranges [lo, hi) of whole ``r`` buckets in (start, end] that precomputed days answer:
+        days with a sidecar for this snapshot's files and no WAL-resident row of ``streams``."""
+        if r not in RESOLUTIONS_NS or not self._precomputed:
+            return []
+        lo_full = -((-(start_ns + 1)) // r) * r  # the first bucket starting after start
+        hi_full = (end_ns + 1) // r * r  # the end of the last bucket ending at or before end
+        days = sorted(d for d in self._precomputed if d < hi_full and d + NS_PER_DAY > lo_full)
+        if not days:
+            return []
+        where = " AND ".join([*_stream_filter(streams), f"epoch_ns(time) >= {days[0]}",
+                              f"epoch_ns(time) < {days[-1] + NS_PER_DAY}"])
+        dirty = {int(row[0]) for row in self._con.sql(
+            f"SELECT DISTINCT epoch_ns(time) // {NS_PER_DAY} * {NS_PER_DAY} FROM resident_rows WHERE {where}"
+        ).fetchall()}
+        ranges: list[tuple[int, int]] = []
+        for d in days:
+            if d in dirty:
+                continue
+            lo, hi = max(d, lo_full), min(d + NS_PER_DAY, hi_full)
+            if ranges and ranges[-1][1] == lo:
+                ranges[-1] = (ranges[-1][0], hi)
+            else:
+                ranges.append((lo, hi))
+        return ranges
+
+    def precompute(self) -> pa.Table:
+        """The aggregates of every current row at each resolution of RESOLUTIONS_NS (a day's sidecar),
+        ordered by resolution, stream, bucket, quality."""
+        parts = [f"SELECT {r}::BIGINT AS resolution, * FROM ({_bucket_sql('SELECT * FROM day_rows', r)})"
+                 for r in RESOLUTIONS_NS]
+        sql = (f"WITH day_rows AS MATERIALIZED ({self._current('true')}) "
+               f"{' UNION ALL '.join(parts)} ORDER BY resolution, stream, time_ns, quality")
+        table = self._con.sql(sql).to_arrow_table()
+        return table.cast(pa.schema([pa.field("resolution", pa.int64()), *_AGGREGATES_SCHEMA]))
 
     def interpolated(
         self,
@@ -338,6 +385,8 @@ class Reader:
         return int(row[0]) if row else 0
 
 
+RESOLUTIONS_NS = (60 * NS_PER_S, 900 * NS_PER_S, 3600 * NS_PER_S, NS_PER_DAY)  # precomputed (SiteWise's)
+_AGGREGATE_COLUMNS = "stream, time_ns, quality, count, sum, avg, min, max, stddev"
 _GRID_CHUNK = 1_000_000  # interpolation grid points per DuckDB query
 
 _AGGREGATES_SCHEMA = pa.schema([
@@ -349,6 +398,29 @@ _INTERPOLATED_SCHEMA = pa.schema([
     ("k", pa.int64()), ("time_ns", pa.int64()), ("double", pa.float64()), ("integer", pa.int64()),
     ("string", pa.string()), ("boolean", pa.bool_()),
 ])
+
+
+def _bucket_sql(source: str, r: int) -> str:
+    """SQL for the aggregates of the rows of ``source`` (raw's columns) per stream, ``r`` bucket and quality."""
+    return (
+        f"SELECT stream::VARCHAR AS stream, time_ns - (((time_ns % {r}) + {r}) % {r}) AS time_ns, quality, "
+        "count(*) AS count, sum(v) AS sum, avg(v) AS avg, min(v) AS min, max(v) AS max, stddev_samp(v) AS stddev "
+        f"FROM (SELECT stream, time_ns, quality, coalesce(double, CAST(integer AS DOUBLE)) AS v FROM ({source})) "
+        "GROUP BY ALL"
+    )
+
+
+def _complement(start_ns: int, end_ns: int, whole: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(start, end] without the [lo, hi) of ``whole`` (sorted, disjoint), as (lo, hi] ranges."""
+    out: list[tuple[int, int]] = []
+    cur = start_ns
+    for lo, hi in whole:
+        if lo - 1 > cur:
+            out.append((cur, lo - 1))
+        cur = max(cur, hi - 1)
+    if end_ns > cur:
+        out.append((cur, end_ns))
+    return out
 
 
 def _sql_string(text: str) -> str:

@@ -96,6 +96,7 @@ class StoreState:
     compacted_through: int = 0  # the last record in Parquet
     visible_seq: int = 1  # one past the last record queries and publishers can read
     latest: LatestIndex = field(default_factory=LatestIndex)
+    aggregates: dict[str, tuple[Path, frozenset[str]]] = field(default_factory=dict)  # storage/aggregates.py
     cursors: dict[str, Position] = field(default_factory=dict)
     quarantine: list[Quarantined] = field(default_factory=list)  # WAL damage ever found (storage/recovery.py)
 
@@ -106,6 +107,10 @@ class StoreState:
     @property
     def parquet_dir(self) -> Path:
         return self.data_dir / "parquet"
+
+    @property
+    def aggregates_dir(self) -> Path:
+        return self.data_dir / "aggregates"
 
     @property
     def cursor_dir(self) -> Path:
