@@ -50,10 +50,12 @@ class Reader:
         resident = snapshot.resident_table()
         con.register("resident_rows", resident)
         parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
+        self._files_sql = ""
         if snapshot.files:
             files = ", ".join(_sql_string(str(p)) for p in snapshot.files)
             version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
-            parts.append(f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
+            self._files_sql = f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)"
+            parts.append(self._files_sql)
         con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + " UNION ALL ".join(parts))
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
 
@@ -65,6 +67,20 @@ class Reader:
     def _current(self, where: str) -> str:
         """SQL for the current rows matching ``where`` (a filter on raw's columns)."""
         return f"SELECT * EXCLUDE (_v) FROM raw WHERE {where} QUALIFY {_LATEST_VERSION}"
+
+    def _current_between(self, where: list[str], ranges: list[tuple[int, int]]) -> str:
+        """:meth:`_current` for rows in the (lo, hi] ``ranges``: the Parquet scan is filtered on
+        its stored whole second (``time_s``, the nearest one), which DuckDB pushes into the scan, so rows
+        outside never reach the latest-write window (the time_ns expression over the encoded columns is not
+        pushed down)."""
+        in_ns = " OR ".join(f"(time_ns > {int(lo)} AND time_ns <= {int(hi)})" for lo, hi in ranges)
+        parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
+        if self._files_sql:
+            in_s = " OR ".join(f"(time_s >= {lo // NS_PER_S - 1} AND time_s <= {hi // NS_PER_S + 1})"
+                               for lo, hi in ranges)
+            parts.append(f"{self._files_sql} WHERE {in_s}")
+        rows, kept = " UNION ALL ".join(parts), " AND ".join([*where, f"({in_ns})"])
+        return f"SELECT * EXCLUDE (_v) FROM ({rows}) WHERE {kept} QUALIFY {_LATEST_VERSION}"
 
     def close(self) -> None:
         self._con.close()
@@ -227,10 +243,8 @@ class Reader:
         r = int(resolution_ns)
         kept = [*_stream_filter(streams), *_quality_filter(quality)]
         whole = self._precomputed_ranges(streams, start_ns, end_ns, r)
-        parts = []
-        for lo, hi in _complement(start_ns, end_ns, whole):  # raw: the edges, the fresh tail, unbuilt days
-            source = self._current(" AND ".join([*kept, f"time_ns > {lo}", f"time_ns <= {hi}"]))
-            parts.append(_bucket_sql(source, r))
+        # raw: the edges, the fresh tail, unbuilt days; one scan per range (each pushes its own time filter)
+        parts = [_bucket_sql(self._current_between(kept, [raw]), r) for raw in _complement(start_ns, end_ns, whole)]
         if whole:
             paths = ", ".join(_sql_string(str(self._precomputed[d])) for d in sorted(
                 d for d in self._precomputed if any(lo < d + NS_PER_DAY and d < hi for lo, hi in whole)))
