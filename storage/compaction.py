@@ -3,6 +3,7 @@
     compaction = Compaction(state)
     rows = await compaction.compact()        # every resident row into one file per UTC day it touches
     merges = await compaction.merge_days()   # size-tiered: runs of MERGE_FAN_IN files of a tier into one
+    built = await compaction.refresh_aggregates()  # past days whose files changed: their aggregates rebuilt
     compaction.empty_graveyard(0.0)          # on close: files replaced by a merge leave the disk
 
 A compaction is recorded in the manifest before its rows leave memory, so a crash in between only
@@ -18,7 +19,7 @@ import logging
 from pathlib import Path
 
 from sitewise_edge.samples import concat
-from storage import segments, wal
+from storage import aggregates, segments, wal
 from storage.layout import LATEST_FILE, write_manifest
 from storage.state import StoreState
 
@@ -106,6 +107,36 @@ class Compaction:
                     self._bury(run)
                     merges += 1
         return merges
+
+    async def refresh_aggregates(self) -> int:
+        """(Re)build the precomputed aggregates of every past day whose files changed since they were built
+        (late data compacted, a merge) or that has none (an older store); forget those of days that are gone.
+        Returns the days built. The replaced sidecars are buried like merged files."""
+        state = self.state
+        built = 0
+        async with state.maintenance:
+            with state.lock:
+                files = list(state.files)
+                catalog = dict(state.aggregates)
+            live = {f.parent.name for f in files}
+            gone = aggregates.remove_days(catalog, [d for d in catalog if d not in live])
+            with state.lock:
+                for day in [d for d in state.aggregates if d not in live]:
+                    del state.aggregates[day]
+            self._bury(gone)
+            for day in aggregates.stale_days(catalog, files, state.clock.time_ns()):
+                day_files = [f for f in files if f.parent.name == day]
+                started = state.clock.monotonic()
+                entry = await asyncio.to_thread(aggregates.build, state.aggregates_dir, day, day_files)
+                with state.lock:
+                    old = state.aggregates.get(day)
+                    state.aggregates[day] = entry
+                if old is not None and old[0] != entry[0]:
+                    self._bury([old[0]])
+                built += 1
+                log.info("precomputed the aggregates of %s from %d files in %.2fs", day[4:], len(day_files),
+                         state.clock.monotonic() - started)
+        return built
 
     def _bury(self, paths: list[Path]) -> None:
         """Delete replaced files a little later: a query that took its snapshot before may still read them."""

@@ -3,6 +3,7 @@
     <data_dir>/manifest.json     {"layout": 3, "compacted_through": <last record in Parquet>}
     <data_dir>/wal/              WAL segments (storage/wal.py)
     <data_dir>/parquet/          day folders of Parquet files (storage/segments.py) and latest.parquet
+    <data_dir>/aggregates/       precomputed aggregates, one file per past day (storage/aggregates.py)
     <data_dir>/cursors/          one JSON position per publisher (storage/cursors.py)
     <data_dir>/quarantine/       damaged WAL bytes and what they cost: a .bin and a .json per place (recovery.py)
 
@@ -21,7 +22,7 @@ import duckdb
 
 from sitewise_edge.errors import StoreError
 from sitewise_edge.files import read_json, write_json_atomic
-from storage import segments
+from storage import aggregates, segments
 from storage.latest import LatestIndex
 from storage.query import Reader
 from storage.snapshot import Snapshot
@@ -29,8 +30,9 @@ from storage.state import StoreState
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = 3  # 1: plain Parquet columns; 2: time series encodings (storage/encoding.py);
-# 3: the WAL schema once per segment (storage/wal.py; layout-2 segments are read as they are)
+LAYOUT_VERSION = 4  # 1: plain Parquet columns; 2: time series encodings (storage/encoding.py);
+# 3: the WAL schema once per segment (storage/wal.py; layout-2 segments are read as they are);
+# 4: precomputed aggregates beside the day folders (storage/aggregates.py; built by the compactor's next pass)
 LATEST_FILE = "latest.parquet"
 MANIFEST = "manifest.json"
 
@@ -55,6 +57,7 @@ def open_parquet(state: StoreState, duck: duckdb.DuckDBPyConnection) -> None:
     segments.remove_orphans(state.parquet_dir, state.compacted_through)
     segments.remove_contained(state.parquet_dir)
     state.files = segments.list_files(state.parquet_dir)
+    state.aggregates = aggregates.load(state.aggregates_dir, state.files)
     state.latest = _load_latest(state, duck)
 
 

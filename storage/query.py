@@ -19,11 +19,13 @@ DuckDB timestamps, so no precision is lost. Intervals are (start, end], as in Si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
 from sitewise_edge.samples import SCHEMA, Quality
 from storage import tombstones
 from storage.encoding import SQL_COLUMNS
@@ -42,24 +44,49 @@ class Reader:
     view is that rule applied to everything. Both views are private to this class.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, snapshot: Snapshot,
+                 precomputed: Mapping[int, Path] | None = None) -> None:
         self._con = con
+        self._precomputed = dict(precomputed or {})  # day start ns -> its aggregates (storage/aggregates.py)
         resident = snapshot.resident_table()
         con.register("resident_rows", resident)
         parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
+        self._files_sql = ""
         if snapshot.files:
             files = ", ".join(_sql_string(str(p)) for p in snapshot.files)
             version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
-            parts.append(f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)")
-        union = " UNION ALL ".join(parts)
-        if snapshot.tombstones is not None:  # deleted streams: rows before the delete go
-            union = tombstones.hide(union, snapshot.tombstones, con)
-        con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + union)
+            self._files_sql = f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)"
+            parts.append(self._files_sql)
+        self._tombstones = snapshot.tombstones
+        con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + self._hide(" UNION ALL ".join(parts)))
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
+
+    def _hide(self, rows_sql: str) -> str:
+        """``rows_sql`` (rows with ``stream`` and ``_v``) without the rows of deleted streams (tombstones.py)."""
+        return rows_sql if self._tombstones is None else tombstones.hide(rows_sql, self._tombstones, self._con)
+
+    @property
+    def precomputed_days(self) -> int:
+        """The days whose precomputed aggregates this reader may use (storage/aggregates.py)."""
+        return len(self._precomputed)
 
     def _current(self, where: str) -> str:
         """SQL for the current rows matching ``where`` (a filter on raw's columns)."""
         return f"SELECT * EXCLUDE (_v) FROM raw WHERE {where} QUALIFY {_LATEST_VERSION}"
+
+    def _current_between(self, where: list[str], ranges: list[tuple[int, int]]) -> str:
+        """:meth:`_current` for rows in the (lo, hi] ``ranges``: the Parquet scan is filtered on
+        its stored whole second (``time_s``, the nearest one), which DuckDB pushes into the scan, so rows
+        outside never reach the latest-write window (the time_ns expression over the encoded columns is not
+        pushed down)."""
+        in_ns = " OR ".join(f"(time_ns > {int(lo)} AND time_ns <= {int(hi)})" for lo, hi in ranges)
+        parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
+        if self._files_sql:
+            in_s = " OR ".join(f"(time_s >= {lo // NS_PER_S - 1} AND time_s <= {hi // NS_PER_S + 1})"
+                               for lo, hi in ranges)
+            parts.append(f"{self._files_sql} WHERE {in_s}")
+        rows, kept = self._hide(" UNION ALL ".join(parts)), " AND ".join([*where, f"({in_ns})"])
+        return f"SELECT * EXCLUDE (_v) FROM ({rows}) WHERE {kept} QUALIFY {_LATEST_VERSION}"
 
     def close(self) -> None:
         self._con.close()
@@ -224,28 +251,67 @@ class Reader:
         """
         if resolution_ns <= 0:
             raise ValueError(f"resolution must be positive, got {resolution_ns} ns")
-        where = ["time_ns > ?", "time_ns <= ?"]
-        params: list[object] = [start_ns, end_ns]
-        if streams is not None:
-            if not streams:
-                return _AGGREGATES_SCHEMA.empty_table()
-            where.append(f"stream IN ({', '.join('?' * len(streams))})")
-            params += streams
-        if quality is not None:
-            where.append("quality = ?")
-            params.append(quality)
-        order = "DESC" if descending else "ASC"
+        if streams is not None and not streams:
+            return _AGGREGATES_SCHEMA.empty_table()
         r = int(resolution_ns)
-        sql = (
-            f"SELECT stream, time_ns - (((time_ns % {r}) + {r}) % {r}) AS time_ns, quality, "
-            "count(*) AS count, sum(v) AS sum, avg(v) AS avg, min(v) AS min, max(v) AS max, "
-            "stddev_samp(v) AS stddev "
-            f"FROM (SELECT stream, time_ns, quality, coalesce(double, CAST(integer AS DOUBLE)) AS v "
-            f"FROM ({self._current(' AND '.join(where))})) "
-            f"GROUP BY ALL ORDER BY stream, time_ns {order}, quality LIMIT ? OFFSET ?"
-        )
-        result = self._con.sql(sql, params=[*params, limit, offset]).to_arrow_table()
+        kept = [*_stream_filter(streams), *_quality_filter(quality)]
+        whole = self._precomputed_ranges(streams, start_ns, end_ns, r)
+        # raw: the edges, the fresh tail, unbuilt days; one scan per range (each pushes its own time filter)
+        parts = [_bucket_sql(self._current_between(kept, [raw]), r) for raw in _complement(start_ns, end_ns, whole)]
+        if whole:
+            paths = ", ".join(_sql_string(str(self._precomputed[d])) for d in sorted(
+                d for d in self._precomputed if any(lo < d + NS_PER_DAY and d < hi for lo, hi in whole)))
+            in_whole = " OR ".join(f"(time_ns >= {lo} AND time_ns < {hi})" for lo, hi in whole)
+            parts.append(f"SELECT {_AGGREGATE_COLUMNS} FROM read_parquet([{paths}]) "
+                         f"WHERE {' AND '.join([f'resolution = {r}', *kept, f'({in_whole})'])}")
+        if not parts:
+            return _AGGREGATES_SCHEMA.empty_table()
+        order = "DESC" if descending else "ASC"
+        sql = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) "
+               f"ORDER BY stream, time_ns {order}, quality LIMIT ? OFFSET ?")
+        result = self._con.sql(sql, params=[limit, offset]).to_arrow_table()
         return result.cast(_AGGREGATES_SCHEMA)
+
+    def _precomputed_ranges(
+        self, streams: Sequence[str] | None, start_ns: int, end_ns: int, r: int,
+    ) -> list[tuple[int, int]]:
+        """The time ranges [lo, hi) of whole ``r`` buckets in (start, end] that precomputed days answer:
+        days with a sidecar for this snapshot's files and no WAL-resident row of ``streams``."""
+        if r not in RESOLUTIONS_NS or not self._precomputed:
+            return []
+        if self._tombstones is not None and (streams is None or not set(streams).isdisjoint(
+                self._tombstones.column("stream").to_pylist())):
+            return []  # a day's sidecar may predate a delete: deleted streams are answered from raw rows
+        lo_full = -((-(start_ns + 1)) // r) * r  # the first bucket starting after start
+        hi_full = (end_ns + 1) // r * r  # the end of the last bucket ending at or before end
+        days = sorted(d for d in self._precomputed if d < hi_full and d + NS_PER_DAY > lo_full)
+        if not days:
+            return []
+        where = " AND ".join([*_stream_filter(streams), f"epoch_ns(time) >= {days[0]}",
+                              f"epoch_ns(time) < {days[-1] + NS_PER_DAY}"])
+        dirty = {int(row[0]) for row in self._con.sql(
+            f"SELECT DISTINCT epoch_ns(time) // {NS_PER_DAY} * {NS_PER_DAY} FROM resident_rows WHERE {where}"
+        ).fetchall()}
+        ranges: list[tuple[int, int]] = []
+        for d in days:
+            if d in dirty:
+                continue
+            lo, hi = max(d, lo_full), min(d + NS_PER_DAY, hi_full)
+            if ranges and ranges[-1][1] == lo:
+                ranges[-1] = (ranges[-1][0], hi)
+            else:
+                ranges.append((lo, hi))
+        return ranges
+
+    def precompute(self) -> pa.Table:
+        """The aggregates of every current row at each resolution of RESOLUTIONS_NS (a day's sidecar),
+        ordered by resolution, stream, bucket, quality."""
+        parts = [f"SELECT {r}::BIGINT AS resolution, * FROM ({_bucket_sql('SELECT * FROM day_rows', r)})"
+                 for r in RESOLUTIONS_NS]
+        sql = (f"WITH day_rows AS MATERIALIZED ({self._current('true')}) "
+               f"{' UNION ALL '.join(parts)} ORDER BY resolution, stream, time_ns, quality")
+        table = self._con.sql(sql).to_arrow_table()
+        return table.cast(pa.schema([pa.field("resolution", pa.int64()), *_AGGREGATES_SCHEMA]))
 
     def interpolated(
         self,
@@ -349,6 +415,8 @@ class Reader:
         return int(row[0]) if row else 0
 
 
+RESOLUTIONS_NS = (60 * NS_PER_S, 900 * NS_PER_S, 3600 * NS_PER_S, NS_PER_DAY)  # precomputed (SiteWise's)
+_AGGREGATE_COLUMNS = "stream, time_ns, quality, count, sum, avg, min, max, stddev"
 _GRID_CHUNK = 1_000_000  # interpolation grid points per DuckDB query
 
 _AGGREGATES_SCHEMA = pa.schema([
@@ -360,6 +428,29 @@ _INTERPOLATED_SCHEMA = pa.schema([
     ("k", pa.int64()), ("time_ns", pa.int64()), ("double", pa.float64()), ("integer", pa.int64()),
     ("string", pa.string()), ("boolean", pa.bool_()),
 ])
+
+
+def _bucket_sql(source: str, r: int) -> str:
+    """SQL for the aggregates of the rows of ``source`` (raw's columns) per stream, ``r`` bucket and quality."""
+    return (
+        f"SELECT stream::VARCHAR AS stream, time_ns - (((time_ns % {r}) + {r}) % {r}) AS time_ns, quality, "
+        "count(*) AS count, sum(v) AS sum, avg(v) AS avg, min(v) AS min, max(v) AS max, stddev_samp(v) AS stddev "
+        f"FROM (SELECT stream, time_ns, quality, coalesce(double, CAST(integer AS DOUBLE)) AS v FROM ({source})) "
+        "GROUP BY ALL"
+    )
+
+
+def _complement(start_ns: int, end_ns: int, whole: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(start, end] without the [lo, hi) of ``whole`` (sorted, disjoint), as (lo, hi] ranges."""
+    out: list[tuple[int, int]] = []
+    cur = start_ns
+    for lo, hi in whole:
+        if lo - 1 > cur:
+            out.append((cur, lo - 1))
+        cur = max(cur, hi - 1)
+    if end_ns > cur:
+        out.append((cur, end_ns))
+    return out
 
 
 def _sql_string(text: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
 from sitewise_edge.errors import DiskFull
-from storage import segments, wal
+from storage import aggregates, segments, wal
 from storage.cursors import Cursors
 from storage.layout import LATEST_FILE
 from storage.state import Position, StoreState
@@ -66,13 +66,14 @@ class Retention:
             gone = {f for folder in expired for f in folder.glob("*.parquet")}
             state.replace_files(gone)  # queries stop seeing the files before they go
             await asyncio.to_thread(segments.remove_days, expired)
+            self._drop_aggregates(expired)
         log.info("retention: removed %d Parquet files older than %s days", len(gone), state.config.retention / 86400)
         return len(gone)
 
     def disk_usage(self) -> int:
         """Bytes the store occupies (WAL segments and Parquet files)."""
         total = 0
-        for pattern in ("wal/*.wal", "parquet/day=*/*.parquet", f"parquet/{LATEST_FILE}"):
+        for pattern in ("wal/*.wal", "parquet/day=*/*.parquet", f"parquet/{LATEST_FILE}", "aggregates/*.parquet"):
             for p in self.state.data_dir.glob(pattern):
                 try:
                     total += p.stat().st_size
@@ -120,9 +121,18 @@ class Retention:
             size = sum(f.stat().st_size for f in files)
             state.replace_files(files)
             await asyncio.to_thread(segments.remove_days, [folder])
+            self._drop_aggregates([folder])
             freed += size
             log.warning("%s: removed the history of %s (%s)", why, folder.name[4:], mib(size))
         return freed
+
+    def _drop_aggregates(self, folders: list[Path]) -> None:
+        """The precomputed aggregates of removed days go with them (a query's reader no longer uses them:
+        their files left the snapshot first)."""
+        with self.state.lock:
+            paths = aggregates.remove_days(self.state.aggregates, [f.name for f in folders])
+        for path in paths:
+            path.unlink(missing_ok=True)
 
     def probe(self) -> None:
         """Free space now; writes are refused while it is under the reserve (blocking, cheap: one statvfs)."""

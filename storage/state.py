@@ -98,6 +98,7 @@ class StoreState:
     visible_seq: int = 1  # one past the last record queries and publishers can read
     latest: LatestIndex = field(default_factory=LatestIndex)
     tombstones: Tombstones = field(default_factory=lambda: Tombstones(Path(TOMBSTONES_FILE)))  # loaded on open
+    aggregates: dict[str, tuple[Path, frozenset[str]]] = field(default_factory=dict)  # storage/aggregates.py
     cursors: dict[str, Position] = field(default_factory=dict)
     quarantine: list[Quarantined] = field(default_factory=list)  # WAL damage ever found (storage/recovery.py)
 
@@ -108,6 +109,10 @@ class StoreState:
     @property
     def parquet_dir(self) -> Path:
         return self.data_dir / "parquet"
+
+    @property
+    def aggregates_dir(self) -> Path:
+        return self.data_dir / "aggregates"
 
     @property
     def cursor_dir(self) -> Path:

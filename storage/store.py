@@ -39,7 +39,7 @@ import pyarrow as pa
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import DiskFull, StoreError
-from storage import encoding, layout
+from storage import aggregates, encoding, layout
 from storage.compaction import Compaction
 from storage.cursors import Cursors, LogReader
 from storage.layout import LAYOUT_VERSION
@@ -199,6 +199,7 @@ class Store:
             try:
                 await self.compact()
                 await self.merge_days()
+                await self.refresh_aggregates()
                 await self.apply_retention()
                 await self.enforce_budget()
             except (OSError, StoreError, pa.ArrowException) as exc:
@@ -211,6 +212,11 @@ class Store:
     async def merge_days(self) -> int:
         """Merge runs of small files of a day (size-tiered) so queries open few files. Returns merges done."""
         return await self._compaction.merge_days()
+
+    async def refresh_aggregates(self) -> int:
+        """Build the precomputed aggregates of past days that have none or whose files changed (the compactor
+        runs it after each merge). Returns the days built."""
+        return await self._compaction.refresh_aggregates()
 
     async def apply_retention(self, now_ns: int | None = None) -> int:
         """Delete Parquet days older than the retention period. Returns the files removed."""
@@ -289,7 +295,11 @@ class Store:
         """A query reader over a consistent snapshot. Use from a worker thread; close it after."""
         if self._duck is None:
             raise StoreError("the store is not open", path=self.data_dir)
-        return Reader(self._duck.cursor(), self.snapshot())
+        snap = self.snapshot()
+        with self.state.lock:
+            catalog = dict(self.state.aggregates)
+        # a sidecar answers only for a day whose files in this snapshot are the ones it was built from
+        return Reader(self._duck.cursor(), snap, aggregates.usable(catalog, snap.files))
 
     @property
     def visible_seq(self) -> int:

@@ -46,7 +46,7 @@ async def test_a_layout_2_store_opens_reads_and_goes_on_in_layout_3(tmp_path: Pa
     report = await store.open()
     assert report.records == 3 and not report.damage
     assert values(store, "/old") == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-    assert json.loads((tmp_path / "manifest.json").read_text())["layout"] == LAYOUT_VERSION == 3
+    assert json.loads((tmp_path / "manifest.json").read_text())["layout"] == LAYOUT_VERSION == 4
     assert await store.append(from_columns(["/new"], [T0], double=[7.0])) == 4
     await store.close()
     segs = wal.list_segments(tmp_path / "wal")
