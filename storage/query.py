@@ -50,20 +50,23 @@ class Reader:
         self._precomputed = dict(precomputed or {})  # day start ns -> its aggregates (storage/aggregates.py)
         resident = snapshot.resident_table()
         con.register("resident_rows", resident)
-        parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
         self._files_sql = ""
         if snapshot.files:
             files = ", ".join(_sql_string(str(p)) for p in snapshot.files)
             version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
             self._files_sql = f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)"
-            parts.append(self._files_sql)
         self._tombstones = snapshot.tombstones
-        con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + self._hide(" UNION ALL ".join(parts)))
+        con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + self._rows())
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
 
-    def _hide(self, rows_sql: str) -> str:
-        """``rows_sql`` (rows with ``stream`` and ``_v``) without the rows of deleted streams (tombstones.py)."""
-        return rows_sql if self._tombstones is None else tombstones.hide(rows_sql, self._tombstones, self._con)
+    def _rows(self, files_where: str | None = None) -> str:
+        """SQL for every stored row with its version ``_v`` (the WAL-resident rows, then the Parquet files', those
+        filtered by ``files_where`` if given), without the rows of deleted streams (tombstones.py)."""
+        parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
+        if self._files_sql:
+            parts.append(self._files_sql if files_where is None else f"{self._files_sql} WHERE {files_where}")
+        rows = " UNION ALL ".join(parts)
+        return rows if self._tombstones is None else tombstones.hide(rows, self._tombstones, self._con)
 
     @property
     def precomputed_days(self) -> int:
@@ -80,12 +83,8 @@ class Reader:
         outside never reach the latest-write window (the time_ns expression over the encoded columns is not
         pushed down)."""
         in_ns = " OR ".join(f"(time_ns > {int(lo)} AND time_ns <= {int(hi)})" for lo, hi in ranges)
-        parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
-        if self._files_sql:
-            in_s = " OR ".join(f"(time_s >= {lo // NS_PER_S - 1} AND time_s <= {hi // NS_PER_S + 1})"
-                               for lo, hi in ranges)
-            parts.append(f"{self._files_sql} WHERE {in_s}")
-        rows, kept = self._hide(" UNION ALL ".join(parts)), " AND ".join([*where, f"({in_ns})"])
+        in_s = " OR ".join(f"(time_s >= {lo // NS_PER_S - 1} AND time_s <= {hi // NS_PER_S + 1})" for lo, hi in ranges)
+        rows, kept = self._rows(in_s), " AND ".join([*where, f"({in_ns})"])
         return f"SELECT * EXCLUDE (_v) FROM ({rows}) WHERE {kept} QUALIFY {_LATEST_VERSION}"
 
     def close(self) -> None:
