@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 TEST := $(VENV)/.installed-test
 PORT ?= 8080
+# pytest-xdist workers for `make test`
+TEST_WORKERS ?= 2
 # not --quiet: pip shows each package it collects and, on a terminal, a download bar (PIP_QUIET=1: quiet)
 PIP := $(BIN)/pip install --disable-pip-version-check $(if $(PIP_QUIET),--quiet,)
 
@@ -37,7 +39,7 @@ demo: $(BASE)
 test: $(TEST) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	@$(BIN)/python -m pytest -q -p no:cacheprovider; s=$$?; \
+	@$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS); s=$$?; \
 	if [ $$s -eq 5 ]; then echo "make test: no test was collected" >&2; exit 1; fi; exit $$s
 
 lint: $(TEST)
