@@ -20,6 +20,7 @@ closes and re-opens with back-off. Certificates and endpoint checks are in ``sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
@@ -154,6 +155,29 @@ class OpcUaConnector(Connector):
             raise self._error(f"opening failed: {_describe(exc)}") from exc
         self.status.last_error = None
         log.info("%s: connected, %d of %d nodes present", self.where, self._count_present(), len(self._nodes))
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[tuple[Client, int, int]]:
+        """A session with this source's security and identity and nothing subscribed (``opcua browse``):
+        the client, MaxNodesPerBrowse and MaxNodesPerRead. Raises ConnectorError as :meth:`open` does."""
+        client = Client(self.config.endpoint, timeout=self.config.timeout)
+        client.name = client.description = f"sitewise-edge {self.name}"
+        connected = False
+        try:
+            try:
+                await self._connect(client)
+                connected = True
+                await self._read_limits(client)
+            except _IO_ERRORS as exc:
+                raise self._error(f"opening failed: {_describe(exc)}") from exc
+            yield client, self._browse_chunk, self._chunk
+        finally:
+            if connected:
+                try:
+                    await asyncio.wait_for(client.disconnect(), min(self.config.timeout, CLOSE_TIMEOUT))
+                except _IO_ERRORS as exc:
+                    log.debug("%s: disconnect: %s", self.where, _describe(exc))
+            client.disconnect_socket()
 
     async def close(self) -> None:
         client, self._client = self._client, None

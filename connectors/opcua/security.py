@@ -248,7 +248,7 @@ def check_server(cert: x509.Certificate, endpoint: ua.EndpointDescription, confi
         raise PkiError(f"{what} is not trusted (not in {str(folder / pki.TRUSTED)!r}), and it cannot be saved "
                        f"to rejected/: {exc.strerror or exc}", field="trust_list", path=folder) from exc
     raise PkiError(f"{what} is not trusted: it was saved as {str(saved)!r}; if it is your server's, move that "
-                   f"file to {str(folder / pki.TRUSTED)!r} and the next retry connects", field="trust_list",
+                   f"file to {str(folder / pki.TRUSTED)!r} and the next attempt connects", field="trust_list",
                    path=saved)
 
 
