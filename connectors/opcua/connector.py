@@ -104,6 +104,7 @@ class OpcUaConnector(Connector):
         self._chunk = DEFAULT_CHUNK
         self._item_chunk = DEFAULT_CHUNK
         self._browse_chunk = DEFAULT_CHUNK
+        self._session = False  # connect() succeeded on the current client: close() ends the session
         self._own_logged = False  # the client certificate is logged at the first open
         self._trust_any_logged = False
         self.connection: dict[str, object] = self.status.connection
@@ -184,13 +185,15 @@ class OpcUaConnector(Connector):
         if client is None:
             return
         client.connection_lost_callback = None
+        session, self._session = self._session, False
         # A lost server is not waited for: disconnect() stops asyncua's tasks at once, then its CloseSession
-        # would go unanswered.
+        # would go unanswered. Without a session (connect() failed), there is only the socket to close.
         wait = LOST_CLOSE_TIMEOUT if self._lost is not None else min(self.config.timeout, CLOSE_TIMEOUT)
-        try:
-            await asyncio.wait_for(client.disconnect(), wait)
-        except _IO_ERRORS as exc:
-            log.debug("%s: disconnect: %s", self.where, _describe(exc))
+        if session:
+            try:
+                await asyncio.wait_for(client.disconnect(), wait)
+            except _IO_ERRORS as exc:
+                log.debug("%s: disconnect: %s", self.where, _describe(exc))
         client.disconnect_socket()
 
     # --- connecting -----------------------------------------------------------------
@@ -203,6 +206,7 @@ class OpcUaConnector(Connector):
                     await self._secure(client)
                 apply_identity(client, config)
                 await client.connect()
+                self._session = True
         except PkiError as exc:
             raise self._failure(str(exc)) from exc
         except TimeoutError as exc:
