@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -328,3 +329,14 @@ async def test_password_from_the_environment(server: OpcUaSimulator, tmp_path: P
     assert isinstance(source, OpcUaSource)
     assert (await poll_once(source))["identity"] == "username"
     assert (tmp_path / "data" / "pki" / "opcua" / "own" / "cert.der").exists()
+
+
+@live
+async def test_pinned_certificate_file_of_another_server(server: OpcUaSimulator, tmp_path: Path) -> None:
+    """A pinned file that is not the server's is refused by name at once (it used to time out: the server
+    could not decrypt a request encrypted for another certificate)."""
+    other, other_key = tmp_path / "other.der", tmp_path / "other.pem"
+    generate_certificate(other, other_key, "another server", "urn:another")
+    with pytest.raises(ConnectorError, match=rf"is not the pinned one \(server_certificate '{re.escape(str(other))}'"
+                                             r", SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\)"):
+        await make_opcua_connector(secured(server, tmp_path, server_certificate=other)).open()
