@@ -82,6 +82,8 @@ class ConnectorStatus:
     tag_errors: dict[str, str] = field(default_factory=dict)  # alias -> last error of that tag
     values_dropped: int = 0
     """Values read from the device and never handed over (a full buffer, a notification for no node...)."""
+    connection: dict[str, object] = field(default_factory=dict)
+    """What the connector says of its link (endpoint, security, certificates); JSON-ready values."""
 
     def record_batch(self, batch: pa.RecordBatch, now: float) -> None:
         """Count a batch handed over at ``now`` (wall-clock seconds)."""
@@ -99,6 +101,7 @@ class ConnectorStatus:
             "reconnects": self.reconnects,
             "tagErrors": dict(self.tag_errors),
             "valuesDropped": self.values_dropped,
+            "connection": dict(self.connection),
         }
 
 

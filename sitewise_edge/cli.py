@@ -8,6 +8,8 @@
     sitewise-edge simulate opcua|modbus        one simulator on its own (modbus: --framer rtu, --serial PORT)
     sitewise-edge models pull --out DIR        copy asset models and assets from SiteWise (or a gateway)
     sitewise-edge deadletter list|replay -c gateway.yaml   what a SiteWise destination refused
+    sitewise-edge opcua cert [-c gateway.yaml]      the OPC UA client certificate (made if missing), trust list
+    sitewise-edge opcua browse ENDPOINT [PATH]      an OPC UA server's address space, to write node lists
 
 Exit status: 0 ok, 2 a configuration or model error, 1 any other failure.
 """
@@ -31,6 +33,7 @@ from sitewise_edge.logs import FORMATS, LogFormat, setup_logging
 
 if TYPE_CHECKING:
     from asset_models.registry import Registry
+    from connectors.opcua.config import OpcUaSource
 
 log = logging.getLogger("sitewise_edge")
 
@@ -296,9 +299,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.protocol == "opcua":
             from sitewise_edge.simulators.opcua import OpcUaSimulator
 
-            sim = OpcUaSimulator(host=args.host, port=args.port or 4840)
+            sim = OpcUaSimulator(host=args.host, port=args.port or 4840, security=args.secure,
+                                 policies=("Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"))
             await sim.start()
             print(f"OPC UA simulator serving {sim.endpoint}", flush=True)
+            if args.secure:
+                print(f"  secured too (Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss); its certificate: "
+                      f"{sim.server_certificate}", flush=True)
         else:
             from sitewise_edge.simulators.modbus import ModbusSimulator
 
@@ -350,6 +357,112 @@ def cmd_deadletter(args: argparse.Namespace) -> int:
         _print_config_error(exc)
         return EXIT_CONFIG
     return deadletter_command(args, config)
+
+
+# --- opcua cert, opcua browse ------------------------------------------------------------------
+
+
+def _opcua_source(args: argparse.Namespace) -> OpcUaSource:
+    """The source the command acts as: a configuration's (``-c``, ``--source``), else one from the options.
+    Raises ConfigError (printed by the caller) for a file or options that do not validate."""
+    from pydantic import ValidationError
+
+    from connectors.opcua.config import PKI_SUBDIR, OpcUaSource
+    from sitewise_edge.config import ConfigIssue
+
+    endpoint = getattr(args, "endpoint", None)
+    if args.config is not None:
+        config = load_config(args.config)
+        sources = [s for s in config.sources if isinstance(s, OpcUaSource)]
+        names = ", ".join(s.name for s in sources) or "none"
+        chosen = [s for s in sources if args.source in (None, s.name)]
+        if not chosen or (args.source is None and len(chosen) > 1):
+            what = f"no OPC UA source {args.source!r}" if args.source else "several OPC UA sources: say which"
+            raise ConfigError([ConfigIssue("--source", f"{what} (the file has {names})")], str(args.config))
+        source = chosen[0]
+        return source.model_copy(update={"endpoint": endpoint}) if endpoint else source
+    fields: dict[str, object] = {
+        "name": "cli", "type": "opcua", "endpoint": endpoint or "opc.tcp://localhost:4840",
+        "browse": {"include": ["/**"]}, "pki_dir": Path(args.data_dir).resolve() / PKI_SUBDIR,
+    }
+    for option in ("security_policy", "security_mode", "certificate", "private_key", "application_uri", "trust_list",
+                   "username", "user_certificate", "user_private_key", "timeout"):
+        value = getattr(args, option, None)
+        if value is not None:
+            fields[option] = value
+    if getattr(args, "server_sha256", None):
+        fields["server_certificate_sha256"] = args.server_sha256
+    if getattr(args, "trust_any", False):
+        fields["trust_any_server"] = True
+    if getattr(args, "allow_deprecated", False):
+        fields["allow_deprecated_policies"] = True
+    if getattr(args, "password_env", None):
+        if args.password_env not in os.environ:
+            raise ConfigError([ConfigIssue("--password-env", f"environment variable {args.password_env} is not set")])
+        fields["password"] = os.environ[args.password_env]
+    try:
+        return OpcUaSource.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError([ConfigIssue(".".join(str(p) for p in e["loc"]) or "options", e["msg"])
+                           for e in exc.errors()], "options") from None
+
+
+def _quiet_asyncua(args: argparse.Namespace) -> None:
+    if args.log_level != "debug":  # asyncua logs tracebacks for failures the command reports in one line
+        logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+
+
+def cmd_opcua_cert(args: argparse.Namespace) -> int:
+    from connectors.opcua.security import PkiError
+    from connectors.opcua.tool import certificate_report, trust_certificate
+    from sitewise_edge.clock import SYSTEM_CLOCK
+
+    try:
+        source = _opcua_source(args)
+        if args.trust is not None:
+            print(f"trusted: {trust_certificate(source, args.trust)}")
+        print("\n".join(certificate_report(source, SYSTEM_CLOCK)))
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    except PkiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_opcua_browse(args: argparse.Namespace) -> int:
+    from connectors.opcua.tool import BrowseError, browse_tree, render
+    from sitewise_edge.errors import ConnectorError
+
+    _quiet_asyncua(args)
+    positional = list(args.targets)
+    args.endpoint = positional.pop(0) if positional and positional[0].startswith("opc.tcp://") else None
+    path = positional.pop(0) if positional else "/"
+    if positional:
+        print(f"error: unexpected arguments {' '.join(positional)} (give ENDPOINT then PATH)", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.endpoint is None and args.config is None:
+        print("error: say which server: an endpoint (opc.tcp://host:4840) or -c gateway.yaml [--source NAME]",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    if args.depth < 1:
+        print(f"error: --depth must be 1 or more, not {args.depth}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        source = _opcua_source(args)
+        nodes = asyncio.run(browse_tree(source, path, args.depth))
+    except ConfigError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    except (ConnectorError, BrowseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print("\n".join(render(nodes)))
+    variables = sum(1 for n in nodes if n.node_class == "Variable")
+    print(f"{len(nodes)} nodes ({variables} variables) under {path}, {args.depth} level(s); select them with "
+          f"browse: {{include: [\"{path.rstrip('/')}/**\"]}}", file=sys.stderr)
+    return 0
 
 
 # --- status, tls, version ----------------------------------------------------------------------
@@ -457,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("protocol", choices=["opcua", "modbus"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default 4840 (OPC UA) or 5020 (Modbus)")
+    p.add_argument("--secure", action="store_true", help="OPC UA: offer the secured policies too (with a "
+                                                         "certificate made at start; every client is trusted)")
     p.add_argument("--unit-id", type=int, default=1)
     p.add_argument("--framer", choices=["socket", "rtu"], default="socket",
                    help="Modbus: socket (Modbus TCP, default) or rtu (RTU frames over TCP)")
@@ -486,6 +601,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rewrite-alias", default=None, help="replay under this alias instead (needs --alias)")
     p.add_argument("--json", action="store_true", help="list: print the records as JSON")
     p.set_defaults(func=cmd_deadletter)
+
+    p = sub.add_parser("opcua", help="OPC UA: the gateway's client certificate, browse a server")
+    opcua = p.add_subparsers(dest="opcua_command", required=True)
+
+    def source_options(q: argparse.ArgumentParser) -> None:
+        q.add_argument("-c", "--config", type=Path, default=None, help="act as a source of this configuration")
+        q.add_argument("--source", default=None, help="that source's name (needed when the file has several)")
+        q.add_argument("--data-dir", default="./data", help="without -c: the gateway's data directory (./data); "
+                                                            "its pki/opcua holds the certificate and trust list")
+        q.add_argument("--application-uri", default=None, help="without -c: the URI of a generated certificate")
+
+    p = opcua.add_parser("cert", help="show the client certificate (generated if missing): path, subject, URI, "
+                                      "validity, SHA-256; and the trust list's trusted and rejected certificates")
+    source_options(p)
+    p.add_argument("--trust", type=Path, default=None, metavar="FILE",
+                   help="trust this server certificate (e.g. one in rejected/): copied into trusted/")
+    p.set_defaults(func=cmd_opcua_cert)
+
+    p = opcua.add_parser("browse", help="print the address space under a browse path: path, NodeId, node class, "
+                                        "data type, value")
+    p.add_argument("targets", nargs="*", metavar="ENDPOINT [PATH]",
+                   help="opc.tcp://host:port (default with -c: the source's), then a browse path such as "
+                        "/Plant1/Line1 (default /)")
+    p.add_argument("--depth", type=int, default=1, help="levels below PATH (default 1)")
+    source_options(p)
+    p.add_argument("--security-policy", default=None, help="None (default), Basic256Sha256, Aes128_Sha256_RsaOaep, "
+                                                           "Aes256_Sha256_RsaPss")
+    p.add_argument("--security-mode", default=None, help="Sign or SignAndEncrypt")
+    p.add_argument("--allow-deprecated", action="store_true", help="allow Basic128Rsa15 and Basic256")
+    p.add_argument("--certificate", type=Path, default=None, help="client certificate (default: the generated one)")
+    p.add_argument("--private-key", type=Path, default=None)
+    p.add_argument("--trust-list", type=Path, default=None, help="folder with trusted/ and rejected/ "
+                                                                  "(default: <data-dir>/pki/opcua)")
+    p.add_argument("--server-sha256", default=None, help="or accept only the server certificate with this SHA-256")
+    p.add_argument("--trust-any", action="store_true", help="or accept any server certificate")
+    p.add_argument("--username", default=None)
+    p.add_argument("--password-env", default=None, metavar="VAR", help="the environment variable holding the "
+                                                                        "password (never on the command line)")
+    p.add_argument("--user-certificate", type=Path, default=None, help="X.509 user identity: certificate ...")
+    p.add_argument("--user-private-key", type=Path, default=None, help="... and its private key")
+    p.add_argument("--timeout", type=float, default=None, help="seconds for the connection and each request (5)")
+    p.set_defaults(func=cmd_opcua_browse)
     return parser
 
 

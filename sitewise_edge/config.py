@@ -181,6 +181,10 @@ class SourceConfig(_Model):
         """This source with its file-relative paths made absolute (see :func:`resolve_path`); none by default."""
         return self
 
+    def with_data_dir(self, data_dir: Path) -> Self:
+        """This source with its defaults under the gateway's data directory filled in; none by default."""
+        return self
+
     def exclusive_line(self) -> str | None:
         """A line only one source may use at a time (a serial port); none by default."""
         return None
@@ -707,5 +711,5 @@ def resolve_paths(config: Config, base: Path) -> Config:
     if config.api.tls is not None:
         tls = TlsConfig(cert=resolve_path(config.api.tls.cert, base), key=resolve_path(config.api.tls.key, base))
         config = config.model_copy(update={"api": config.api.model_copy(update={"tls": tls})})
-    sources = [s.resolve_paths(base) for s in config.sources]
+    sources = [s.resolve_paths(base).with_data_dir(gateway.data_dir) for s in config.sources]
     return config.model_copy(update={"gateway": gateway, "models": models, "sources": sources})

@@ -65,8 +65,10 @@ def issues_of(doc: dict, env: dict | None = None) -> list[str]:
         ({"sources": [{"name": "o", "type": "opcua", "endpoint": "opc.tcp://h:4840", "nodes": [
             {"node_id": "Press1.Temperature", "alias": "/a"}]}]}, "sources[0].nodes[0].node_id: malformed node id"),
         ({"sources": [{"name": "o", "type": "opcua", "endpoint": "opc.tcp://h:4840", "security_policy":
-                       "Basic256Sha256", "security_mode": "Sign", "nodes": [{"node_id": "i=1", "alias": "/a"}]}]},
-         "sources[0]: security policy Basic256Sha256 needs certificate and private_key"),
+                       "Basic256Sha256", "security_mode": "Sign", "certificate": "c.der",
+                       "nodes": [{"node_id": "i=1", "alias": "/a"}]}]},
+         "sources[0]: certificate and private_key go together: give both, or neither to use the certificate "
+         "generated in the data directory"),
         ({"sources": [MINIMAL_MODBUS, {**MINIMAL_MODBUS, "name": "b"}]},
          "sources[1].tags[0].alias: alias '/a' is already used by sources[0].tags[0]"),
         ({"storage": {"max_disk": "lots"}}, "storage.max_disk: expected a size"),

@@ -54,6 +54,12 @@ async def browse_variables(client: Client, rules: PathRules, per_call: int) -> d
     return found
 
 
+async def browse_references(client: Client, ids: Sequence[ua.NodeId]) -> list[list[ua.ReferenceDescription]]:
+    """The hierarchical references (to objects and variables) of each of ``ids``, continuation points followed;
+    one Browse call for all of them: the caller keeps to MaxNodesPerBrowse."""
+    return await _browse(client, ids)
+
+
 async def _browse(client: Client, ids: Sequence[ua.NodeId]) -> list[list[ua.ReferenceDescription]]:
     params = ua.BrowseParameters()
     params.View = ua.ViewDescription()

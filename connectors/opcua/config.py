@@ -22,11 +22,20 @@ from sitewise_edge.config import Aliased, Duration, SourceConfig, _Model, closed
 ValueTypeName = Literal["double", "integer", "string", "boolean"]
 Mode = Literal["subscribe", "poll"]
 Timestamp = Literal["source", "server"]
-SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+SecurityPolicy = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss",
+                         "Basic128Rsa15", "Basic256"]
 SecurityMode = Literal["None", "Sign", "SignAndEncrypt"]
+DEPRECATED_POLICIES = ("Basic128Rsa15", "Basic256")
+"""SHA-1 policies, deprecated by OPC UA 1.04: refused unless ``allow_deprecated_policies: true``."""
 
-PATH_FIELDS = ("certificate", "private_key", "server_certificate")
-"""The fields that name files: relative paths are taken from the configuration file's folder."""
+PATH_FIELDS = ("certificate", "private_key", "server_certificate", "user_certificate", "user_private_key",
+               "trust_list", "pki_dir")
+"""The fields that name files or folders: relative paths are taken from the configuration file's folder."""
+
+PKI_SUBDIR = Path("pki") / "opcua"
+"""Under the gateway's data directory: the generated client certificate (own/) and the default trust list."""
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 _NODE_ID = re.compile(r"^(ns=\d+;)?[isgb]=.+$")
 
@@ -94,11 +103,31 @@ class OpcUaSource(SourceConfig):
     session is noticed within 2 x ``keepalive`` even when no request is pending."""
     security_policy: Annotated[SecurityPolicy, closed("security policy", SecurityPolicy)] = "None"
     security_mode: Annotated[SecurityMode, closed("security mode", SecurityMode)] = "None"
+    allow_deprecated_policies: bool = False
+    """Basic128Rsa15 and Basic256 (SHA-1) are refused at load unless this is true."""
     certificate: Path | None = None
+    """The gateway's client certificate (PEM or DER); without it (and ``private_key``) one is generated at
+    the first start into ``<pki_dir>/own/`` and reused."""
     private_key: Path | None = None
+    application_uri: str | None = None
+    """The URI of the generated certificate (default ``urn:<host name>:sitewise-edge``); with ``certificate``,
+    the URI in that certificate is presented (a different one here is refused at open)."""
+    pki_dir: Path | None = None
+    """Default: ``<gateway.data_dir>/pki/opcua`` (own/, and trusted/ and rejected/ of the default trust list)."""
+    trust_list: Path | None = None
+    """A folder with trusted/ and rejected/: a server certificate is accepted when trusted/ holds it (or the
+    CA that issued it); an unknown one is copied to rejected/ and refused. Default ``<pki_dir>``."""
+    server_certificate_sha256: str | None = None
+    """Or: accept only the server certificate with this SHA-256 fingerprint (hex, colons allowed)."""
     server_certificate: Path | None = None
+    """Or: accept only this server certificate (PEM or DER file)."""
+    trust_any_server: bool = False
+    """Or: accept any server certificate (logged as a warning). Never the default."""
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
+    user_certificate: Path | None = None
+    """X.509 user identity: this certificate and ``user_private_key`` instead of a user name."""
+    user_private_key: Path | None = None
 
     @field_validator("endpoint")
     @classmethod
@@ -120,16 +149,60 @@ class OpcUaSource(SourceConfig):
             raise ValueError("a source needs nodes (node ids with aliases) or browse (browse-path rules), or both")
         return self
 
+    @field_validator("server_certificate_sha256")
+    @classmethod
+    def _fingerprint(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        hexed = re.sub(r"[\s:]", "", v).lower()
+        if not _SHA256.match(hexed):
+            raise ValueError(f"{v!r} is not a SHA-256 fingerprint (64 hex digits, colons allowed)")
+        return hexed
+
     @model_validator(mode="after")
     def _security(self) -> OpcUaSource:
         if (self.security_policy == "None") != (self.security_mode == "None"):
             raise ValueError("security_policy and security_mode must both be None or both be set")
-        if self.security_policy != "None" and not (self.certificate and self.private_key):
-            raise ValueError(f"security policy {self.security_policy} needs certificate and private_key")
+        if self.security_policy in DEPRECATED_POLICIES and not self.allow_deprecated_policies:
+            raise ValueError(f"security_policy {self.security_policy} is deprecated (SHA-1, broken since OPC UA "
+                             "1.04): use Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss, or set "
+                             "allow_deprecated_policies: true if the server offers nothing else")
+        if (self.certificate is None) != (self.private_key is None):
+            raise ValueError("certificate and private_key go together: give both, or neither to use the "
+                             "certificate generated in the data directory")
+        trust = [k for k in ("trust_list", "server_certificate_sha256", "server_certificate") if getattr(self, k)]
+        if self.trust_any_server:
+            trust.append("trust_any_server")
+        if len(trust) > 1:
+            raise ValueError(f"{' and '.join(trust)} exclude each other: say how the server certificate is "
+                             "checked once")
+        if (self.user_certificate is None) != (self.user_private_key is None):
+            raise ValueError("user_certificate and user_private_key go together")
+        if self.user_certificate is not None and self.username is not None:
+            raise ValueError("username and user_certificate exclude each other: one user identity per source")
+        if self.user_certificate is not None and self.security_policy == "None":
+            raise ValueError("an X.509 user identity (user_certificate) needs a security_policy other than None: "
+                             "its proof of possession is signed over the secure channel")
+        if self.password is not None and self.username is None:
+            raise ValueError("password without username")
         return self
+
+    @property
+    def identity(self) -> str:
+        """``anonymous``, ``username`` or ``x509``: the user identity the source presents."""
+        return "x509" if self.user_certificate else "username" if self.username else "anonymous"
+
+    @property
+    def pki_folder(self) -> Path:
+        """Where the generated certificate lives (``pki_dir``, else ``./data/pki/opcua`` as the default data_dir)."""
+        return self.pki_dir if self.pki_dir is not None else (Path("data") / PKI_SUBDIR).resolve()
 
     def aliased_items(self) -> tuple[str, Sequence[Aliased]]:
         return "nodes", self.nodes
+
+    def with_data_dir(self, data_dir: Path) -> OpcUaSource:
+        """``pki_dir`` defaults to ``<data_dir>/pki/opcua``."""
+        return self if self.pki_dir is not None else self.model_copy(update={"pki_dir": data_dir / PKI_SUBDIR})
 
     def resolve_paths(self, base: Path) -> OpcUaSource:
         """The certificate and key files taken from ``base`` when relative; absolute ones stay as written."""

@@ -20,6 +20,7 @@ closes and re-opens with back-off. Certificates and endpoint checks are in ``sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
@@ -35,7 +36,20 @@ from connectors.opcua.browse import browse_variables
 from connectors.opcua.config import OpcUaSource
 from connectors.opcua.convert import convert, status_name, value_type
 from connectors.opcua.paths import PathRules
-from connectors.opcua.security import PkiError, apply_security, load_pki, offers_endpoint, server_endpoints
+from connectors.opcua.pki import common_name, fingerprint
+from connectors.opcua.security import (
+    PkiError,
+    apply_identity,
+    apply_security,
+    check_server,
+    offered,
+    offers_endpoint,
+    own_certificate,
+    pick_endpoint,
+    server_certificate,
+    server_endpoints,
+    trust_kind,
+)
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.errors import ConnectorError, NodeError
 from sitewise_edge.samples import Quality, SampleBuilder, ValueType
@@ -90,6 +104,14 @@ class OpcUaConnector(Connector):
         self._chunk = DEFAULT_CHUNK
         self._item_chunk = DEFAULT_CHUNK
         self._browse_chunk = DEFAULT_CHUNK
+        self._session = False  # connect() succeeded on the current client: close() ends the session
+        self._own_logged = False  # the client certificate is logged at the first open
+        self._trust_any_logged = False
+        self.connection: dict[str, object] = self.status.connection
+        """Shown in /health: endpoint, security policy and mode, identity, certificates."""
+        self.connection.update({"endpoint": config.endpoint, "securityPolicy": config.security_policy,
+                                "securityMode": config.security_mode, "identity": config.identity,
+                                "serverTrust": trust_kind(config) if config.security_policy != "None" else None})
 
     @property
     def _nodes(self) -> list[_Node]:
@@ -135,56 +157,108 @@ class OpcUaConnector(Connector):
         self.status.last_error = None
         log.info("%s: connected, %d of %d nodes present", self.where, self._count_present(), len(self._nodes))
 
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[tuple[Client, int, int]]:
+        """A session with this source's security and identity and nothing subscribed (``opcua browse``):
+        the client, MaxNodesPerBrowse and MaxNodesPerRead. Raises ConnectorError as :meth:`open` does."""
+        client = Client(self.config.endpoint, timeout=self.config.timeout)
+        client.name = client.description = f"sitewise-edge {self.name}"
+        connected = False
+        try:
+            try:
+                await self._connect(client)
+                connected = True
+                await self._read_limits(client)
+            except _IO_ERRORS as exc:
+                raise self._error(f"opening failed: {_describe(exc)}") from exc
+            yield client, self._browse_chunk, self._chunk
+        finally:
+            if connected:
+                try:
+                    await asyncio.wait_for(client.disconnect(), min(self.config.timeout, CLOSE_TIMEOUT))
+                except _IO_ERRORS as exc:
+                    log.debug("%s: disconnect: %s", self.where, _describe(exc))
+            client.disconnect_socket()
+
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is None:
             return
         client.connection_lost_callback = None
+        session, self._session = self._session, False
         # A lost server is not waited for: disconnect() stops asyncua's tasks at once, then its CloseSession
-        # would go unanswered.
+        # would go unanswered. Without a session (connect() failed), there is only the socket to close.
         wait = LOST_CLOSE_TIMEOUT if self._lost is not None else min(self.config.timeout, CLOSE_TIMEOUT)
-        try:
-            await asyncio.wait_for(client.disconnect(), wait)
-        except _IO_ERRORS as exc:
-            log.debug("%s: disconnect: %s", self.where, _describe(exc))
+        if session:
+            try:
+                await asyncio.wait_for(client.disconnect(), wait)
+            except _IO_ERRORS as exc:
+                log.debug("%s: disconnect: %s", self.where, _describe(exc))
         client.disconnect_socket()
 
     # --- connecting -----------------------------------------------------------------
 
     async def _connect(self, client: Client) -> None:
         config = self.config
-        if config.username:
-            client.set_user(config.username)
-        if config.password:
-            client.set_password(config.password)
-        try:
-            pki = load_pki(config) if config.security_policy != "None" else None
-        except PkiError as exc:
-            raise self._failure(str(exc)) from exc
         try:
             async with asyncio.timeout(config.timeout):
-                if pki is not None:
-                    await apply_security(client, config, pki)
+                if config.security_policy != "None":
+                    await self._secure(client)
+                apply_identity(client, config)
                 await client.connect()
+                self._session = True
+        except PkiError as exc:
+            raise self._failure(str(exc)) from exc
         except TimeoutError as exc:
             hint = ""
             if config.security_policy != "None":
-                hint = " (a server that cannot decrypt the request does not answer: check server_certificate)"
+                hint = " (a server that cannot decrypt the request does not answer: check its certificate)"
             raise self._failure(f"no answer within {config.timeout:g}s{hint}") from exc
         except ua.UaStatusCodeError as exc:
             hint = ""
             if status_name(exc.code).startswith(("BadCertificate", "BadSecurity")):
-                hint = " (does the server trust the client certificate?)"
+                hint = " (does the server trust the client certificate? `sitewise-edge opcua cert` shows it)"
+            elif status_name(exc.code) in ("BadUserAccessDenied", "BadIdentityTokenRejected",
+                                           "BadIdentityTokenInvalid"):
+                hint = f" (user identity: {config.identity})"
             raise self._failure(f"connection refused: {_describe(exc)}{hint}") from exc
         except ua.UaError as exc:
             # asyncua says "no matching endpoint" in text only: ask the server what it offers instead
             endpoints = await server_endpoints(config)
             if endpoints is not None and not offers_endpoint(endpoints, config):
                 raise self._failure(f"the server offers no endpoint with security policy {config.security_policy} "
-                                    f"and mode {config.security_mode}") from exc
+                                    f"and mode {config.security_mode} (it offers {offered(endpoints)})") from exc
             raise self._failure(f"cannot connect: {exc}") from exc
         except OSError as exc:
             raise self._failure(f"cannot connect: {_describe(exc)}") from exc
+
+    async def _secure(self, client: Client) -> None:
+        """The gateway's certificate, the server's endpoint and certificate (checked before any secured
+        message, so a password never reaches an untrusted server), then the policy and mode."""
+        config = self.config
+        own = own_certificate(config, self.clock)
+        if not self._own_logged:
+            self._own_logged = True
+            made = "generated" if own.generated else "using"
+            log.info("%s: %s client certificate %s (application URI %s, SHA-256 %s): the server must trust it",
+                     self.where, made, own.cert_path, own.application_uri, fingerprint(own.certificate))
+        self.connection["clientCertificate"] = {"path": str(own.cert_path), "applicationUri": own.application_uri,
+                                                "sha256": fingerprint(own.certificate)}
+        endpoints = await client.connect_and_get_server_endpoints()
+        endpoint = pick_endpoint(endpoints, config)
+        if endpoint is None:
+            raise self._failure(f"the server offers no endpoint with security policy {config.security_policy} "
+                                f"and mode {config.security_mode} (it offers {offered(endpoints)})")
+        server_cert = server_certificate(endpoint)
+        self.connection["serverCertificate"] = {"sha256": fingerprint(server_cert), "subject": common_name(server_cert),
+                                                "notAfter": server_cert.not_valid_after_utc.isoformat()}
+        check_server(server_cert, endpoint, config, self.clock)
+        if config.trust_any_server and not self._trust_any_logged:
+            self._trust_any_logged = True
+            log.warning("%s: trust_any_server is on: the server certificate is not checked (this one is %s, "
+                        "SHA-256 %s); anyone on the network path can pose as the server", self.where,
+                        common_name(server_cert), fingerprint(server_cert))
+        apply_security(client, config, own, server_cert)
 
     async def _read_limits(self, client: Client) -> None:
         """MaxNodesPerRead, MaxMonitoredItemsPerCall and MaxNodesPerBrowse, when the server states them

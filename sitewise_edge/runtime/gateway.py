@@ -90,7 +90,8 @@ class Gateway:
         self.metrics = MetricRunner(self, MetricPlan.build(self.registry))
         self._compute_registry = self.registry
         self._compute_lock = asyncio.Lock()
-        self.connectors = [make_connector(s, clock) for s in config.sources]
+        # a source given a Config not read by load_config still keeps its files under the data directory
+        self.connectors = [make_connector(s.with_data_dir(config.gateway.data_dir), clock) for s in config.sources]
         self.health = Health(clock)  # the verdict of /health and /ready; any part may report(component, reason)
         self._source_of = {alias: conn for src, conn in zip(config.sources, self.connectors, strict=True)
                            for alias in src.aliases()}

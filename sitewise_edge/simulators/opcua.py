@@ -12,9 +12,12 @@ string node id ``ns=2;s=<Machine>.<Signal>`` in namespace :data:`~sitewise_edge.
 (index 2). Values come from :func:`~sitewise_edge.simulators.plant.machine_values` every
 ``update_interval`` seconds, with a source timestamp.
 
-With ``security=True`` the server also offers Basic256Sha256 (Sign, SignAndEncrypt) with its own
-certificate, and trusts every client certificate (no trust list): it is a simulator. With ``users``
-(name -> password) a user name must come with its password; anonymous clients are always accepted.
+With ``security=True`` the server also offers ``policies`` (default Basic256Sha256; Sign and
+SignAndEncrypt each) with its own certificate, and trusts every client certificate (no trust list): it
+is a simulator. With ``users`` (name -> password) a user name must come with its password; with
+``user_certificates`` (name -> certificate file) an X.509 user identity must be one of those (asyncua's
+server checks the token's signature, proof that the client holds the key); anonymous clients are always
+accepted.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ import logging
 import socket
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from asyncua import Server, ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
@@ -128,6 +132,8 @@ class OpcUaSimulator:
         *,
         allow_none: bool = True,
         users: Mapping[str, str] | None = None,
+        user_certificates: Mapping[str, str | Path] | None = None,
+        policies: Sequence[str] = ("Basic256Sha256",),
     ) -> None:
         self.host = host
         self.port = port
@@ -137,6 +143,8 @@ class OpcUaSimulator:
         self.private_key = Path(private_key) if private_key else None
         self.allow_none = allow_none
         self.users = dict(users) if users else None
+        self.user_certificates = {name: Path(p) for name, p in (user_certificates or {}).items()}
+        self.policies = tuple(policies)
         self.server: Server | None = None
         self.start_time = 0.0
         self.updates = 0
@@ -159,8 +167,10 @@ class OpcUaSimulator:
         """Build the address space and listen. Takes about a second: asyncua loads the standard nodes."""
         if self.port == 0:
             self.port = free_port(self.host)
-        server = Server(user_manager=_UserManager(self.users))
+        certs = {_der(p.read_bytes()): name for name, p in self.user_certificates.items()}
+        server = Server(user_manager=_UserManager(self.users, certs))
         await server.init()
+        _check_x509_token(server, certs)
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}/")
         server.set_server_name("sitewise-edge plant simulator")
         await server.set_application_uri(SERVER_APP_URI)
@@ -192,10 +202,8 @@ class OpcUaSimulator:
         cert, key = _read_pki(self.certificate, self.private_key)
         await server.load_certificate(cert, "pem" if cert.lstrip().startswith(b"-----BEGIN") else "der")
         await server.load_private_key(key, format="pem" if key.lstrip().startswith(b"-----BEGIN") else "der")
-        policies = [
-            ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
-            ua.SecurityPolicyType.Basic256Sha256_Sign,
-        ]
+        policies = [ua.SecurityPolicyType[f"{name.replace('_', '')}_{mode}"]
+                    for name in self.policies for mode in ("SignAndEncrypt", "Sign")]
         if self.allow_none:
             policies.insert(0, ua.SecurityPolicyType.NoSecurity)
         server.set_security_policy(policies)
@@ -267,13 +275,20 @@ def _node_id(name: str, namespace: int) -> ua.NodeId:
 
 
 class _UserManager(UserManager):
-    """Anonymous clients are welcome; a user name must match its password when ``users`` is set."""
+    """Anonymous clients are welcome; a user name must match its password when ``users`` is set; an X.509
+    user certificate must be one of ``certificates`` (DER -> user name)."""
 
-    def __init__(self, users: Mapping[str, str] | None) -> None:
+    def __init__(self, users: Mapping[str, str] | None, certificates: Mapping[bytes, str]) -> None:
         self._users = users
+        self._certificates = certificates
 
     def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
                  certificate: Any = None) -> User | None:
+        # ``certificate`` is the X.509 token's, or the client's own for other tokens on a secured channel;
+        # an unknown token certificate is refused before (see _check_x509_token)
+        name = self._certificates.get(bytes(certificate)) if certificate is not None else None
+        if name is not None:
+            return User(role=UserRole.User, name=name)
         if username is None or self._users is None:
             return User(role=UserRole.User)
         if self._users.get(username) == password:
@@ -289,6 +304,29 @@ def _zero(vtype: ua.VariantType) -> bool | int | float | str:
     if vtype is ua.VariantType.Double:
         return 0.0
     return 0
+
+
+def _check_x509_token(server: Server, certificates: Mapping[bytes, str]) -> None:
+    """Refuse an X.509 user token whose certificate is not one of ``certificates``, after asyncua has checked
+    its signature (the proof that the client holds the key); a user manager cannot tell that token from an
+    anonymous one on a secured channel, where asyncua hands it the client's own certificate."""
+    iserver = server.iserver
+    verify = iserver.verify_x509_token
+
+    def checked(isession: Any, token: ua.X509IdentityToken, signature: ua.SignatureData) -> bytes:
+        data = verify(isession, token, signature)
+        if bytes(data) not in certificates:
+            raise ServiceError(ua.StatusCodes.BadIdentityTokenRejected)
+        return data
+
+    iserver.verify_x509_token = checked  # type: ignore[method-assign]
+
+
+def _der(content: bytes) -> bytes:
+    """A certificate file's DER bytes (PEM or DER)."""
+    if content.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(content).public_bytes(Encoding.DER)
+    return content
 
 
 def _read_pki(certificate: Path, private_key: Path) -> tuple[bytes, bytes]:

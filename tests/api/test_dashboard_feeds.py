@@ -22,7 +22,8 @@ ALIAS = "/plant1/line1/press1/temperature"
 @pytest.fixture
 async def gw(tmp_path: Path, start_gateway: Any) -> Any:
     sources = [{"name": "plc", "type": "opcua", "endpoint": "opc.tcp://operator:s3cret@127.0.0.1:1",
-                "password": "hunter2", "nodes": [{"node_id": "ns=2;s=Press1.Temperature", "alias": ALIAS}]}]
+                "username": "operator", "password": "hunter2",
+                "nodes": [{"node_id": "ns=2;s=Press1.Temperature", "alias": ALIAS}]}]
     return await start_gateway(gateway_config(tmp_path, sources=sources,
                                               api={"host": "127.0.0.1", "port": 0, "token": "tok3n"}))
 

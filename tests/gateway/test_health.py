@@ -117,7 +117,8 @@ async def test_a_wrong_password_is_logged_once_and_shown(tmp_path: Path, start_g
         cfg = gateway_config(tmp_path, sources=[{
             "name": "press", "type": "opcua", "endpoint": sim.endpoint, "interval": "200ms", "timeout": "2s",
             "security_policy": "Basic256Sha256", "security_mode": "SignAndEncrypt", "certificate": str(cert),
-            "private_key": str(key), "username": "operator", "password": "wrong",
+            "private_key": str(key), "server_certificate": str(sim.server_certificate), "username": "operator",
+            "password": "wrong",
             "nodes": [{"node_id": "ns=2;s=Press1.Temperature", "alias": ALIAS}]}])
         with caplog.at_level(logging.INFO, "sitewise_edge"):
             gw = await start_gateway(cfg)

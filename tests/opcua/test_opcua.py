@@ -429,12 +429,16 @@ async def test_close_ends_stream(sim: OpcUaSimulator) -> None:
 
 @live
 @pytest.mark.parametrize("mode", ["SignAndEncrypt", "Sign"])
-@pytest.mark.parametrize("pin", [False, True], ids=["server-cert-from-endpoints", "server-cert-pinned"])
+@pytest.mark.parametrize("pin", [False, True], ids=["server-cert-in-trust-list", "server-cert-pinned"])
 async def test_secure_connection(secure_sim: OpcUaSimulator, client_cert: tuple[Path, Path], mode: str,
-                                 pin: bool) -> None:
+                                 pin: bool, tmp_path: Path) -> None:
     cert, key = client_cert
+    assert secure_sim.server_certificate is not None
+    trust = {"server_certificate": secure_sim.server_certificate} if pin else {"trust_list": tmp_path}
+    (tmp_path / "trusted").mkdir()
+    (tmp_path / "trusted" / "sim.der").write_bytes(secure_sim.server_certificate.read_bytes())
     cfg = source(secure_sim.endpoint, example_nodes()[:4], security_policy="Basic256Sha256", security_mode=mode,
-                 certificate=cert, private_key=key, server_certificate=secure_sim.server_certificate if pin else None)
+                 certificate=cert, private_key=key, **trust)
     connector = make_opcua_connector(cfg)
     await connector.open()
     try:
@@ -455,7 +459,8 @@ async def test_secure_connection_pem_files(secure_sim: OpcUaSimulator, client_ce
     der_key.write_bytes(serialization.load_pem_private_key(key.read_bytes(), None).private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     cfg = source(secure_sim.endpoint, example_nodes()[:2], mode="poll", security_policy="Basic256Sha256",
-                 security_mode="SignAndEncrypt", certificate=pem_cert, private_key=der_key)
+                 security_mode="SignAndEncrypt", certificate=pem_cert, private_key=der_key,
+                 server_certificate=secure_sim.server_certificate)
     assert await rows_of_one_poll(cfg) == 2
 
 
@@ -466,7 +471,7 @@ async def test_user_name_and_password(secure_sim: OpcUaSimulator, client_cert: t
     cert, key = client_cert
     cfg = source(secure_sim.endpoint, example_nodes()[:2], mode="poll", security_policy="Basic256Sha256",
                  security_mode="SignAndEncrypt", certificate=cert, private_key=key, username="operator",
-                 password=password)
+                 password=password, server_certificate=secure_sim.server_certificate)
     if password == "wrong":
         connector = make_opcua_connector(cfg)
         with pytest.raises(ConnectorError, match="connection refused: BadUserAccessDenied"):
@@ -523,7 +528,8 @@ async def test_absolute_certificate_paths_from_a_file_connect(secure_sim: OpcUaS
     config_file.write_text(yaml.safe_dump({"sources": [{
         "name": "sim", "type": "opcua", "endpoint": secure_sim.endpoint, "mode": "poll", "timeout": "2s",
         "security_policy": "Basic256Sha256", "security_mode": "SignAndEncrypt",
-        "certificate": str(cert.resolve()), "private_key": str(key.resolve()), "nodes": example_nodes()[:2]}]}))
+        "certificate": str(cert.resolve()), "private_key": str(key.resolve()),
+        "server_certificate": str(secure_sim.server_certificate), "nodes": example_nodes()[:2]}]}))
     cfg = load_config(config_file, env={}).sources[0]
     assert isinstance(cfg, OpcUaSource)
     assert await rows_of_one_poll(cfg) == 2
