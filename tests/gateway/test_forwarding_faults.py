@@ -137,7 +137,7 @@ async def test_partial_throttling_delivers_everything_and_reports_the_success_ra
     faults = sum(r.status != 200 for r in endpoint.requests)
     assert 0.25 * len(endpoint.requests) <= faults <= 0.55 * len(endpoint.requests)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as api:
-        async def counted() -> dict[str, Any] | None:  # the endpoint answered the last one; the publisher counts it next
+        async def counted() -> dict[str, Any] | None:  # the endpoint answered; the publisher counts next
             cloud: dict[str, Any] = (await api.get("/publishers")).json()["publishers"]["cloud"]
             return cloud if cloud["requestsFailed"] + cloud["requestsSent"] == len(endpoint.requests) else None
         status = await eventually(counted, within=5)
