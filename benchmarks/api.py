@@ -227,6 +227,7 @@ def main() -> None:
                         "in the same rounds, as 'before'")
     parser.add_argument("--no-settle", action="store_true", help="measure at once after loading (the metric "
                         "windows the loaded day touched are still being recomputed)")
+    parser.add_argument("--targets", default="latest,aggregates", help="the gateway's cells (default both)")
     parser.add_argument("--profile", action="store_true", help="profile the gateway's requests (cProfile)")
     args = parser.parse_args()
     concurrency = [int(c) for c in args.clients.split(",")]
@@ -250,7 +251,7 @@ def main() -> None:
                     print(f"{gw.label}: settled after {settle(gw.proc.pid):.0f} s", file=sys.stderr)
             constant_request = f"GET /constant HTTP/1.1\r\nhost: 127.0.0.1:{constant_port}\r\n\r\n".encode()
             cells: list[tuple[str, int, bytes]] = [("constant", constant_port, constant_request)]
-            for name in ("latest", "aggregates"):
+            for name in args.targets.split(","):
                 for gw, (suffix, _) in zip(gateways, trees, strict=True):
                     cells.append((name + suffix, gw.port, getattr(gw, name)))
             for _ in range(args.rounds):  # interleaved: a change of the machine's load hits every cell alike
