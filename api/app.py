@@ -12,14 +12,17 @@ the handler here, through the one mapping in that module.
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
+from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import Authenticator
@@ -85,19 +88,33 @@ class HotRoutes:
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route
-        query = QueryParams(scope["query_string"])  # as FastAPI reads them: the last of a repeated name
+        # as FastAPI reads them (starlette's QueryParams): the last of a repeated name wins
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         try:
-            answer: Response = JSONResponse(latest_answer(self.backend, query.get("assetId"),
-                                                          query.get("propertyId"), query.get("propertyAlias")))
+            answer = latest_answer(self.backend, query.get("assetId"), query.get("propertyId"),
+                                   query.get("propertyAlias"))
         except ApiError as exc:
-            answer = error_response(exc)
+            await error_response(exc)(scope, receive, send)
+            return
         except ModelError as exc:
-            answer = error_response(sitewise_error(exc))
-        await answer(scope, receive, send)
+            await error_response(sitewise_error(exc))(scope, receive, send)
+            return
+        # as JSONResponse renders it, without building a Response (its header list, its background hooks)
+        body = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+_NO_OTEL: dict[str, Any] = {"telemetry": {"tracing": False, "metrics": False, "logs": False}} \
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {}
+"""FastAPI >= 0.165 asks OpenTelemetry's global providers on every request whether anyone listens (~8 % of a
+GetAssetPropertyValue): the gateway has its own ``/metrics`` and configures no OpenTelemetry, so it is off."""
 
 
 def create_app(backend: Backend) -> FastAPI:
     app = FastAPI(
+        **_NO_OTEL,
         title=f"sitewise-edge {backend.name}",
         description="AWS IoT SiteWise-compatible API of a sitewise-edge gateway, its dashboard and health.",
         version="0.1.0",

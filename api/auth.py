@@ -97,6 +97,7 @@ class Authenticator:
         self.temporary: OrderedDict[str, _Grant] = OrderedDict()  # access key id -> grant
         self.failures: Counter[str] = Counter()
         self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}  # (secret, date, region, service) -> key
+        self._signers: dict[tuple[str, str, str | None, str], _Signer] = {}  # (key id, secret, token, region)
         self._logged: set[tuple[str, str]] = set()
 
     @property
@@ -171,7 +172,13 @@ class Authenticator:
         request = AWSRequest(method=parts.method, url=f"{parts.scheme}://{headers.get('host', '')}"
                              f"{parts.raw_path}{query}", headers={name: headers.get(name, "") for name in signed})
         request.context["timestamp"] = amz_date
-        signer = _Signer(Credentials(key_id, secret, token), service, region, self._signing_keys, body_hash)
+        request.context["body_hash"] = body_hash
+        signer = self._signers.get((key_id, secret, token, region))
+        if signer is None:  # one per key and region: botocore's Credentials and signer are built once, not per request
+            if len(self._signers) > MAX_SESSIONS:
+                self._signers.clear()
+            signer = self._signers[(key_id, secret, token, region)] = _Signer(
+                Credentials(key_id, secret, token), service, region, self._signing_keys)
         # a header the signer leaves out (user-agent...) changes the canonical request: the signature then differs
         expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
         if not hmac.compare_digest(expected, signature):
@@ -264,18 +271,18 @@ class Authenticator:
 
 class _Signer(SigV4Auth):
     """botocore's signer, with the day's signing key derived once per key, date, region and service (the four
-    HMACs of ``SigV4Auth.signature`` are the same for every request of a day) and the body's hash given."""
+    HMACs of ``SigV4Auth.signature`` are the same for every request of a day) and the body's hash given in the
+    request's context. Stateless across requests: one serves every request of its key."""
 
     def __init__(self, credentials: Credentials, service: str, region: str,
-                 cache: dict[tuple[str, str, str, str], bytes], body_hash: str) -> None:
+                 cache: dict[tuple[str, str, str, str], bytes]) -> None:
         super().__init__(credentials, service, region)
         self._cache = cache
         self._secret, self._service, self._region = credentials.secret_key or "", service, region
-        self._body_hash = body_hash
 
     def payload(self, request: AWSRequest) -> str:
         # the body's hash, taken once from the bytes received (SigV4Auth.payload would prepare the request again)
-        return self._body_hash
+        return str(request.context["body_hash"])
 
     def signature(self, string_to_sign: str, request: AWSRequest) -> str:
         date = str(request.context["timestamp"][0:8])

@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from asset_models.registry import Change, Registry
 from sitewise_edge.clock import Clock
 from sitewise_edge.config import ApiConfig, Config
+from sitewise_edge.samples import Sample
 
 T = TypeVar("T")
 
@@ -108,6 +109,11 @@ class Backend(Protocol):
 
     def latest(self, stream: str) -> pa.Table:
         """The latest value of a stream (0 or 1 row), from memory."""
+        ...
+
+    def latest_value(self, stream: str) -> Sample | None:
+        """The latest value of a stream as Python scalars (None without one), from memory, no table built:
+        GetAssetPropertyValue's hot path. The same value, quality and staleness as :meth:`latest`."""
         ...
 
     def latest_all(self) -> pa.Table:

@@ -61,6 +61,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HOST_PREFIXES = frozenset({"data", "api"})
 """The host prefixes botocore puts before SiteWise's endpoint (``data.`` data plane, ``api.`` control plane):
 ``data.<host>`` is as good a Host as ``<host>``; routing looks at method and path only."""
+MAX_HOST_VERDICTS = 256
+"""Host names whose verdict the guard remembers."""
 JSON_TYPES = ("application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1")
 
 
@@ -98,6 +100,7 @@ class Guard:
         self.hosts = {h for h in names if not h.startswith("*.")} | {_host_name(config.host)}
         self.host_suffixes = tuple(h[1:] for h in names if h.startswith("*."))
         self.origins = {o.rstrip("/").lower() for o in [*config.allowed_origins, *config.cors.origins]}
+        self._host_verdicts: dict[str, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,6 +172,14 @@ class Guard:
         return None
 
     def _known_host(self, name: str) -> bool:
+        known = self._host_verdicts.get(name)
+        if known is None:  # parsed once per name (an IP address parse per request was ~2 % of GetAssetPropertyValue)
+            if len(self._host_verdicts) >= MAX_HOST_VERDICTS:
+                self._host_verdicts.clear()  # bounded: a client sending ever new names gets no memory
+            known = self._host_verdicts[name] = self._check_host(name)
+        return known
+
+    def _check_host(self, name: str) -> bool:
         prefix, _, rest = name.partition(".")
         if prefix in HOST_PREFIXES and rest:  # an SDK that injects SiteWise's host prefix: data.<host>, api.<host>
             name = rest

@@ -125,6 +125,8 @@ class RequestMetrics:
         self.requests = Counter(f"{PREFIX}_api_requests", "API requests", ["operation", "status"], registry=registry)
         self.seconds = Histogram(f"{PREFIX}_api_request_seconds", "API request latency", ["operation"],
                                  buckets=BUCKETS, registry=registry)
+        # (route template, status) -> its two labelled children; bounded by routes x statuses, never by raw paths
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,8 +146,12 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             operation = getattr(route, "path", None) or "unmatched"
-            self.requests.labels(operation, str(status)).inc()
-            self.seconds.labels(operation).observe(self.clock.monotonic() - started)
+            children = self._children.get((operation, status))
+            if children is None:  # labels() validates and locks: once per route template and status, not per request
+                children = self._children[(operation, status)] = (self.requests.labels(operation, str(status)),
+                                                                  self.seconds.labels(operation))
+            children[0].inc()
+            children[1].observe(self.clock.monotonic() - started)
 
 
 def metrics_registry(backend: Backend, auth: Authenticator) -> CollectorRegistry:

@@ -155,8 +155,8 @@ async def measure(port: int, request: bytes, clients: int, seconds: float) -> di
             "p99": latencies[int(len(latencies) * 0.99) - 1] * 1e3}
 
 
-def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+def start(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> str:
@@ -169,64 +169,118 @@ def stop(proc: subprocess.Popen[bytes]) -> str:
     return err.decode(errors="replace")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, within: float = 300.0, idle_share: float = 0.05) -> float:
+    """Wait until the process uses under ``idle_share`` of a core over a second (a gateway that has loaded a
+    day recomputes the metric windows the late values touched first). Returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < within:
+        before = cpu_seconds(pid)
+        time.sleep(1.0)
+        if cpu_seconds(pid) - before < idle_share:
+            break
+    return time.monotonic() - t0
+
+
+class Gateway:
+    """A gateway process from a source tree, loaded with one day of one stream, its two requests signed."""
+
+    def __init__(self, tree: Path, folder: Path, label: str, profile: bool = False) -> None:
+        self.label = label
+        self.port = free_port()
+        config = gateway_config(folder, self.port)
+        self.profile = folder / "gateway.prof"
+        command = [sys.executable, "-m", "sitewise_edge", "--log-level", "warning", "run", "-c", str(config)]
+        if profile:
+            command = [sys.executable, "-m", "cProfile", "-o", str(self.profile), "-m", "sitewise_edge", "run",
+                       "-c", str(config)]
+        self.proc = start(command, env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(tree)}, cwd=tree)
+
+    def load(self) -> None:
+        wait_for(self.port, "/health", self.proc)
+        end = int(time.time()) - 60
+        t0 = time.perf_counter()
+        load_one_day(self.port, end)
+        print(f"{self.label}: loaded 86,400 values (one day at 1 Hz) in {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr)
+        alias = "%2Fplant1%2Fline1%2Fpress1%2Ftemperature"
+        self.latest = signed_request(self.port, f"/properties/latest?propertyAlias={alias}")
+        self.aggregates = signed_request(self.port, (
+            f"/properties/aggregates?aggregateTypes=AVERAGE&aggregateTypes=COUNT&aggregateTypes=MAXIMUM"
+            f"&aggregateTypes=MINIMUM&endDate={end}&maxResults=2500&propertyAlias={alias}"
+            f"&resolution=1m&startDate={end - DAY}"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per cell (default 3)")
     parser.add_argument("--clients", default="1,16")
-    parser.add_argument("--profile", action="store_true", help="profile the gateway's latest-value requests")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every cell, interleaved (default 3): "
+                        "the table shows each cell's median round")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another source tree (git archive <commit> | tar -x -C DIR): its gateway is measured "
+                        "in the same rounds, as 'before'")
+    parser.add_argument("--no-settle", action="store_true", help="measure at once after loading (the metric "
+                        "windows the loaded day touched are still being recomputed)")
+    parser.add_argument("--targets", default="latest,aggregates", help="the gateway's cells (default both)")
+    parser.add_argument("--profile", action="store_true", help="profile the gateway's requests (cProfile)")
     args = parser.parse_args()
     concurrency = [int(c) for c in args.clients.split(",")]
 
-    constant_port, gateway_port = free_port(), free_port()
-    results: dict[tuple[str, int], dict[str, float]] = {}
+    constant_port = free_port()
+    rounds: dict[tuple[str, int], list[dict[str, float]]] = {}
     constant = start([sys.executable, "-c", CONSTANT_APP, str(constant_port)])
-    try:
-        wait_for(constant_port, "/constant", constant)
-        request = f"GET /constant HTTP/1.1\r\nhost: 127.0.0.1:{constant_port}\r\n\r\n".encode()
-        for n in concurrency:
-            results[("constant", n)] = asyncio.run(measure(constant_port, request, n, args.seconds))
-    finally:
-        stop(constant)
-
+    gateways: list[Gateway] = []
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        config = gateway_config(Path(tmp), gateway_port)
-        profile = Path(tmp) / "gateway.prof"
-        command = [sys.executable, "-m", "sitewise_edge", "--log-level", "warning", "run", "-c", str(config)]
-        if args.profile:
-            command[1:3] = ["-m", "cProfile", "-o", str(profile), "-m", "sitewise_edge"]
-            command.remove("--log-level")
-            command.remove("warning")
-        gateway = start(command, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-            wait_for(gateway_port, "/health", gateway)
-            end = int(time.time()) - 60
-            t0 = time.perf_counter()
-            load_one_day(gateway_port, end)
-            print(f"loaded 86,400 values (one day at 1 Hz) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-            alias = "%2Fplant1%2Fline1%2Fpress1%2Ftemperature"
-            latest = signed_request(gateway_port, f"/properties/latest?propertyAlias={alias}")
-            start_date, end_date = end - DAY, end
-            aggregates = signed_request(gateway_port, (
-                f"/properties/aggregates?aggregateTypes=AVERAGE&aggregateTypes=COUNT&aggregateTypes=MAXIMUM"
-                f"&aggregateTypes=MINIMUM&endDate={end_date}&maxResults=2500&propertyAlias={alias}"
-                f"&resolution=1m&startDate={start_date}"))
-            for name, request in (("latest", latest), ("aggregates", aggregates)):
+            wait_for(constant_port, "/constant", constant)
+            trees = [("", ROOT)] + ([(" (before)", args.baseline.resolve())] if args.baseline else [])
+            for suffix, tree in trees:
+                folder = Path(tmp) / f"gw{len(gateways)}"
+                folder.mkdir()
+                gateways.append(Gateway(tree, folder, suffix.strip(" ()") or "this tree", args.profile))
+            for gw in gateways:
+                gw.load()
+            if not args.no_settle:
+                for gw in gateways:
+                    print(f"{gw.label}: settled after {settle(gw.proc.pid):.0f} s", file=sys.stderr)
+            constant_request = f"GET /constant HTTP/1.1\r\nhost: 127.0.0.1:{constant_port}\r\n\r\n".encode()
+            cells: list[tuple[str, int, bytes]] = [("constant", constant_port, constant_request)]
+            for name in args.targets.split(","):
+                for gw, (suffix, _) in zip(gateways, trees, strict=True):
+                    cells.append((name + suffix, gw.port, getattr(gw, name)))
+            for _ in range(args.rounds):  # interleaved: a change of the machine's load hits every cell alike
                 for n in concurrency:
-                    results[(name, n)] = asyncio.run(measure(gateway_port, request, n, args.seconds))
+                    for name, port, request in cells:
+                        rounds.setdefault((name, n), []).append(asyncio.run(measure(port, request, n, args.seconds)))
         finally:
-            err = stop(gateway)
-            if err.strip():
-                print(err[-2000:], file=sys.stderr)
-        if args.profile and profile.exists():
+            stop(constant)
+            for gw in gateways:
+                err = stop(gw.proc)
+                if err.strip():
+                    print(f"{gw.label}: {err[-2000:]}", file=sys.stderr)
+        if args.profile:
             import pstats
 
-            pstats.Stats(str(profile)).sort_stats("tottime").print_stats(35)
+            for gw in gateways:
+                if gw.profile.exists():
+                    print(f"\n{gw.label}:")
+                    pstats.Stats(str(gw.profile)).sort_stats("tottime").print_stats(35)
 
-    print(f"\nAPI request path, {args.seconds:g} s a cell, SigV4 verified on every gateway request "
-          f"({os.cpu_count()} CPUs; client and servers on one machine)\n")
+    results = {key: sorted(runs, key=lambda r: r["rps"])[len(runs) // 2] for key, runs in rounds.items()}
+    load = os.getloadavg()
+    print(f"\nAPI request path, {args.rounds} rounds of {args.seconds:g} s a cell (median round), SigV4 verified "
+          f"on every gateway request ({os.cpu_count()} CPUs; client and servers on one machine; load average "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f})\n")
     print("| target | clients | requests/s | p50 ms | p99 ms | of constant's req/s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for (name, n), r in results.items():
+    for (name, n), r in sorted(results.items(), key=lambda kv: (kv[0][0].split(" ")[0] != "constant",
+                                                                 kv[0][0], kv[0][1])):
         ratio = r["rps"] / results[("constant", n)]["rps"]
         print(f"| {name} | {n} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {ratio:.0%} |")
     latest16 = results.get(("latest", max(concurrency)))

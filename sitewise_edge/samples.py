@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
 import pyarrow as pa
@@ -238,15 +238,47 @@ def to_sitewise_values(batch: pa.RecordBatch | pa.Table, *, json_safe: bool = Tr
     return out
 
 
+class Sample(NamedTuple):
+    """One TQV as Python scalars: what a single-value answer needs without building a table
+    (``storage.latest.LatestIndex.value``, GetAssetPropertyValue)."""
+
+    time_ns: int
+    column: str | None  # the set value column ("double", "integer", "string", "boolean"), None: a null value
+    value: Any
+    quality: int
+
+
+def sample_to_sitewise(sample: Sample, null_type: str = "U") -> dict[str, Any]:
+    """One :class:`Sample` as a SiteWise ``AssetPropertyValue`` (JSON-safe, as :func:`to_sitewise_values`);
+    a null value as ``{"nullValue": {"valueType": null_type}}``."""
+    if sample.column is None:
+        value: dict[str, Any] = {"nullValue": {"valueType": null_type}}
+    else:
+        value = _variant_of(sample.column, sample.value, True)
+    seconds, nanos = divmod(sample.time_ns, NS_PER_S)
+    return {"value": value, "timestamp": {"timeInSeconds": seconds, "offsetInNanos": nanos},
+            "quality": QUALITY_NAMES[sample.quality]}
+
+
+_VARIANT_KEYS = (("double", "doubleValue"), ("integer", "integerValue"), ("string", "stringValue"),
+                 ("boolean", "booleanValue"))
+
+
 def _variant(cols: Mapping[str, list[Any]], i: int, json_safe: bool) -> dict[str, Any]:
-    for name, key in (("double", "doubleValue"), ("integer", "integerValue"),
-                      ("string", "stringValue"), ("boolean", "booleanValue")):
+    for name, _ in _VARIANT_KEYS:
         v = cols[name][i]
         if v is not None:
-            if json_safe and name == "double" and (math.isnan(v) or math.isinf(v)):
-                return {"doubleValue": "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")}
-            return {key: v}
+            return _variant_of(name, v, json_safe)
     return {"nullValue": {"valueType": "U"}}
+
+
+def _variant_of(column: str, v: Any, json_safe: bool) -> dict[str, Any]:
+    if json_safe and column == "double" and (math.isnan(v) or math.isinf(v)):
+        return {"doubleValue": "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")}
+    return {_VARIANT_KEY[column]: v}
+
+
+_VARIANT_KEY = dict(_VARIANT_KEYS)
 
 
 def parse_sitewise_value(tqv: Mapping[str, Any]) -> tuple[int, str | None, Any, int]:

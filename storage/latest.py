@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sitewise_edge.files import write_bytes_atomic
-from sitewise_edge.samples import SCHEMA
+from sitewise_edge.samples import SCHEMA, Sample
 from storage.snapshot import ROW_BITS
 
 _NEVER = np.iinfo(np.int64).min
@@ -139,6 +139,23 @@ class LatestIndex:
         if slot is None or self._time[slot] == _NEVER:
             return SCHEMA.empty_table()
         return self._table(np.array([slot], dtype=np.int64))
+
+    def value(self, stream: str) -> Sample | None:
+        """The stream's latest value as Python scalars, None when it has none: what GetAssetPropertyValue
+        answers, read from the arrays without building a table (a few microseconds, not ~200)."""
+        slot = self._slot.get(stream)
+        if slot is None:
+            return None
+        t = int(self._time[slot])
+        if t == _NEVER:
+            return None
+        quality = int(self._quality[slot])
+        for c, values in self._values.items():
+            if self._valid[c][slot]:
+                return Sample(t, c, values[slot].item(), quality)
+        if self._valid["string"][slot]:
+            return Sample(t, "string", self._string[slot], quality)
+        return Sample(t, None, None, quality)
 
     def _known(self) -> np.ndarray:
         return np.flatnonzero(self._time[: len(self._names)] != _NEVER)

@@ -20,6 +20,7 @@ DuckDB timestamps, so no precision is lost. Intervals are (start, end], as in Si
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -50,21 +51,25 @@ class Reader:
         self._precomputed = dict(precomputed or {})  # day start ns -> its aggregates (storage/aggregates.py)
         resident = snapshot.resident_table()
         con.register("resident_rows", resident)
-        self._files_sql = ""
-        if snapshot.files:
-            files = ", ".join(_sql_string(str(p)) for p in snapshot.files)
-            version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
-            self._files_sql = f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{files}], filename=true)"
+        self._files = snapshot.files
+        # the UTC day each file holds rows of (its day folder, storage/segments.py): a time range opens only the
+        # files of its days, not every footer of the store (None: a file outside a day folder, always read)
+        self._file_days = [_folder_day_ns(p) for p in snapshot.files]
         self._tombstones = snapshot.tombstones
         con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + self._rows())
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
 
-    def _rows(self, files_where: str | None = None) -> str:
+    def _rows(self, files_where: str | None = None, ranges: Sequence[tuple[int, int]] | None = None) -> str:
         """SQL for every stored row with its version ``_v`` (the WAL-resident rows, then the Parquet files', those
-        filtered by ``files_where`` if given), without the rows of deleted streams (tombstones.py)."""
+        filtered by ``files_where`` if given, and only the files of days that meet one of the (lo, hi] ``ranges``
+        if given), without the rows of deleted streams (tombstones.py)."""
         parts = [f"SELECT {_COLUMNS}, _v FROM resident_rows"]
-        if self._files_sql:
-            parts.append(self._files_sql if files_where is None else f"{self._files_sql} WHERE {files_where}")
+        files = self._files if ranges is None else tuple(
+            p for p, day in zip(self._files, self._file_days, strict=True)
+            if day is None or any(day <= hi and lo < day + NS_PER_DAY - 1 for lo, hi in ranges))
+        if files:
+            select = _files_sql(files)
+            parts.append(select if files_where is None else f"{select} WHERE {files_where}")
         rows = " UNION ALL ".join(parts)
         return rows if self._tombstones is None else tombstones.hide(rows, self._tombstones, self._con)
 
@@ -84,7 +89,7 @@ class Reader:
         pushed down)."""
         in_ns = " OR ".join(f"(time_ns > {int(lo)} AND time_ns <= {int(hi)})" for lo, hi in ranges)
         in_s = " OR ".join(f"(time_s >= {lo // NS_PER_S - 1} AND time_s <= {hi // NS_PER_S + 1})" for lo, hi in ranges)
-        rows, kept = self._rows(in_s), " AND ".join([*where, f"({in_ns})"])
+        rows, kept = self._rows(in_s, ranges), " AND ".join([*where, f"({in_ns})"])
         return f"SELECT * EXCLUDE (_v) FROM ({rows}) WHERE {kept} QUALIFY {_LATEST_VERSION}"
 
     def close(self) -> None:
@@ -157,7 +162,9 @@ class Reader:
             where.append(f"(time_ns {'<' if descending else '>'} ? OR (time_ns = ? AND quality > ?))")
             params += [after[0], after[0], after[1]]
         order = "DESC" if descending else "ASC"
-        sql = f"{self._current(' AND '.join(where))} ORDER BY time_ns {order}, quality LIMIT ? OFFSET ?"
+        current = self._current(" AND ".join(where)) if start_ns is None or end_ns is None else \
+            self._current_between(where, [(start_ns, end_ns)])  # the files of the range's days only
+        sql = f"{current} ORDER BY time_ns {order}, quality LIMIT ? OFFSET ?"
         return self._fetch(sql, [*params, limit, offset])
 
     def points(
@@ -175,9 +182,9 @@ class Reader:
         """
         if streams is not None and not streams:
             return SCHEMA.empty_table()
-        where = [*_stream_filter(streams), "time_ns > ?", "time_ns <= ?", *_quality_filter(quality)]
-        sql = f"{self._current(' AND '.join(where))} ORDER BY stream, time_ns, quality"
-        return self._fetch(sql, [start_ns, end_ns])
+        where = [*_stream_filter(streams), *_quality_filter(quality)]
+        sql = f"{self._current_between(where, [(start_ns, end_ns)])} ORDER BY stream, time_ns, quality"
+        return self._fetch(sql, [])
 
     def edge(
         self,
@@ -450,6 +457,23 @@ def _complement(start_ns: int, end_ns: int, whole: list[tuple[int, int]]) -> lis
     if end_ns > cur:
         out.append((cur, end_ns))
     return out
+
+
+def _files_sql(files: Sequence[Path]) -> str:
+    """SQL reading the store's Parquet ``files`` as raw's columns, each row's version ``_v`` from its file name."""
+    paths = ", ".join(_sql_string(str(p)) for p in files)
+    version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
+    return f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{paths}], filename=true)"
+
+
+def _folder_day_ns(path: Path) -> int | None:
+    """The start of the UTC day of a file's folder (``day=2026-11-25``), None for a file outside a day folder."""
+    name = path.parent.name
+    try:
+        day = datetime.strptime(name[4:], "%Y-%m-%d").replace(tzinfo=UTC) if name.startswith("day=") else None
+    except ValueError:
+        return None
+    return None if day is None else int(day.timestamp()) * NS_PER_S
 
 
 def _sql_string(text: str) -> str:

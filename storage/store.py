@@ -39,6 +39,7 @@ import pyarrow as pa
 from sitewise_edge.clock import SYSTEM_CLOCK, Clock
 from sitewise_edge.config import StorageConfig
 from sitewise_edge.errors import DiskFull, StoreError
+from sitewise_edge.samples import Sample
 from storage import aggregates, encoding, layout
 from storage.compaction import Compaction
 from storage.cursors import Cursors, LogReader
@@ -285,6 +286,11 @@ class Store:
         """The value with the greatest timestamp of a stream (0 or 1 row), from memory."""
         with self.state.lock:
             return self.state.latest.get(stream)
+
+    def latest_value(self, stream: str) -> Sample | None:
+        """The stream's latest value as Python scalars (None without one), from memory: no table is built."""
+        with self.state.lock:
+            return self.state.latest.value(stream)
 
     def latest_all(self) -> pa.Table:
         """The latest value of every stream, from memory, ordered by stream."""

@@ -9,7 +9,7 @@
 
 Every append joins a queue. The append that holds the writer's lock drains everything queued (up to
 :data:`FRAME_ROWS` rows) into **one** WAL frame, written (and, with ``fsync: batch``, fsynced) in one
-worker-thread hop; the appends that queued meanwhile are acknowledged by that one fsync. So concurrent
+hop to the writer's own thread; the appends that queued meanwhile are acknowledged by that one fsync. So concurrent
 writers (sources, BatchPut requests, transforms) share frames and fsyncs instead of taking turns:
 the fsync rate caps frames per second, not batches per second. All batches of a frame get the frame's
 sequence number; their rows keep the order they were appended in (a later write of a key wins).
@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -35,6 +38,7 @@ from storage.snapshot import Record
 from storage.state import StoreState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FRAME_ROWS = 262_144  # rows drained into one frame (a single larger batch is still one frame of its own)
 
@@ -58,9 +62,17 @@ class LogWriter:
     def __init__(self, state: StoreState) -> None:
         self.state = state
         self._lock = asyncio.Lock()
+        self._thread: ThreadPoolExecutor | None = None
         self._queue: list[_Request] = []  # appended, not yet in a frame
         self._pending: list[tuple[Record, list[_Request]]] = []  # written, waiting for the group commit
         self.frames = 0  # frames written this run (each holds every batch queued when it was cut)
+
+    def _run(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """``fn(*args)`` in the writer's own thread. Not the default executor: reads (API queries, publishers)
+        run there, and with them all busy a WAL write waited for a free thread: ingest stalled behind readers."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="store-writer")
+        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     @property
     def unsynced(self) -> int:
@@ -120,7 +132,7 @@ class LogWriter:
             return
         fsync_each = self.state.config.fsync_interval is None
         batches = [r.batch for r in taken]
-        work = asyncio.ensure_future(asyncio.to_thread(self._write_sync, writer, batches, fsync_each))
+        work = asyncio.ensure_future(self._run(self._write_sync, writer, batches, fsync_each))
         cancelled = False
         try:
             await asyncio.shield(work)
@@ -183,7 +195,7 @@ class LogWriter:
                 error = StoreError("the store closed before the batch was durable", path=self.state.data_dir)
             else:
                 try:
-                    await asyncio.to_thread(writer.sync)
+                    await self._run(writer.sync)
                 except StoreError as exc:
                     error = exc
             if error is None:
@@ -201,8 +213,11 @@ class LogWriter:
         await self.sync()
         async with self._lock:
             if self.state.log is not None:
-                await asyncio.to_thread(self.state.log.close)
+                await self._run(self.state.log.close)
                 self.state.log = None
+            if self._thread is not None:
+                self._thread.shutdown(wait=True)
+                self._thread = None
 
 
 def _fail(requests: list[_Request], error: BaseException) -> None:

@@ -41,6 +41,7 @@ from sitewise_edge.samples import (
     SampleBuilder,
     column_type,
     parse_sitewise_value,
+    sample_to_sitewise,
     to_sitewise_values,
 )
 
@@ -206,11 +207,11 @@ def latest_answer(backend: Backend, asset_id: str | None, property_id: str | Non
     """GetAssetPropertyValue's answer, from the in-memory latest index (no query, no thread).
     ``api/app.py``'s hot path calls it too, without FastAPI's routing."""
     stream = read_stream(backend, asset_id, property_id, alias)
-    table = backend.latest(stream)
-    if table.num_rows == 0:
+    value = backend.latest_value(stream)
+    if value is None:
         require_known(backend, stream, alias)
         return {}
-    return {"propertyValue": typed_nulls(to_sitewise_values(table), null_type(backend, stream))[0]}
+    return {"propertyValue": sample_to_sitewise(value, null_type(backend, stream) if value.column is None else "U")}
 
 
 
@@ -223,7 +224,7 @@ def require_known(backend: Backend, stream: str, alias: str | None) -> None:
 def is_known(backend: Backend, stream: str) -> bool:
     """A stream of an asset property, or one that holds data (from the in-memory latest index, no scan)."""
     return backend.property_data_type(stream) is not None or _is_property(backend, stream) \
-        or backend.latest(stream).num_rows > 0
+        or backend.latest_value(stream) is not None
 
 
 def _is_property(backend: Backend, stream: str) -> bool:

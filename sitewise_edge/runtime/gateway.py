@@ -46,7 +46,7 @@ from sitewise_edge.publish.s3 import S3ExportTask
 from sitewise_edge.publish.sitewise import SitewisePublisherTask
 from sitewise_edge.runtime.metrics import MetricRunner
 from sitewise_edge.runtime.models import ModelStore, TokenCache
-from sitewise_edge.samples import SCHEMA, Quality, concat
+from sitewise_edge.samples import SCHEMA, Quality, Sample, concat
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -413,6 +413,14 @@ class Gateway:
         if table.num_rows and conn is not None and conn.name in self._stale_sources():
             return _uncertain(table, None)
         return table
+
+    def latest_value(self, stream: str) -> Sample | None:
+        value = self.store.latest_value(stream)
+        if value is not None and value.quality == Quality.GOOD and self._down_since:
+            conn = self._source_of.get(stream)
+            if conn is not None and conn.name in self._stale_sources():
+                return value._replace(quality=int(Quality.UNCERTAIN))
+        return value
 
     def latest_all(self) -> pa.Table:
         table = self.store.latest_all()

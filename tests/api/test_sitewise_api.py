@@ -295,3 +295,33 @@ async def test_latest_on_the_hot_path_answers_as_the_fastapi_route(api: Any) -> 
         scraped = (await http.get("/metrics")).text
     assert 'operation="/properties/latest",status="200"' in scraped
     assert 'operation="/properties/latest",status="404"' in scraped
+
+
+async def test_latest_answers_every_value_type_as_the_history_does(api: Any) -> None:
+    """GetAssetPropertyValue reads the latest-value index's scalars (no table): each value type, NaN and
+    infinities, a typed null and a non-GOOD quality come out as the history's newest value, on the wire."""
+    gw, _ = api
+    cases = {
+        "/free/double": tqv({"doubleValue": 2.5}, NOW - 3, nanos=17),
+        "/free/nan": tqv({"doubleValue": "NaN"}, NOW - 3),
+        "/free/inf": tqv({"doubleValue": "-Infinity"}, NOW - 3, quality="BAD"),
+        "/free/integer": tqv({"integerValue": -(2**31)}, NOW - 3),
+        "/free/string": tqv({"stringValue": "recipe ä"}, NOW - 3, quality="UNCERTAIN"),
+        "/free/boolean": tqv({"booleanValue": False}, NOW - 3),
+        PRESS1_TEMP: tqv({"nullValue": {"valueType": "D"}}, NOW - 3, quality="UNCERTAIN"),  # a DOUBLE property
+    }
+    entries = [{"entryId": f"e{i}", "propertyAlias": alias, "propertyValues": [tqv({"doubleValue": 0.0}, NOW - 9)]
+                if alias == PRESS1_TEMP else []} for i, alias in enumerate(cases)]
+    for entry, value in zip(entries, cases.values(), strict=True):
+        entry["propertyValues"] = [*entry["propertyValues"], value]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.api_port}") as http:
+        put = await http.post("/properties", json={"entries": entries})
+        assert put.status_code == 200 and put.json()["errorEntries"] == []
+        for alias, sent in cases.items():
+            latest = await http.get("/properties/latest", params={"propertyAlias": alias})
+            history = await http.get("/properties/history", params={
+                "propertyAlias": alias, "startDate": NOW - 10, "endDate": NOW, "timeOrdering": "DESCENDING"})
+            assert latest.status_code == 200, latest.text
+            assert latest.json()["propertyValue"] == history.json()["assetPropertyValueHistory"][0] == sent, alias
+        unknown = await http.get("/properties/latest", params={"propertyAlias": "/never/written"})
+        assert unknown.status_code == 404 and unknown.headers["x-amzn-ErrorType"].startswith("ResourceNotFound")

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -96,3 +97,21 @@ async def test_row_budget_cuts_frames(tmp_path: Path, monkeypatch: pytest.Monkey
     with store.reader() as r:
         assert r.count() == 12
     await store.close()
+
+
+@pytest.mark.parametrize("fsync", ["batch", "5ms"])
+async def test_appends_do_not_wait_for_the_default_executor(tmp_path: Path, fsync: str) -> None:
+    """Reads run in the default executor's threads (API queries, publishers); with every one of them busy a WAL
+    write must still go through: the writer has a thread of its own."""
+    store = await open_store(tmp_path, fsync=fsync)
+    gate = threading.Event()
+    busy = [asyncio.ensure_future(asyncio.to_thread(gate.wait, 30)) for _ in range(64)]  # more than it has
+    append = asyncio.ensure_future(store.append(from_columns(["/w"], [T0], double=[1.5])))
+    try:
+        done, _ = await asyncio.wait({append}, timeout=10)
+        assert append in done, "the append waited for a thread of the default executor"
+        assert append.result() > 0 and values(store, "/w") == [1.5]
+    finally:
+        gate.set()
+        await asyncio.gather(append, *busy)
+        await store.close()

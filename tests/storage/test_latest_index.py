@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sitewise_edge.samples import from_columns
+from sitewise_edge.samples import Sample, from_columns
 from storage.latest import LatestIndex
 
 NAMES = [f"/s{i}" for i in range(6)]
@@ -54,10 +54,20 @@ def test_index_matches_a_brute_force_model(batches: list[list[tuple[str, int, st
     for name in NAMES:
         one = index.get(name)
         assert as_dict(one) == ({name: model[name][2]} if name in model else {})
+        assert as_value(index.value(name)) == (model[name][2] if name in model else None)
     copied = index.copy()
     copied.drop_newer_than(cut)
     assert set(as_dict(copied.all())) <= set(got)
     assert as_dict(index.all()) == got  # the copy is independent
+
+
+def as_value(sample: Sample | None) -> tuple[object, ...] | None:
+    """A :class:`Sample` in the shape of :func:`as_dict`'s rows (time, double, integer, string, boolean, quality)."""
+    if sample is None:
+        return None
+    values = [sample.value if sample.column == c else None for c in ("double", "integer", "string", "boolean")]
+    assert sample.column is None or values.count(None) == 3
+    return (sample.time_ns, *values, sample.quality)
 
 
 def as_dict_rows(b: pa.RecordBatch) -> list[tuple[str, tuple[object, ...]]]:
