@@ -70,15 +70,16 @@ def log(msg: str) -> None:
 class Gateway:
     """``sitewise-edge run`` on a config file; started again on the same data directory and port."""
 
-    def __init__(self, name: str, config: Path, port: int) -> None:
-        self.name, self.config, self.port = name, config, port
+    def __init__(self, name: str, config: Path, port: int, root: Path = ROOT) -> None:
+        """``root``: the source tree it runs (another one: a baseline to compare with)."""
+        self.name, self.config, self.port, self.root = name, config, port, root
         self.proc: subprocess.Popen[str] | None = None
         self.cpu_before = 0.0  # CPU seconds of earlier runs of this gateway
 
     def start(self) -> None:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
         self.proc = subprocess.Popen([sys.executable, "-m", "sitewise_edge", "--log-level", "warning", "run", "-c",
-                                      str(self.config)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      str(self.config)], cwd=self.root, env=env, stdout=subprocess.PIPE,
                                      stderr=open(self.config.with_suffix(".log"), "a"), text=True)
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
