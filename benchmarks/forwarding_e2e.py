@@ -125,6 +125,13 @@ class Sample:
         self.pub = pub
 
 
+def per_value(r: dict[str, float]) -> str:
+    """CPU µs per forwarded value of each process, from its CPU % and the forwarded rate."""
+    if r["forwarded"] <= 0:
+        return "-"
+    return f"{r['edge_cpu'] * 1e4 / r['forwarded']:.0f} / {r['cloud_cpu'] * 1e4 / r['forwarded']:.0f}"
+
+
 def rates(a: Sample, b: Sample) -> dict[str, float]:
     dt = b.t - a.t
     return {"in": (b.accepted - a.accepted) / dt, "forwarded": (b.sent - a.sent) / dt,
@@ -250,7 +257,8 @@ def main() -> None:
                 r = rates(last, s) if s.t > last.t else None
                 if r:
                     log(f"in {r['in']:,.0f}/s forwarded {r['forwarded']:,.0f}/s {r['per_request']:.0f} values/request"
-                        f" lag {s.lag}s edge CPU {r['edge_cpu']:.0f}% cloud CPU {r['cloud_cpu']:.0f}%")
+                        f" lag {s.lag}s edge CPU {r['edge_cpu']:.0f}% cloud CPU {r['cloud_cpu']:.0f}%"
+                        f" load {os.getloadavg()[0]:.1f}")
                 last = s
             load = rates(first, last)
             rows += [("values/s in (edge store)", f"{load['in']:,.0f}"),
@@ -259,6 +267,7 @@ def main() -> None:
                      ("values per request (load)", f"{load['per_request']:.1f}"),
                      ("lag at the end of the load (s)", f"{last.lag if last.lag is not None else 0:.1f}"),
                      ("CPU % edge / cloud (load)", f"{load['edge_cpu']:.0f} / {load['cloud_cpu']:.0f}"),
+                     ("CPU µs per value forwarded, edge / cloud (load)", per_value(load)),
                      ("in-flight limit / success rate", f"{last.pub.get('inFlightLimit')} / "
                                                         f"{last.pub.get('successRate')}")]
             if args.outage_minutes > 0:
@@ -278,7 +287,8 @@ def main() -> None:
                     r = rates(prev, s)
                     best = max(best, r["forwarded"])
                     log(f"drain: forwarded {r['forwarded']:,.0f}/s {r['per_request']:.0f} values/request lag "
-                        f"{s.lag}s liveLane {s.pub.get('liveLane')} catch-up {s.pub.get('catchUpSeconds')}s")
+                        f"{s.lag}s liveLane {s.pub.get('liveLane')} catch-up {s.pub.get('catchUpSeconds')}s "
+                        f"in flight {s.pub.get('inFlightLimit')} load {os.getloadavg()[0]:.1f}")
                     prev = s
                     if s.lag is None or s.lag < 10:
                         drained = s.t - back
@@ -290,7 +300,8 @@ def main() -> None:
                           else f"{drained:.0f}"),
                          ("values/s forwarded in the drain (mean / best 5 s)", f"{d['forwarded']:,.0f} / {best:,.0f}"),
                          ("values per request (drain)", f"{d['per_request']:.1f}"),
-                         ("CPU % edge / cloud (drain)", f"{d['edge_cpu']:.0f} / {d['cloud_cpu']:.0f}")]
+                         ("CPU % edge / cloud (drain)", f"{d['edge_cpu']:.0f} / {d['cloud_cpu']:.0f}"),
+                         ("CPU µs per value forwarded, edge / cloud (drain)", per_value(d))]
             log("count: the sources stop; waiting until the edge has sent everything")
             modbus_proc.terminate()
             opcua_proc.terminate()
@@ -320,7 +331,8 @@ def main() -> None:
         del econ
     print(f"\nforwarding end to end: {args.nodes:,} OPC UA nodes + {args.registers:,} Modbus registers "
           f"(every {args.modbus_interval:g} s), {args.minutes:g} min load, {args.outage_minutes:g} min outage; "
-          f"cloud = a second sitewise-edge gateway, rate limits off; {os.cpu_count()} cores")
+          f"cloud = a second sitewise-edge gateway, rate limits off; {os.cpu_count()} cores, load average at the "
+          f"end {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} / {os.getloadavg()[2]:.1f}")
     print("| figure | value |\n|---|---:|")
     for k, v in rows:
         print(f"| {k} | {v} |")
