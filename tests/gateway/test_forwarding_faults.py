@@ -255,6 +255,31 @@ async def test_a_live_lane_delivers_fresh_data_while_a_backlog_drains(tmp_path: 
     assert_time_order(endpoint)
 
 
+async def test_the_live_lane_gathers_sparse_streams_while_a_backlog_drains(tmp_path: Path, start_gateway: Any,
+                                                                          endpoint: FaultEndpoint) -> None:
+    """During a split the live drain holds a partial entry for half of live_after (1 s here), not batch_interval
+    (20 ms): a sparse stream's values read one by one go in one or two entries, not one request each (those
+    tiny requests, taken before the backlog's full ones, had brought the drain down to a trickle)."""
+    endpoint.delay = 0.05
+    gw = await start_gateway(edge(tmp_path, endpoint.url, max_in_flight=1, live_after="2s"))
+    old = time.time_ns() - 3600 * 10**9
+    for part in range(5):
+        await gw.ingest(values(20, 100, old + part * 10**6, prefix="/old/s"))  # 100 requests, 50 ms each
+    pub = gw.publishers[0]
+    await eventually(lambda: pub.stats.live_lane)
+    now = time.time_ns()
+    for i in range(5):  # each value read by the live drain before the next is written
+        read = pub.stats.values_read
+        await gw.ingest(from_columns(["/fresh/sparse"], [now + i], double=[float(i)]))
+        await eventually(lambda read=read: pub.stats.values_read > read)  # type: ignore[misc]
+    await endpoint.wait_for(lambda: len(endpoint.keys_of("/fresh/sparse")) == 5, within=20)
+    carrying = {v.request for v in endpoint.received if v.key == "/fresh/sparse"}
+    assert len(carrying) <= 3  # read one at a time, sent together (5 requests before)
+    await endpoint.wait_for(lambda: endpoint.distinct() == 10_005, within=30)
+    assert endpoint.duplicates() == 0
+    assert_time_order(endpoint)
+
+
 async def test_kill_9_while_forwarding_then_restart(tmp_path: Path, endpoint: FaultEndpoint) -> None:
     port = free_port()
     cfg = tmp_path / "edge.yaml"
