@@ -173,7 +173,7 @@ def distinct_values(data_dir: Path) -> tuple[int, int, duckdb.DuckDBPyRelation, 
     con.register("t", table)
     keys = con.sql("SELECT DISTINCT stream, time, quality FROM t")
     return table.num_rows, int(con.sql("SELECT count(*) FROM (SELECT DISTINCT stream, time, quality FROM t)")
-                               .fetchone()[0]), keys, con  # type: ignore[index]
+                               .fetchall()[0][0]), keys, con
 
 
 def configs(work: Path, opcua: str, modbus_port: int, args: argparse.Namespace) -> tuple[Gateway, Gateway]:
@@ -321,9 +321,9 @@ def main() -> None:
             cloud.stop()
         edge_rows, edge_distinct, edge_keys, econ = distinct_values(work / "edge")
         cloud_rows, cloud_distinct, _, ccon = distinct_values(work / "cloud")
-        ccon.register("e", edge_keys.arrow())
+        ccon.register("e", edge_keys.to_arrow_table())
         lost = int(ccon.sql("SELECT count(*) FROM e ANTI JOIN (SELECT DISTINCT stream, time, quality FROM t) c "
-                            "USING (stream, time, quality)").fetchone()[0])  # type: ignore[index]
+                            "USING (stream, time, quality)").fetchall()[0][0])
         rows += [("values in the edge store / distinct", f"{edge_rows:,} / {edge_distinct:,}"),
                  ("values received by the cloud / distinct", f"{cloud_rows:,} / {cloud_distinct:,}"),
                  ("in the edge, not in the cloud (lost, or unsent at the stop)", f"{lost:,}"),
