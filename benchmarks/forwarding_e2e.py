@@ -70,15 +70,16 @@ def log(msg: str) -> None:
 class Gateway:
     """``sitewise-edge run`` on a config file; started again on the same data directory and port."""
 
-    def __init__(self, name: str, config: Path, port: int) -> None:
-        self.name, self.config, self.port = name, config, port
+    def __init__(self, name: str, config: Path, port: int, root: Path = ROOT) -> None:
+        """``root``: the source tree it runs (another one: a baseline to compare with)."""
+        self.name, self.config, self.port, self.root = name, config, port, root
         self.proc: subprocess.Popen[str] | None = None
         self.cpu_before = 0.0  # CPU seconds of earlier runs of this gateway
 
     def start(self) -> None:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
         self.proc = subprocess.Popen([sys.executable, "-m", "sitewise_edge", "--log-level", "warning", "run", "-c",
-                                      str(self.config)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                      str(self.config)], cwd=self.root, env=env, stdout=subprocess.PIPE,
                                      stderr=open(self.config.with_suffix(".log"), "a"), text=True)
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -124,6 +125,13 @@ class Sample:
         self.pub = pub
 
 
+def per_value(r: dict[str, float]) -> str:
+    """CPU µs per forwarded value of each process, from its CPU % and the forwarded rate."""
+    if r["forwarded"] <= 0:
+        return "-"
+    return f"{r['edge_cpu'] * 1e4 / r['forwarded']:.0f} / {r['cloud_cpu'] * 1e4 / r['forwarded']:.0f}"
+
+
 def rates(a: Sample, b: Sample) -> dict[str, float]:
     dt = b.t - a.t
     return {"in": (b.accepted - a.accepted) / dt, "forwarded": (b.sent - a.sent) / dt,
@@ -165,7 +173,7 @@ def distinct_values(data_dir: Path) -> tuple[int, int, duckdb.DuckDBPyRelation, 
     con.register("t", table)
     keys = con.sql("SELECT DISTINCT stream, time, quality FROM t")
     return table.num_rows, int(con.sql("SELECT count(*) FROM (SELECT DISTINCT stream, time, quality FROM t)")
-                               .fetchone()[0]), keys, con  # type: ignore[index]
+                               .fetchall()[0][0]), keys, con
 
 
 def configs(work: Path, opcua: str, modbus_port: int, args: argparse.Namespace) -> tuple[Gateway, Gateway]:
@@ -249,7 +257,8 @@ def main() -> None:
                 r = rates(last, s) if s.t > last.t else None
                 if r:
                     log(f"in {r['in']:,.0f}/s forwarded {r['forwarded']:,.0f}/s {r['per_request']:.0f} values/request"
-                        f" lag {s.lag}s edge CPU {r['edge_cpu']:.0f}% cloud CPU {r['cloud_cpu']:.0f}%")
+                        f" lag {s.lag}s edge CPU {r['edge_cpu']:.0f}% cloud CPU {r['cloud_cpu']:.0f}%"
+                        f" load {os.getloadavg()[0]:.1f}")
                 last = s
             load = rates(first, last)
             rows += [("values/s in (edge store)", f"{load['in']:,.0f}"),
@@ -258,6 +267,7 @@ def main() -> None:
                      ("values per request (load)", f"{load['per_request']:.1f}"),
                      ("lag at the end of the load (s)", f"{last.lag if last.lag is not None else 0:.1f}"),
                      ("CPU % edge / cloud (load)", f"{load['edge_cpu']:.0f} / {load['cloud_cpu']:.0f}"),
+                     ("CPU µs per value forwarded, edge / cloud (load)", per_value(load)),
                      ("in-flight limit / success rate", f"{last.pub.get('inFlightLimit')} / "
                                                         f"{last.pub.get('successRate')}")]
             if args.outage_minutes > 0:
@@ -277,7 +287,8 @@ def main() -> None:
                     r = rates(prev, s)
                     best = max(best, r["forwarded"])
                     log(f"drain: forwarded {r['forwarded']:,.0f}/s {r['per_request']:.0f} values/request lag "
-                        f"{s.lag}s liveLane {s.pub.get('liveLane')} catch-up {s.pub.get('catchUpSeconds')}s")
+                        f"{s.lag}s liveLane {s.pub.get('liveLane')} catch-up {s.pub.get('catchUpSeconds')}s "
+                        f"in flight {s.pub.get('inFlightLimit')} load {os.getloadavg()[0]:.1f}")
                     prev = s
                     if s.lag is None or s.lag < 10:
                         drained = s.t - back
@@ -289,7 +300,8 @@ def main() -> None:
                           else f"{drained:.0f}"),
                          ("values/s forwarded in the drain (mean / best 5 s)", f"{d['forwarded']:,.0f} / {best:,.0f}"),
                          ("values per request (drain)", f"{d['per_request']:.1f}"),
-                         ("CPU % edge / cloud (drain)", f"{d['edge_cpu']:.0f} / {d['cloud_cpu']:.0f}")]
+                         ("CPU % edge / cloud (drain)", f"{d['edge_cpu']:.0f} / {d['cloud_cpu']:.0f}"),
+                         ("CPU µs per value forwarded, edge / cloud (drain)", per_value(d))]
             log("count: the sources stop; waiting until the edge has sent everything")
             modbus_proc.terminate()
             opcua_proc.terminate()
@@ -309,9 +321,9 @@ def main() -> None:
             cloud.stop()
         edge_rows, edge_distinct, edge_keys, econ = distinct_values(work / "edge")
         cloud_rows, cloud_distinct, _, ccon = distinct_values(work / "cloud")
-        ccon.register("e", edge_keys.arrow())
+        ccon.register("e", edge_keys.to_arrow_table())
         lost = int(ccon.sql("SELECT count(*) FROM e ANTI JOIN (SELECT DISTINCT stream, time, quality FROM t) c "
-                            "USING (stream, time, quality)").fetchone()[0])  # type: ignore[index]
+                            "USING (stream, time, quality)").fetchall()[0][0])
         rows += [("values in the edge store / distinct", f"{edge_rows:,} / {edge_distinct:,}"),
                  ("values received by the cloud / distinct", f"{cloud_rows:,} / {cloud_distinct:,}"),
                  ("in the edge, not in the cloud (lost, or unsent at the stop)", f"{lost:,}"),
@@ -319,7 +331,8 @@ def main() -> None:
         del econ
     print(f"\nforwarding end to end: {args.nodes:,} OPC UA nodes + {args.registers:,} Modbus registers "
           f"(every {args.modbus_interval:g} s), {args.minutes:g} min load, {args.outage_minutes:g} min outage; "
-          f"cloud = a second sitewise-edge gateway, rate limits off; {os.cpu_count()} cores")
+          f"cloud = a second sitewise-edge gateway, rate limits off; {os.cpu_count()} cores, load average at the "
+          f"end {os.getloadavg()[0]:.1f} / {os.getloadavg()[1]:.1f} / {os.getloadavg()[2]:.1f}")
     print("| figure | value |\n|---|---:|")
     for k, v in rows:
         print(f"| {k} | {v} |")

@@ -1,7 +1,7 @@
 """What a sitewise-edge gateway takes as a SiteWise endpoint (issue 16): BatchPut requests/s from senders.
 
     .venv/bin/python benchmarks/forwarding_receive.py [--senders 1 4 16] [--seconds 10] [--streams 2000]
-                                                      [--profile out.txt]
+                                                      [--profile out.txt] [--baseline DIR]
 
 A gateway process (``sitewise-edge run``, no sources, no models) and, in this process, ``--senders``
 threads each sending full ``BatchPutAssetPropertyValue`` requests (10 entries × 10 values, the
@@ -9,6 +9,8 @@ publisher's own client: body encoded at once, validation off) one after the othe
 requests/s, values/s, the mean latency of a request, and the CPU % of the gateway and of the senders
 (user + system, of one core). ``--profile``: py-spy (``pip install py-spy``) samples the gateway during
 the largest sender count and writes its top functions (by own time, and by total time) there.
+``--baseline DIR``: the same rows with a gateway run from another source tree (``git archive main | tar -x -C
+DIR``), one after the other, and the ratio of the gateway's CPU per request (ours / baseline).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def run(gateway: Gateway, senders: int, seconds: float, streams: int) -> dict[st
         t.join()
     n, dt = c1 - c0, w1 - w0
     return {"requests": n / dt, "values": 100 * n / dt, "latency_ms": 1000 * (l1 - l0) / max(1, n),
-            "gateway_cpu": 100 * (g1 - g0) / dt, "senders_cpu": 100 * (s1 - s0) / dt}
+            "gateway_cpu": 100 * (g1 - g0) / dt, "senders_cpu": 100 * (s1 - s0) / dt,
+            "gateway_ms": 1000 * (g1 - g0) / max(1, n)}
 
 
 def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
@@ -113,9 +116,32 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--streams", type=int, default=2000)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--baseline", type=Path, default=None, help="another source tree to compare with")
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    trees = [("ours", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    rows: list[tuple[str, int, dict[str, float]]] = []
+    for label, root in trees:
+        rows += [(label, senders, r) for senders, r in measure(root, args)]
+    print(f"\nBatchPut into a sitewise-edge gateway: 10 entries x 10 values per request, {args.seconds:g} s per row; "
+          f"{os.cpu_count()} cores (clock ticks {TICKS}/s), load average {os.getloadavg()[0]:.1f}")
+    print("| gateway | senders | requests/s | values/s | latency ms | gateway CPU % | gateway CPU ms/request |"
+          " senders CPU % |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, senders, r in rows:
+        print(f"| {label} | {senders} | {r['requests']:,.0f} | {r['values']:,.0f} | {r['latency_ms']:.1f} | "
+              f"{r['gateway_cpu']:.0f} | {r['gateway_ms']:.2f} | {r['senders_cpu']:.0f} |")
+    if args.baseline:
+        base = {s: r for label, s, r in rows if label == "baseline"}
+        for label, senders, r in rows:
+            if label == "ours":
+                b = base[senders]
+                print(f"senders {senders}: gateway CPU per request {r['gateway_ms'] / b['gateway_ms']:.2f}x "
+                      f"the baseline's, requests/s {r['requests'] / b['requests']:.2f}x")
+
+
+def measure(root: Path, args: argparse.Namespace) -> list[tuple[int, dict[str, float]]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-recv-") as tmp:
         work = Path(tmp)
@@ -123,12 +149,12 @@ def main() -> None:
         cfg = work / "cloud.yaml"
         cfg.write_text(f"gateway: {{name: cloud, data_dir: {work / 'cloud'}}}\n"
                        f"api: {{host: 127.0.0.1, port: {port}}}\nmodels: []\n")
-        gateway = Gateway("cloud", cfg, port)
+        gateway = Gateway("cloud", cfg, port, root)
         gateway.start()
         try:
             for senders in args.senders:
                 spy = None
-                if args.profile is not None and senders == max(args.senders):
+                if args.profile is not None and senders == max(args.senders) and root == ROOT:
                     assert gateway.proc is not None
                     spy = profile(gateway.proc.pid, args.seconds + 2, work / "raw.txt")
                 rows.append((senders, run(gateway, senders, args.seconds, args.streams)))
@@ -137,13 +163,7 @@ def main() -> None:
                     args.profile.write_text(top(work / "raw.txt"))
         finally:
             gateway.stop()
-    print(f"\nBatchPut into a sitewise-edge gateway: 10 entries x 10 values per request, {args.seconds:g} s per row; "
-          f"{os.cpu_count()} cores (clock ticks {TICKS}/s)")
-    print("| senders | requests/s | values/s | latency ms | gateway CPU % | senders CPU % |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for senders, r in rows:
-        print(f"| {senders} | {r['requests']:,.0f} | {r['values']:,.0f} | {r['latency_ms']:.1f} | "
-              f"{r['gateway_cpu']:.0f} | {r['senders_cpu']:.0f} |")
+    return rows
 
 
 if __name__ == "__main__":

@@ -390,6 +390,10 @@ class SitewisePublisher(_Model):
     """API token of a sitewise-edge endpoint that requires one (sent as ``x-api-token``); use ``${VAR}``."""
     min_retry_interval: Duration = 0.5
     """First back-off after a failure; doubles (with jitter) up to ``max_retry_interval``."""
+    probe_interval: Duration = Field(default=5.0, gt=0)
+    """In an outage, one waiting request tries again at least this often (a probe); when it is answered,
+    every request waiting out a back-off goes at once, instead of at the end of its own (up to
+    ``max_retry_interval``)."""
     max_in_flight: int = Field(default=16, ge=1, le=64)
     """Requests in flight at once, at most (throttling lowers it); each data stream keeps to one of them (time
     order per stream). 16 covers a 100 ms round trip at 16,000 values/s."""

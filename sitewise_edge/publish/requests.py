@@ -215,7 +215,8 @@ def gather(table: pa.Table, force_below: int = 0, flush: bool = False) -> tuple[
 
     Per stream, in time order: the values that fill entries of 10 go now, the rest waits, unless it
     comes from a chunk below ``force_below`` (held long enough): then the stream's values up to the
-    last such one go too, so a stream's values always leave in time order. ``flush``: everything goes.
+    last such one go too, so a stream's values always leave in time order, and its later waiting values fill
+    that last entry up to 10. ``flush``: everything goes.
     Columnar: one sort, no loop per value."""
     if flush or table.num_rows == 0:
         return table, table.slice(0, 0)
@@ -230,7 +231,10 @@ def gather(table: pa.Table, force_below: int = 0, flush: bool = False) -> tuple[
     lengths = np.diff(np.concatenate([starts, [n]]))
     rank = np.arange(n) - np.repeat(starts, lengths)
     forced = table.column(CHUNK).to_numpy() < force_below
-    cut = np.maximum(lengths // MAX_VALUES * MAX_VALUES, np.maximum.reduceat(np.where(forced, rank + 1, 0), starts))
+    # a forced entry goes full of what its stream has waiting (later chunks too): it leaves anyway
+    forced_cut = np.maximum.reduceat(np.where(forced, rank + 1, 0), starts)
+    filled = np.minimum(lengths, -(-forced_cut // MAX_VALUES) * MAX_VALUES)
+    cut = np.maximum(lengths // MAX_VALUES * MAX_VALUES, filled)
     now = rank < np.repeat(cut, lengths)
     return table.filter(pa.array(now)), table.filter(pa.array(~now))
 

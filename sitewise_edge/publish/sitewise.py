@@ -85,6 +85,9 @@ class SitewisePublisherTask(Generic[P]):
                              exports=exports, skip=skip, clock=clock)
         self.pipeline: Pipeline[P] | None = None
         self._quiet_until = 0.0
+        self._answered = asyncio.Event()  # set (and replaced) when an answer ends an outage: the waits end
+        self._probing = False  # one request waiting out a back-off waits at most probe_interval
+        self.woken = 0  # requests whose back-off an answer ended (after outages)
         self.quota, self.quota_source = values_quota(config)
         self._pool: ThreadPoolExecutor | None = None
 
@@ -150,7 +153,7 @@ class SitewisePublisherTask(Generic[P]):
                     return failures + await self._split_invalid(pending, failure.message)
                 attempt += 1
                 self.stats.retries += 1
-                await asyncio.sleep(self._backoff(failure))
+                await self._wait(self._backoff(failure), failure)
                 continue
             self._recovered()
             outcome = self.retry.classify_response(pending, response)
@@ -209,11 +212,40 @@ class SitewisePublisherTask(Generic[P]):
                         delay, self.streak.failures)
         return delay
 
+    async def _wait(self, delay: float, failure: RequestFailure) -> None:
+        """Wait out a back-off: ``delay``, or until an answer ends the outage (:meth:`_recovered`).
+
+        After an outage every sender waits up to ``max_retry_interval``: without the wake-up the backlog
+        drained at a trickle for a minute (each request at the end of its own back-off). One waiting
+        request is the probe and tries again within ``probe_interval``. A throttled request waits its
+        whole back-off: the endpoint answers, and asked it to slow down."""
+        if failure.throttled:
+            await asyncio.sleep(delay)
+            return
+        answered = self._answered
+        probe = not self._probing
+        if probe:
+            self._probing = True
+            delay = min(delay, self.config.probe_interval)
+        try:
+            async with asyncio.timeout(delay):
+                await answered.wait()
+            self.woken += 1
+        except TimeoutError:
+            pass
+        finally:
+            if probe:
+                self._probing = False
+
     def _recovered(self) -> None:
         ended = self.streak.succeeded()
         if ended:
             if ended >= LOUD_STREAK:
-                log.info("publisher %s: the endpoint answers again after %d failed requests", self.name, ended)
+                # an outage ended: whatever waits out a back-off goes now, within the limit of requests in flight
+                self._answered.set()
+                self._answered = asyncio.Event()
+                log.info("publisher %s: the endpoint answers again after %d failed requests; the waiting "
+                         "requests go now", self.name, ended)
             if self.stats.state in ("retrying", "auth-error", "throttled"):
                 self.stats.state = "sending"
 

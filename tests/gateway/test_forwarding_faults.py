@@ -91,6 +91,30 @@ async def test_an_outage_then_every_value_exactly_once_in_order(tmp_path: Path, 
     assert all(endpoint.partial_flags)  # enablePartialEntryProcessing on every request
 
 
+async def test_after_an_outage_every_waiting_request_goes_at_once(tmp_path: Path, start_gateway: Any,
+                                                                  endpoint: FaultEndpoint) -> None:
+    """Back-offs of 30-60 s (the default ceiling) while the endpoint is down: when the probe (every 100 ms
+    here) is answered, every request waiting out its back-off goes at once and the publisher is at its full
+    in-flight limit again. Before, each waited out its own back-off: the backlog drained at a trickle for a
+    minute after the endpoint came back. The 30 s lower bound of those waits is beyond this test's deadline."""
+    await endpoint.down()
+    gw = await start_gateway(edge(tmp_path, endpoint.url, max_in_flight=4, min_retry_interval="60s",
+                                  max_retry_interval="60s", probe_interval="100ms"))
+    await gw.ingest(values(200, 20))  # 40 requests of 100 values, in 4 lanes
+    pub = gw.publishers[0]
+    await eventually(lambda: pub.streak.failures >= 12)  # an outage: every lane waits out a 30-60 s back-off
+    assert pub.stats.values_sent == 0  # (the probe may be on the wire)
+    endpoint.delay = 0.05  # answers overlap: the requests in flight can be counted
+    endpoint.in_flight_max = 0
+    await endpoint.up()
+    await endpoint.wait_for(lambda: endpoint.in_flight_max == 4, within=10)  # full in-flight again ...
+    await endpoint.wait_for(lambda: endpoint.distinct() == 4000, within=10)  # ... and the backlog delivered
+    assert pub.woken >= 3  # the waits an answer ended, not their timers
+    assert pub.concurrency.allowed == 4 and pub.concurrency.in_flight_max == 4
+    assert endpoint.duplicates() == 0
+    assert_time_order(endpoint)
+
+
 @pytest.mark.parametrize(("status", "code"), [(429, "ThrottlingException"), (503, "ServiceUnavailableException")],
                          ids=["throttling", "unavailable"])
 async def test_a_storm_of_refusals_then_delivery(tmp_path: Path, start_gateway: Any, endpoint: FaultEndpoint,
@@ -230,6 +254,31 @@ async def test_a_live_lane_delivers_fresh_data_while_a_backlog_drains(tmp_path: 
     assert not (tmp_path / "edge" / "publishers" / "cloud.json").exists()
     await gw.ingest(from_columns(["/fresh/x"], [time.time_ns()], double=[2.0]))
     await endpoint.wait_for(lambda: len(endpoint.keys_of("/fresh/x")) == 2)
+    assert endpoint.duplicates() == 0
+    assert_time_order(endpoint)
+
+
+async def test_the_live_lane_gathers_sparse_streams_while_a_backlog_drains(tmp_path: Path, start_gateway: Any,
+                                                                          endpoint: FaultEndpoint) -> None:
+    """During a split the live drain holds a partial entry for half of live_after (1 s here), not batch_interval
+    (20 ms): a sparse stream's values read one by one go in one or two entries, not one request each (those
+    tiny requests, taken before the backlog's full ones, had brought the drain down to a trickle)."""
+    endpoint.delay = 0.05
+    gw = await start_gateway(edge(tmp_path, endpoint.url, max_in_flight=1, live_after="2s"))
+    old = time.time_ns() - 3600 * 10**9
+    for part in range(5):
+        await gw.ingest(values(20, 100, old + part * 10**6, prefix="/old/s"))  # 100 requests, 50 ms each
+    pub = gw.publishers[0]
+    await eventually(lambda: pub.stats.live_lane)
+    now = time.time_ns()
+    for i in range(5):  # each value read by the live drain before the next is written
+        read = pub.stats.values_read
+        await gw.ingest(from_columns(["/fresh/sparse"], [now + i], double=[float(i)]))
+        await eventually(lambda read=read: pub.stats.values_read > read)  # type: ignore[misc]
+    await endpoint.wait_for(lambda: len(endpoint.keys_of("/fresh/sparse")) == 5, within=20)
+    carrying = {v.request for v in endpoint.received if v.key == "/fresh/sparse"}
+    assert len(carrying) <= 3  # read one at a time, sent together (5 requests before)
+    await endpoint.wait_for(lambda: endpoint.distinct() == 10_005, within=30)
     assert endpoint.duplicates() == 0
     assert_time_order(endpoint)
 
