@@ -283,6 +283,10 @@ class OpcUaConnector(Connector):
                 continue
             ids.append(nid)
             nodes.append(node)
+        if not self._read_node_class:
+            for node, nid in zip(nodes, ids, strict=True):
+                present.setdefault(nid, []).append(node)
+            ids, nodes = [], []
         results: list[ua.DataValue] = []
         for chunk in _chunks(ids, self._chunk):
             results.extend(await self._read(client, chunk, ua.AttributeIds.NodeClass, ua.TimestampsToReturn.Neither))
@@ -310,6 +314,10 @@ class OpcUaConnector(Connector):
 
     async def _prepare(self, client: Client) -> None:
         """Mode-specific work at the end of open()."""
+
+    _read_node_class = True
+    """Check configured nodes by reading their NodeClass. Subscribe mode need not: CreateMonitoredItems
+    says which nodes are missing or no variables (one call instead of two per chunk of nodes)."""
 
     # --- helpers --------------------------------------------------------------------
 
@@ -481,6 +489,8 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
         self._layout = _Layout.build([])
         self._browser: asyncio.Task[None] | None = None
 
+    _read_node_class = False
+
     async def _prepare(self, client: Client) -> None:
         self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
         self._builder = SampleBuilder()
@@ -515,7 +525,7 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             if isinstance(handle, ua.StatusCode):
                 self._slots[self._slot_of.pop(nid)] = ()
                 for node in self._present.pop(nid):
-                    self._tag_failed(node, f"node {node.node_id} cannot be monitored ({status_name(handle)})")
+                    self._tag_failed(node, _not_monitored(node, handle))
                 failed = True
             else:
                 self._handles[nid] = handle
@@ -637,6 +647,15 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             return
         batches, self._pending, self._pending_rows = self._pending, [], 0
         self._queue.put_nowait(_concat(batches))
+
+
+def _not_monitored(node: _Node, code: ua.StatusCode) -> str:
+    name = status_name(code)
+    if name == "BadNodeIdUnknown":
+        return f"node {node.node_id} does not exist ({name})"
+    if name == "BadAttributeIdInvalid":  # a Value attribute is what a variable has
+        return f"node {node.node_id} is not a variable ({name})"
+    return f"node {node.node_id} cannot be monitored ({name})"
 
 
 class _Subscription(Subscription):
