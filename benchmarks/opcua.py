@@ -298,9 +298,10 @@ def thingsboard_config(folder: Path, endpoint: str, nodes: int, broker_port: int
     for handler in logs["handlers"].values():
         if "filename" in handler:
             handler["filename"] = str(folder / "logs" / Path(handler["filename"]).name)
+    level = os.environ.get("BENCH_TB_LOG_LEVEL", "ERROR")
     for logger in logs.get("loggers", {}).values():
-        logger["level"] = "ERROR"
-    logs.get("root", {})["level"] = "ERROR"
+        logger["level"] = level
+    logs.get("root", {})["level"] = level
     (folder / "logs").mkdir()
     (folder / "logs.json").write_text(json.dumps(logs))
     mapping = []
@@ -335,12 +336,19 @@ def thingsboard_config(folder: Path, endpoint: str, nodes: int, broker_port: int
         "connectors": [{"type": "opcua", "name": "OPCUA", "configuration": "opcua.json"}]}))
 
 
+# The broker's side of ThingsBoard: answers the gateway's session-limit requests (no limits: the gateway
+# sends nothing until it has them) and counts the values of its telemetry.
 COUNTER = """
 import json, sys
 import paho.mqtt.client as mqtt
 count = 0
+LIMITS = {"rateLimits": {"messages": "", "telemetryMessages": "", "telemetryDataPoints": ""},
+          "maxInflightMessages": 100, "maxPayloadSize": 65536}
 def on_message(client, userdata, msg):
     global count
+    if msg.topic.startswith("v1/devices/me/rpc/request/"):
+        client.publish(msg.topic.replace("request", "response"), json.dumps(LIMITS))
+        return
     try:
         data = json.loads(msg.payload)
     except ValueError:
@@ -354,7 +362,7 @@ def on_message(client, userdata, msg):
 c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2) if hasattr(mqtt, "CallbackAPIVersion") else mqtt.Client()
 c.on_message = on_message
 c.connect("127.0.0.1", int(sys.argv[1]))
-c.subscribe("v1/gateway/telemetry", qos=0)
+c.subscribe([("v1/gateway/telemetry", 0), ("v1/devices/me/rpc/request/+", 0)])
 print(0, flush=True)
 c.loop_forever()
 """
