@@ -25,16 +25,18 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
+import numpy as np
 import pyarrow as pa
-from asyncua import Client, Node, ua
-from asyncua.common.subscription import DataChangeNotif, Subscription
+from asyncua import Client, ua
+from asyncua.common.subscription import Subscription
 
 from connectors.base import Connector, ConnectorStatus, PollingConnector, StreamingConnector
 from connectors.opcua.browse import browse_variables
+from connectors.opcua.columns import Converted, Targets, to_batch
 from connectors.opcua.config import OpcUaSource
-from connectors.opcua.convert import convert, status_name, value_type
+from connectors.opcua.convert import status_name, value_type
 from connectors.opcua.paths import PathRules
 from connectors.opcua.pki import common_name, fingerprint
 from connectors.opcua.security import (
@@ -61,6 +63,9 @@ R = TypeVar("R")
 DEFAULT_CHUNK = 500
 """Nodes per Read or CreateMonitoredItems call when the server does not state its limit."""
 
+CALLS_IN_FLIGHT = 4
+"""CreateMonitoredItems calls sent before the first answer: the server works while the client encodes."""
+
 CLOSE_TIMEOUT = 2.0
 """At most this long for a graceful disconnect (CloseSession): a hung server cannot hold a shutdown."""
 LOST_CLOSE_TIMEOUT = 0.2
@@ -75,6 +80,21 @@ class _Node:
     node_id: str  # as configured (or the browse path), for messages
     forced: ValueType | None
     nid: ua.NodeId | None = None  # known already: a browsed variable
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The aliases each slot (a monitored item's client handle, a node of a Read) feeds, for to_batch."""
+
+    targets: Targets
+    nodes: list[_Node]  # per target
+    index: dict[str, int]  # alias -> target
+
+    @staticmethod
+    def build(slots: Sequence[Sequence[_Node]]) -> _Layout:
+        nodes = [node for feeds in slots for node in feeds]
+        targets = Targets.build([[(n.alias, n.forced) for n in feeds] for feeds in slots])
+        return _Layout(targets, nodes, {n.alias: t for t, n in enumerate(nodes)})
 
 
 def _browsed_node(alias: str, path: str, nid: ua.NodeId, forced: ValueType | None) -> _Node:
@@ -97,6 +117,7 @@ class OpcUaConnector(Connector):
         self._types_loaded = False  # asyncua keeps decoders process-wide: once per connector is enough
         self._client: Client | None = None
         self._present: dict[ua.NodeId, tuple[_Node, ...]] = {}  # nodes that exist, by node id
+        self._present_version = 0  # counts the changes of _present
         self._failed: list[_Node] = []  # nodes that owe one BAD row after open
         self._warned: set[str] = set()
         self._lost: ConnectorError | None = None
@@ -336,6 +357,10 @@ class OpcUaConnector(Connector):
                 continue
             ids.append(nid)
             nodes.append(node)
+        if not self._read_node_class:
+            for node, nid in zip(nodes, ids, strict=True):
+                present.setdefault(nid, []).append(node)
+            ids, nodes = [], []
         results: list[ua.DataValue] = []
         for chunk in _chunks(ids, self._chunk):
             results.extend(await self._read(client, chunk, ua.AttributeIds.NodeClass, ua.TimestampsToReturn.Neither))
@@ -351,6 +376,7 @@ class OpcUaConnector(Connector):
                 present.setdefault(nid, []).append(node)
                 self.status.tag_errors.pop(node.alias, None)
         self._present = {nid: tuple(ns) for nid, ns in present.items()}
+        self._present_version += 1
 
     def _resolve(self, node: _Node, namespaces: list[str] | None) -> ua.NodeId:
         """A configured node id -> the server's NodeId; NodeError when it cannot be one."""
@@ -362,6 +388,10 @@ class OpcUaConnector(Connector):
 
     async def _prepare(self, client: Client) -> None:
         """Mode-specific work at the end of open()."""
+
+    _read_node_class = True
+    """Check configured nodes by reading their NodeClass. Subscribe mode need not: CreateMonitoredItems
+    says which nodes are missing or no variables (one call instead of two per chunk of nodes)."""
 
     # --- helpers --------------------------------------------------------------------
 
@@ -388,6 +418,7 @@ class OpcUaConnector(Connector):
             else:
                 del self._present[nid]
                 dropped.append(nid)
+        self._present_version += 1
         return dropped
 
     def _count_present(self) -> int:
@@ -407,17 +438,25 @@ class OpcUaConnector(Connector):
             builder.add(node.alias, now, None, Quality.BAD, node.forced)
         self._failed = []
 
-    def _add(self, builder: SampleBuilder, node: _Node, dv: ua.DataValue, received_ns: int) -> None:
-        """One DataValue -> one row (the connector edge: per-value work is expected here)."""
-        tqv = convert(dv, node.forced, self.config.timestamp, received_ns)
-        builder.add(node.alias, tqv.time_ns, tqv.value, tqv.quality, tqv.type)
-        if tqv.error is not None:
-            if node.alias not in self.status.tag_errors:  # logged when a tag turns bad, not for every value
-                log.warning("%s: node %s: %s; alias %s gets BAD quality", self.where, node.node_id, tqv.error,
+    def _report(self, done: Converted, layout: _Layout) -> None:
+        """Tag errors of a converted batch: set when a tag turns BAD (logged once), cleared when it reads
+        again."""
+        tag_errors = self.status.tag_errors
+        nodes = layout.nodes
+        failed: set[int] = set()
+        for bad, error in done.errors:
+            node = nodes[bad]
+            failed.add(bad)
+            if node.alias not in tag_errors:  # logged when a tag turns bad, not for every value
+                log.warning("%s: node %s: %s; alias %s gets BAD quality", self.where, node.node_id, error,
                             node.alias)
-            self.status.tag_errors[node.alias] = f"node {node.node_id}: {tqv.error}"
-        elif self.status.tag_errors:
-            self.status.tag_errors.pop(node.alias, None)
+            tag_errors[node.alias] = f"node {node.node_id}: {error}"
+        if len(tag_errors) > len(failed):
+            index = layout.index
+            candidates = [t for a in tag_errors if (t := index.get(a)) is not None and t not in failed]
+            if candidates:
+                for good in np.asarray(candidates)[np.isin(candidates, done.targets)].tolist():
+                    tag_errors.pop(nodes[good].alias, None)
 
     def _failure(self, what: str) -> ConnectorError:
         """The error of this source: the message starts with :attr:`where`, the attributes carry it."""
@@ -457,6 +496,8 @@ class OpcUaConnector(Connector):
 class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
     """Mode ``poll``: every poll() reads all present nodes, one Read call per chunk."""
 
+    _poll_layout: tuple[int, _Layout] | None = None  # the layout of a _present_version
+
     async def poll(self) -> pa.RecordBatch:
         client = self._client
         if client is None:
@@ -487,10 +528,12 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
             raise self._lost from exc
         builder = SampleBuilder()
         self._add_failed_rows(builder)
-        for nid, dv in zip(ids, results, strict=True):
-            for node in self._present[nid]:
-                self._add(builder, node, dv, received)
-        batch = builder.build()
+        if self._poll_layout is None or self._poll_layout[0] != self._present_version:
+            self._poll_layout = (self._present_version, _Layout.build([self._present[nid] for nid in ids]))
+        layout = self._poll_layout[1]
+        done = to_batch(results, np.arange(len(results)), layout.targets, self.config.timestamp, received)
+        self._report(done, layout)
+        batch = _concat([builder.build(), done.batch])
         self.status.record_batch(batch, self.clock.time())
         return batch
 
@@ -498,10 +541,10 @@ class OpcUaPollingConnector(OpcUaConnector, PollingConnector):
 class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
     """Mode ``subscribe``: one subscription; each publish notification becomes one batch.
 
-    The datachange callback appends rows to a builder and schedules a flush right after the
-    notification's other callbacks. Flushed batches wait in a bounded queue; when it is full
-    the rows stay in the builder (one larger batch later), up to ``max_buffered_rows``, past
-    which new rows are dropped and counted in ``status.values_dropped``.
+    Each publish response's data changes are converted at once, as columns (:mod:`.columns`), and a
+    flush is scheduled right after the response. Flushed batches wait in a bounded queue; when it is
+    full the batches stay pending (one larger batch later), up to ``max_buffered_rows``, past which
+    new rows are dropped and counted in ``status.values_dropped``.
     """
 
     def __init__(self, config: OpcUaSource, clock: Clock = SYSTEM_CLOCK, *, queue_batches: int = 64,
@@ -509,42 +552,69 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
         super().__init__(config, clock)
         self.max_buffered_rows = max_buffered_rows
         self._queue: asyncio.Queue[pa.RecordBatch | None] = asyncio.Queue(maxsize=queue_batches)
-        self._builder = SampleBuilder()
+        self._builder = SampleBuilder()  # the BAD rows of failed nodes
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
         self._flush_scheduled = False
         self._subscription: Subscription | None = None
-        self._handles: dict[ua.NodeId, int] = {}  # monitored item handles, to delete vanished ones
+        self._handles: dict[ua.NodeId, int] = {}  # monitored item ids, to delete vanished ones
+        self._slot_of: dict[ua.NodeId, int] = {}  # node id -> its monitored item's client handle
+        self._slots: list[tuple[_Node, ...]] = []  # client handle -> the aliases it feeds
+        self._layout = _Layout.build([])
         self._browser: asyncio.Task[None] | None = None
+
+    _read_node_class = False
 
     async def _prepare(self, client: Client) -> None:
         self._queue = asyncio.Queue(maxsize=self._queue.maxsize)
         self._builder = SampleBuilder()
+        self._pending, self._pending_rows = [], 0
         self._add_failed_rows(self._builder)
         self._schedule_flush()
-        self._subscription = await client.create_subscription(self.config.interval * 1000.0, _Handler(self))
-        self._handles = {}
-        await self._monitor(client, list(self._present))
+        self._subscription = await _create_subscription(client, self.config.interval * 1000.0, self)
+        self._handles, self._slot_of, self._slots = {}, {}, []
+        self._layout = _Layout.build([])
+        await self._monitor(list(self._present))
         if self._rules is not None and self.config.browse is not None and self.config.browse.interval > 0:
             self._browser = asyncio.create_task(self._browse_loop(client), name=f"opcua-browse-{self.name}")
 
-    async def _monitor(self, client: Client, ids: Sequence[ua.NodeId]) -> None:
-        """One data-change monitored item per node id, MaxMonitoredItemsPerCall at a time."""
+    async def _monitor(self, ids: Sequence[ua.NodeId]) -> None:
+        """One data-change monitored item per node id, MaxMonitoredItemsPerCall at a time, a few calls in
+        flight. The client handle of each is its slot in the layout."""
         sub = self._subscription
         assert sub is not None
-        for chunk in _chunks(ids, self._item_chunk):
-            handles = await sub.subscribe_data_change(
-                [client.get_node(nid) for nid in chunk],
-                queuesize=1,
-                sampling_interval=ua.Double(self.config.interval * 1000.0),
-            )
-            for nid, handle in zip(chunk, handles, strict=True):
-                if isinstance(handle, ua.StatusCode):
-                    for node in self._present.pop(nid):
-                        self._tag_failed(node, f"node {node.node_id} cannot be monitored ({status_name(handle)})")
-                else:
-                    self._handles[nid] = handle
+        requests = []
+        for nid in ids:
+            self._slot_of[nid] = len(self._slots)
+            requests.append(_item_request(nid, len(self._slots), self.config.interval * 1000.0))
+            self._slots.append(self._present[nid])
+        self._relayout()  # before the first notification can arrive
+        chunks = list(_chunks(requests, self._item_chunk))
+        results: list[list[int | ua.StatusCode]] = []
+        for start in range(0, len(chunks), CALLS_IN_FLIGHT):
+            in_flight = chunks[start:start + CALLS_IN_FLIGHT]
+            results += await asyncio.gather(*(sub.create_monitored_items(c) for c in in_flight))
+        failed = False
+        for nid, handle in zip(ids, (h for r in results for h in r), strict=True):
+            if isinstance(handle, ua.StatusCode):
+                self._slots[self._slot_of.pop(nid)] = ()
+                for node in self._present.pop(nid):
+                    self._tag_failed(node, _not_monitored(node, handle))
+                failed = True
+            else:
+                self._handles[nid] = handle
+        if failed:
+            self._present_version += 1
+            self._relayout()
         if self._failed:
             self._add_failed_rows(self._builder)
             self._schedule_flush()
+
+    def _relayout(self) -> None:
+        """The slots -> the arrays to_batch reads (after nodes were added or forgotten)."""
+        for nid, slot in self._slot_of.items():
+            self._slots[slot] = self._present.get(nid, ())
+        self._layout = _Layout.build(self._slots)
 
     async def _browse_loop(self, client: Client) -> None:
         """Browse again every ``browse.interval``: subscribe the new variables, unsubscribe the vanished."""
@@ -555,12 +625,16 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
                 added, vanished = await self._browse(client)
                 dropped = self._forget(vanished)
                 handles = [h for nid in dropped if (h := self._handles.pop(nid, None)) is not None]
+                for nid in dropped:
+                    if (slot := self._slot_of.pop(nid, None)) is not None:
+                        self._slots[slot] = ()
+                self._relayout()
                 if handles and self._subscription is not None:
                     for chunk in _chunks(handles, self._item_chunk):
                         await self._subscription.unsubscribe(list(chunk))
                 before = set(self._present)
                 await self._check_nodes(client, added)
-                await self._monitor(client, [nid for nid in self._present if nid not in before])
+                await self._monitor([nid for nid in self._present if nid not in before])
             except _IO_ERRORS as exc:
                 self._set_lost(f"browse failed: {_describe(exc)}")
                 return
@@ -595,18 +669,21 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
             self.status.record_batch(batch, self.clock.time())
             yield batch
 
-    # --- called by asyncua's subscription -----------------------------------------------
+    # --- called by the subscription ------------------------------------------------------
 
-    def on_data_change(self, node: Node, data: DataChangeNotif) -> None:
-        targets = self._present.get(node.nodeid)
-        if not targets:  # a node no longer monitored (a late notification after a failure)
-            self.status.values_dropped += 1
-            return
-        dv = data.monitored_item.Value
+    def on_data_changes(self, items: Sequence[ua.MonitoredItemNotification]) -> None:
+        """The data changes of one publish response -> one batch (columnar: no per-value Python call)."""
         received = self.clock.time_ns()
-        for target in targets:
-            self._add(self._builder, target, dv, received)
-        self._schedule_flush()
+        slots = np.fromiter([item.ClientHandle for item in items], np.int64, len(items))
+        layout = self._layout
+        done = to_batch([item.Value for item in items], slots, layout.targets, self.config.timestamp, received)
+        self.status.values_dropped += done.dropped  # a late notification for a node no longer monitored
+        if done.errors or self.status.tag_errors:
+            self._report(done, layout)
+        if done.batch.num_rows:
+            self._pending.append(done.batch)
+            self._pending_rows += done.batch.num_rows
+            self._schedule_flush()
 
     def on_status_change(self, status: ua.StatusChangeNotification) -> None:
         code = status.Status
@@ -628,27 +705,92 @@ class OpcUaStreamingConnector(OpcUaConnector, StreamingConnector):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        rows = len(self._builder)
+        if len(self._builder):
+            failed = self._builder.build()
+            self._pending.insert(0, failed)
+            self._pending_rows += failed.num_rows
+        rows = self._pending_rows
         if not rows:
             return
         if self._queue.full():
             if rows > self.max_buffered_rows:
                 self.status.values_dropped += rows
-                self._builder = SampleBuilder()
+                self._pending, self._pending_rows = [], 0
                 log.warning("%s: consumer too slow, dropped %d values (%d in total)", self.where, rows,
-                               self.status.values_dropped)
+                            self.status.values_dropped)
             return
-        self._queue.put_nowait(self._builder.build())
+        batches, self._pending, self._pending_rows = self._pending, [], 0
+        self._queue.put_nowait(_concat(batches))
+
+
+def _not_monitored(node: _Node, code: ua.StatusCode) -> str:
+    name = status_name(code)
+    if name == "BadNodeIdUnknown":
+        return f"node {node.node_id} does not exist ({name})"
+    if name == "BadAttributeIdInvalid":  # a Value attribute is what a variable has
+        return f"node {node.node_id} is not a variable ({name})"
+    return f"node {node.node_id} cannot be monitored ({name})"
+
+
+class _Subscription(Subscription):
+    """asyncua's subscription, handing each publish response's data changes to the connector at once
+    (asyncua's own path makes a task and a handler call per value). Status changes go its usual way."""
+
+    def __init__(self, client: Client, params: ua.CreateSubscriptionParameters,
+                 connector: OpcUaStreamingConnector) -> None:
+        super().__init__(client.uaclient.session, params, _Handler(connector))
+        self._connector = connector
+
+    async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+        message = publish_result.NotificationMessage
+        if message.NotificationData:
+            rest = []
+            for notification in message.NotificationData:
+                if isinstance(notification, ua.DataChangeNotification):
+                    if notification.MonitoredItems:
+                        self._connector.on_data_changes(notification.MonitoredItems)
+                else:
+                    rest.append(notification)
+            message.NotificationData = rest
+        await super().publish_callback(publish_result)  # keep-alive time, sequence number, status changes
+
+
+async def _create_subscription(client: Client, period_ms: float, connector: OpcUaStreamingConnector) -> Subscription:
+    """``client.create_subscription`` (the same parameters), with :class:`_Subscription`."""
+    params = ua.CreateSubscriptionParameters()
+    params.RequestedPublishingInterval = period_ms
+    params.RequestedLifetimeCount = 10000
+    params.RequestedMaxKeepAliveCount = client.get_keepalive_count(period_ms)
+    params.MaxNotificationsPerPublish = 10000
+    params.PublishingEnabled = True
+    params.Priority = 0
+    subscription = _Subscription(client, params, connector)
+    results = await subscription.init()
+    revised = client.get_subscription_revised_params(params, results)
+    if revised:
+        await subscription.update(revised)
+    return subscription
+
+
+def _item_request(nid: ua.NodeId, handle: int, sampling_ms: float) -> ua.MonitoredItemCreateRequest:
+    """A data-change monitored item on ``nid``'s value, reported under client handle ``handle``."""
+    params = ua.MonitoringParameters()
+    params.ClientHandle = ua.UInt32(handle)
+    params.SamplingInterval = ua.Double(sampling_ms)
+    params.QueueSize = ua.UInt32(1)
+    params.DiscardOldest = True
+    request = ua.MonitoredItemCreateRequest()
+    request.ItemToMonitor = ua.ReadValueId(NodeId=nid, AttributeId=ua.AttributeIds.Value)
+    request.MonitoringMode = ua.MonitoringMode.Reporting
+    request.RequestedParameters = params
+    return request
 
 
 class _Handler:
-    """asyncua's subscription handler protocol, forwarding to the connector."""
+    """asyncua's subscription handler protocol: status changes, forwarded to the connector."""
 
     def __init__(self, connector: OpcUaStreamingConnector) -> None:
         self._connector = connector
-
-    def datachange_notification(self, node: Node, val: Any, data: DataChangeNotif) -> None:
-        self._connector.on_data_change(node, data)
 
     def status_change_notification(self, status: ua.StatusChangeNotification) -> None:
         self._connector.on_status_change(status)
@@ -663,6 +805,14 @@ def make_opcua_connector(config: OpcUaSource,
 
 
 # --- pure helpers ---------------------------------------------------------------------
+
+
+def _concat(batches: Sequence[pa.RecordBatch]) -> pa.RecordBatch:
+    """One batch of ``batches`` (each stream column with its own dictionary)."""
+    batches = [b for b in batches if b.num_rows] or list(batches[:1])
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).unify_dictionaries().combine_chunks().to_batches()[0]
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

@@ -390,20 +390,26 @@ async def test_close_is_bounded_on_a_hung_server(frozen_proxy: FreezingProxy) ->
 
 
 @live
-async def test_invalid_nodes_are_tag_errors(sim: OpcUaSimulator) -> None:
+@pytest.mark.parametrize("mode", ["subscribe", "poll"])
+async def test_invalid_nodes_are_tag_errors(sim: OpcUaSimulator, mode: str) -> None:
     nodes = [*example_nodes()[:2],
              {"node_id": "i=abc", "alias": "/bad/id"},
              {"node_id": "ns=2;s=Press1", "alias": "/bad/folder"},
              {"node_id": "nsu=urn:nowhere;s=X", "alias": "/bad/namespace"}]
-    connector = make_opcua_connector(source(sim.endpoint, nodes, mode="poll"))
+    connector = make_opcua_connector(source(sim.endpoint, nodes, mode=mode))
     await connector.open()
     try:
         errors = connector.status.tag_errors
         assert set(errors) == {"/bad/id", "/bad/folder", "/bad/namespace"}
         assert errors["/bad/id"].startswith("node i=abc is not a valid node id")
-        assert errors["/bad/folder"] == "node ns=2;s=Press1 is not a variable (node class Object)"
+        # poll mode reads the node class; subscribe mode has CreateMonitoredItems' verdict (no extra read)
+        folder = {"poll": "(node class Object)", "subscribe": "(BadAttributeIdInvalid)"}[mode]
+        assert errors["/bad/folder"] == f"node ns=2;s=Press1 is not a variable {folder}"
         assert "namespace 'urn:nowhere' is not on the server" in errors["/bad/namespace"]
-        seen = rows(await connector.poll())
+        if isinstance(connector, OpcUaStreamingConnector):
+            seen = await collect(connector, {*errors, example_nodes()[0]["alias"]})
+        else:
+            seen = rows(await connector.poll())
         assert {a: seen[a][:2] for a in errors} == dict.fromkeys(errors, (None, Quality.BAD))
         assert seen[example_nodes()[0]["alias"]][:2] == ("double", Quality.GOOD)
     finally:
