@@ -28,11 +28,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``: never a half-written file, durable on return."""
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data``: never a half-written file, durable on return. ``mode`` (less the umask)
+    is the new file's from its creation on (``0o600`` for a private key: never readable by others, not even
+    for a moment)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    tmp.unlink(missing_ok=True)  # one a crash left keeps its mode: the new file gets ``mode``
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -24,14 +24,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
+from sitewise_edge.clock import NS_PER_DAY
 from sitewise_edge.files import fsync_dir
 from storage import segments
 from storage.query import RESOLUTIONS_NS, Reader
@@ -43,12 +42,6 @@ log = logging.getLogger(__name__)
 
 SOURCES_KEY = b"sitewise_edge.aggregates.sources"
 Catalog = dict[str, tuple[Path, frozenset[str]]]  # day folder name -> (sidecar, names of the files it covers)
-
-
-def day_start_ns(day: str) -> int:
-    """``day=2026-11-25`` -> the ns of its midnight UTC."""
-    dt = datetime.strptime(day[4:], "%Y-%m-%d").replace(tzinfo=UTC)
-    return int(dt.timestamp()) * NS_PER_S
 
 
 def _sources(path: Path) -> frozenset[str] | None:
@@ -93,7 +86,12 @@ def _by_day(files: tuple[Path, ...] | list[Path]) -> dict[str, frozenset[str]]:
 def usable(catalog: Catalog, files: tuple[Path, ...]) -> dict[int, Path]:
     """Day start ns -> sidecar for the days whose sidecar was built from exactly their files in ``files``."""
     live = _by_day(files)
-    return {day_start_ns(day): path for day, (path, sources) in catalog.items() if live.get(day) == sources}
+    out: dict[int, Path] = {}
+    for day, (path, sources) in catalog.items():
+        start = segments.folder_day_ns(day)
+        if start is not None and live.get(day) == sources:
+            out[start] = path
+    return out
 
 
 def stale_days(catalog: Catalog, files: list[Path], today_ns: int) -> list[str]:

@@ -20,7 +20,6 @@ DuckDB timestamps, so no precision is lost. Intervals are (start, end], as in Si
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -28,7 +27,7 @@ import pyarrow as pa
 
 from sitewise_edge.clock import NS_PER_DAY, NS_PER_S
 from sitewise_edge.samples import SCHEMA, Quality
-from storage import tombstones
+from storage import segments, tombstones
 from storage.encoding import SQL_COLUMNS
 from storage.snapshot import ROW_BITS, Snapshot
 
@@ -54,7 +53,7 @@ class Reader:
         self._files = snapshot.files
         # the UTC day each file holds rows of (its day folder, storage/segments.py): a time range opens only the
         # files of its days, not every footer of the store (None: a file outside a day folder, always read)
-        self._file_days = [_folder_day_ns(p) for p in snapshot.files]
+        self._file_days = [segments.folder_day_ns(p.parent.name) for p in snapshot.files]
         self._tombstones = snapshot.tombstones
         con.execute("CREATE OR REPLACE TEMP VIEW raw AS " + self._rows())
         con.execute(f"CREATE OR REPLACE TEMP VIEW samples AS SELECT * EXCLUDE (_v) FROM raw QUALIFY {_LATEST_VERSION}")
@@ -464,16 +463,6 @@ def _files_sql(files: Sequence[Path]) -> str:
     paths = ", ".join(_sql_string(str(p)) for p in files)
     version = f"CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS BIGINT) << {ROW_BITS}"
     return f"SELECT {SQL_COLUMNS}, {version} AS _v FROM read_parquet([{paths}], filename=true)"
-
-
-def _folder_day_ns(path: Path) -> int | None:
-    """The start of the UTC day of a file's folder (``day=2026-11-25``), None for a file outside a day folder."""
-    name = path.parent.name
-    try:
-        day = datetime.strptime(name[4:], "%Y-%m-%d").replace(tzinfo=UTC) if name.startswith("day=") else None
-    except ValueError:
-        return None
-    return None if day is None else int(day.timestamp()) * NS_PER_S
 
 
 def _sql_string(text: str) -> str:

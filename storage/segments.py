@@ -32,6 +32,16 @@ def day_folder(day_start_ns: int) -> str:
     return "day=" + datetime.fromtimestamp(day_start_ns / NS_PER_S, UTC).strftime("%Y-%m-%d")
 
 
+def folder_day_ns(name: str) -> int | None:
+    """``day=2026-11-25`` (the inverse of :func:`day_folder`) -> the ns of its midnight UTC; None for a name
+    that is no day folder."""
+    try:
+        day = datetime.strptime(name[4:], "%Y-%m-%d") if name.startswith("day=") else None
+    except ValueError:
+        return None
+    return None if day is None else int(day.replace(tzinfo=UTC).timestamp()) * NS_PER_S
+
+
 def sort_and_dedupe(table: pa.Table) -> pa.Table:
     """Sort by stream, time, quality; of rows with the same key keep the last written (table order)."""
     n = table.num_rows

@@ -257,7 +257,8 @@ class OpcUaConnector(Connector):
         """The gateway's certificate, the server's endpoint and certificate (checked before any secured
         message, so a password never reaches an untrusted server), then the policy and mode."""
         config = self.config
-        own = own_certificate(config, self.clock)
+        # files (and, at the first start, an RSA key generated and fsynced): off the event loop
+        own = await asyncio.to_thread(own_certificate, config, self.clock)
         if not self._own_logged:
             self._own_logged = True
             made = "generated" if own.generated else "using"
@@ -273,7 +274,7 @@ class OpcUaConnector(Connector):
         server_cert = server_certificate(endpoint)
         self.connection["serverCertificate"] = {"sha256": fingerprint(server_cert), "subject": common_name(server_cert),
                                                 "notAfter": server_cert.not_valid_after_utc.isoformat()}
-        check_server(server_cert, endpoint, config, self.clock)
+        await asyncio.to_thread(check_server, server_cert, endpoint, config, self.clock)  # reads the trust list
         if config.trust_any_server and not self._trust_any_logged:
             self._trust_any_logged = True
             log.warning("%s: trust_any_server is on: the server certificate is not checked (this one is %s, "

@@ -18,9 +18,7 @@ Everything here but :func:`trusted`, :func:`reject` and :func:`write_own` is pur
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
-import os
 import re
 import socket
 from pathlib import Path
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sitewise_edge.clock import Clock
+from sitewise_edge.files import write_bytes_atomic
 
 OWN_CERT = Path("own") / "cert.der"
 OWN_KEY = Path("own") / "key.pem"
@@ -52,12 +51,17 @@ def default_application_uri() -> str:
 
 def fingerprint(cert: x509.Certificate) -> str:
     """The SHA-256 fingerprint as servers and UaExpert show it: ``AB:CD:...`` (32 pairs)."""
-    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+    return colons(sha256_hex(cert))
 
 
 def sha256_hex(cert: x509.Certificate) -> str:
     """The SHA-256 fingerprint as 64 lower-case hex digits (the form ``server_certificate_sha256`` is kept in)."""
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def colons(hexed: str) -> str:
+    """Hex digits as a fingerprint is shown: ``ab12cd`` -> ``AB:12:CD``."""
+    return ":".join(hexed[i:i + 2] for i in range(0, len(hexed), 2)).upper()
 
 
 def common_name(cert: x509.Certificate) -> str:
@@ -115,24 +119,12 @@ def write_own(folder: Path, app_uri: str, clock: Clock) -> tuple[Path, Path]:
     leaves either both files or a key alone (which the next start replaces), never a torn file.
     """
     cert_path, key_path = folder / OWN_CERT, folder / OWN_KEY
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-    _write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()), 0o600)
+    write_bytes_atomic(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                   serialization.NoEncryption()), 0o600)
     cert = make_certificate(key, app_uri, clock)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.DER), 0o644)
+    write_bytes_atomic(cert_path, cert.public_bytes(serialization.Encoding.DER))
     return cert_path, key_path
-
-
-def _write_atomic(path: Path, content: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, content)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def server_verdict(cert: x509.Certificate, server_uri: str | None, now: float) -> str | None:
@@ -191,5 +183,5 @@ def reject(cert: x509.Certificate, trust_list: Path) -> Path:
     name = re.sub(r"[^A-Za-z0-9._@-]+", "_", common_name(cert)).strip("_") or "server"
     path = folder / f"{name} [{sha256_hex(cert)[:16]}].der"
     if not path.exists():
-        _write_atomic(path, cert.public_bytes(serialization.Encoding.DER), 0o644)
+        write_bytes_atomic(path, cert.public_bytes(serialization.Encoding.DER))
     return path

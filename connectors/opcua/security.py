@@ -228,7 +228,7 @@ def check_server(cert: x509.Certificate, endpoint: ua.EndpointDescription, confi
     if kind == "sha256":
         if pki.sha256_hex(cert) != config.server_certificate_sha256:
             raise PkiError(f"{what} is not the pinned one (server_certificate_sha256 "
-                           f"{_colons(config.server_certificate_sha256 or '')})", field="server_certificate_sha256",
+                           f"{pki.colons(config.server_certificate_sha256 or '')})", field="server_certificate_sha256",
                            path=None)
         return
     if kind == "certificate":
@@ -250,10 +250,6 @@ def check_server(cert: x509.Certificate, endpoint: ua.EndpointDescription, confi
     raise PkiError(f"{what} is not trusted: it was saved as {str(saved)!r}; if it is your server's, move that "
                    f"file to {str(folder / pki.TRUSTED)!r} and the next attempt connects", field="trust_list",
                    path=saved)
-
-
-def _colons(hexed: str) -> str:
-    return ":".join(hexed[i:i + 2] for i in range(0, len(hexed), 2)).upper()
 
 
 def apply_security(client: Client, config: OpcUaSource, own: Own, server_cert: x509.Certificate) -> None:
