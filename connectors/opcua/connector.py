@@ -770,6 +770,7 @@ async def _create_subscription(client: Client, period_ms: float, connector: OpcU
     revised = client.get_subscription_revised_params(params, results)
     if revised:
         await subscription.update(revised)
+    client._subscriptions.append(subscription)  # as create_subscription: asyncua's stale-subscription watchdog
     return subscription
 
 
